@@ -1,0 +1,1 @@
+"""Pure logic shared by every part of Tether. Nothing here performs I/O."""

@@ -1,0 +1,50 @@
+"""The sink port: publish a batch of events, report one outcome per event.
+
+Contract every adapter keeps (and ``tests/contract/test_sink_contract.py`` checks):
+
+* ``publish(events)`` returns exactly one :class:`Outcome` per event, in the same order.
+* An outcome of ``OK`` means the target has durably accepted the event (broker ack).
+* Publishing the same event id twice is safe: targets that can de-duplicate do so by event id
+  (JetStream ``Nats-Msg-Id``, AMQP message-id, ``webhook-id``), the rest deliver it again.
+* A failure of one event is reported in its outcome and costs only that event an attempt.
+* If the whole target is unreachable the sink raises :class:`SinkUnavailableError`: the relay
+  then waits and retries without spending any event's attempts.
+* Events passed in one call never share a partition key, so a sink need not order within a
+  call; calls for one key are made one after the other.
+* ``close()`` releases connections; ``publish`` after ``close`` raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from tether.core.envelope import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of publishing one event to one sink."""
+
+    ok: bool
+    error: str | None = None
+    retryable: bool = True
+
+    @staticmethod
+    def failed(error: str, *, retryable: bool = True) -> Outcome:
+        return Outcome(ok=False, error=error, retryable=retryable)
+
+
+OK = Outcome(ok=True)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A delivery target. ``name`` is what routing rules refer to."""
+
+    name: str
+
+    async def publish(self, events: Sequence[Event]) -> Sequence[Outcome]: ...
+
+    async def close(self) -> None: ...

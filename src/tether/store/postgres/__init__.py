@@ -1,0 +1,1 @@
+"""PostgreSQL adapters of Tether's storage ports."""
