@@ -24,7 +24,8 @@ CREATE TABLE tether_outbox (
     aggregate_type  text,
     aggregate_id    text,
     source          text        NOT NULL DEFAULT 'tether',
-    payload         jsonb       NOT NULL,
+    -- json, not jsonb: the text is kept byte for byte, so the relay ships it without re-encoding.
+    payload         json        NOT NULL,
     user_id         text,
     correlation_id  text,
     causation_id    text,

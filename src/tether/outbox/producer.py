@@ -1,0 +1,120 @@
+"""``add_event``: write an event into the caller's transaction. It never commits.
+
+The event exists if and only if the caller's transaction commits. The write is one statement
+(one round trip); with an idempotency key it is two, and a repeated key in the same tenant
+returns the event written the first time instead of adding another.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tether.core.envelope import Event, make_event
+from tether.core.ids import parse_id
+from tether.store import drivers
+from tether.store.sqlfile import Query, load
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """What ``add_event`` wrote: the event's id, and whether this call created it."""
+
+    id: uuid.UUID
+    created: bool
+    event: Event
+
+
+def _queries() -> dict[str, Query]:
+    return load("tether.outbox", "producer.sql")
+
+
+def _values(event: Event, max_attempts: int | None) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "partition_key": event.partition_key,
+        "tenant_id": event.tenant_id,
+        "topic": event.topic,
+        "type": event.type,
+        "version": event.version,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "source": event.source,
+        "payload": event.data,
+        "user_id": event.user_id,
+        "correlation_id": event.correlation_id,
+        "causation_id": event.causation_id,
+        "traceparent": event.traceparent,
+        "idempotency_key": event.idempotency_key,
+        "created_at": event.created_at,
+        "max_attempts": max_attempts,
+    }
+
+
+def _plan(target: object, event: Event, notify: bool) -> tuple[Query, Query, Query]:
+    q = _queries()
+    if drivers.dialect_of(target) == "postgresql":
+        insert = q["insert_notify_pg"] if notify else q["insert_pg"]
+        return insert, q["claim_key_pg"], q["find_key_pg"]
+    return q["insert_sqlite"], q["claim_key_sqlite"], q["find_key_sqlite"]
+
+
+def _key_values(event: Event) -> dict[str, object]:
+    return {
+        "tenant_id": event.tenant_id,
+        "key": event.idempotency_key,
+        "event_id": event.id,
+        "created_at": event.created_at,
+    }
+
+
+async def add_event(
+    target: object,
+    type: str,
+    payload: object,
+    *,
+    notify: bool = False,
+    max_attempts: int | None = None,
+    **fields: Any,
+) -> EventRef:
+    """Add an event to the outbox inside the transaction ``target`` has open.
+
+    ``target`` is a SQLAlchemy ``AsyncSession``/``AsyncConnection``, an asyncpg or psycopg
+    async connection, or an aiosqlite connection. ``fields`` are those of
+    :func:`tether.core.envelope.make_event` (``aggregate_type``, ``aggregate_id``,
+    ``tenant_id``, ``topic``, ``idempotency_key``, ...). ``notify=True`` wakes listening relays
+    after commit (one notification per transaction, however many events); leave it off under
+    heavy write load, where relays poll instead (see docs/outbox.md).
+    """
+    event = make_event(type, payload, **fields)
+    insert, claim_key, find_key = _plan(target, event, notify)
+    if event.idempotency_key is not None:
+        claimed = await drivers.execute(target, claim_key, _key_values(event))
+        if not claimed:
+            rows = await drivers.execute(target, find_key, _key_values(event))
+            return EventRef(parse_id(rows[0][0]), created=False, event=event)
+    await drivers.execute(target, insert, _values(event, max_attempts))
+    return EventRef(event.id, created=True, event=event)
+
+
+def add_event_sync(
+    target: object,
+    type: str,
+    payload: object,
+    *,
+    notify: bool = False,
+    max_attempts: int | None = None,
+    **fields: Any,
+) -> EventRef:
+    """:func:`add_event` for synchronous handles: SQLAlchemy ``Session``/``Connection``,
+    psycopg ``Connection``, sqlite3 ``Connection``."""
+    event = make_event(type, payload, **fields)
+    insert, claim_key, find_key = _plan(target, event, notify)
+    if event.idempotency_key is not None:
+        claimed = drivers.execute_sync(target, claim_key, _key_values(event))
+        if not claimed:
+            rows = drivers.execute_sync(target, find_key, _key_values(event))
+            return EventRef(parse_id(rows[0][0]), created=False, event=event)
+    drivers.execute_sync(target, insert, _values(event, max_attempts))
+    return EventRef(event.id, created=True, event=event)

@@ -1,0 +1,57 @@
+"""Named SQL blocks in ``.sql`` files, written once with ``:name`` parameters.
+
+A file holds blocks that start with ``-- name: <query_name>``. Each :class:`Query` renders
+itself for the driver at hand: asyncpg's ``$1``, psycopg's ``%(name)s``, or SQLAlchemy's and
+sqlite3's native ``:name``. ``::type`` casts are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+_HEADER = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    sql: str
+    params: tuple[str, ...] = field(init=False)
+    numbered: str = field(init=False)
+    pyformat: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        order: list[str] = []
+        for match in _PARAM.finditer(self.sql):
+            if match.group(1) not in order:
+                order.append(match.group(1))
+        object.__setattr__(self, "params", tuple(order))
+        object.__setattr__(
+            self, "numbered", _PARAM.sub(lambda m: f"${order.index(m.group(1)) + 1}", self.sql)
+        )
+        object.__setattr__(
+            self, "pyformat", _PARAM.sub(lambda m: f"%({m.group(1)})s", self.sql.replace("%", "%%"))
+        )
+
+    def args(self, values: dict[str, object]) -> list[object]:
+        """Positional arguments for the numbered form, in order."""
+        return [values[name] for name in self.params]
+
+
+def parse(text: str) -> dict[str, Query]:
+    headers = list(_HEADER.finditer(text))
+    queries: dict[str, Query] = {}
+    for i, header in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        body = text[header.end() : end].strip()
+        queries[header.group(1)] = Query(header.group(1), body)
+    return queries
+
+
+@cache
+def load(package: str, filename: str) -> dict[str, Query]:
+    return parse(resources.files(package).joinpath(filename).read_text())
