@@ -1,0 +1,298 @@
+"""The relay: claim outbox rows, publish them to their sinks, settle the outcome.
+
+One batch is one unit of work on the store (a transaction on PostgreSQL). Within a batch each
+partition key appears at most once, so the sinks can be called concurrently without breaking
+per-aggregate order. Outcomes, per event:
+
+* every routed sink acknowledged      -> published (deleted, or kept as done)
+* a sink reported the event failed   -> one attempt spent; retried after backoff, or dead
+* a sink is unreachable              -> the event waits, no attempt spent; the sink is paused
+* the event matches no route         -> dead at once ("no route"), never silently dropped
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tether.core.backoff import RetryPolicy
+from tether.core.errors import ConfigError, SinkUnavailableError
+from tether.ops import metrics
+from tether.outbox.ports import ClaimedEvent, OutboxStore, Retry
+from tether.outbox.routing import Router
+from tether.sinks.base import Outcome, Sink
+
+log = logging.getLogger("tether.relay")
+
+_OUTAGE = RetryPolicy(max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=10))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    batch_size: int = 500
+    concurrency: int = 1
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    publish_timeout: float = 10.0
+    poll_interval: float = 0.005
+    idle_poll_interval: float = 0.25
+    idle_after: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10_000:
+            raise ConfigError(f"relay batch_size must be 1..10000, got {self.batch_size}")
+        if not 1 <= self.concurrency <= 64:
+            raise ConfigError(f"relay concurrency must be 1..64, got {self.concurrency}")
+        if self.publish_timeout <= 0:
+            raise ConfigError(f"relay publish_timeout must be positive, got {self.publish_timeout}")
+        if not 0 < self.poll_interval <= self.idle_poll_interval:
+            raise ConfigError("relay poll intervals must satisfy 0 < poll_interval <= idle_poll_interval")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    claimed: int = 0
+    published: int = 0
+    retried: int = 0
+    deferred: int = 0
+    dead: int = 0
+
+
+@dataclass(slots=True)
+class RelayStats:
+    batches: int = 0
+    published: int = 0
+    retried: int = 0
+    deferred: int = 0
+    dead: int = 0
+    loop_errors: int = 0
+    last_error: str | None = None
+
+    def add(self, report: BatchReport) -> None:
+        self.batches += 1
+        self.published += report.published
+        self.retried += report.retried
+        self.deferred += report.deferred
+        self.dead += report.dead
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    ok: bool
+    error: str | None = None
+    retryable: bool = True
+    deferred: bool = False
+
+
+_OK = _Result(ok=True)
+
+
+class Relay:
+    """Moves events from an :class:`OutboxStore` to :class:`Sink` s. The caller owns both."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        sinks: Sequence[Sink],
+        *,
+        router: Router | None = None,
+        config: RelayConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        names = [s.name for s in sinks]
+        if not sinks:
+            raise ConfigError("a relay needs at least one sink")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sink names must be unique, got {names}")
+        bad = [n for n in names if not n or "," in n]
+        if bad:
+            raise ConfigError(f"sink names must be non-empty and contain no comma: {bad}")
+        self._store = store
+        self._sinks = {s.name: s for s in sinks}
+        self._router = router or Router.everything_to(names)
+        self.config = config or RelayConfig()
+        self._rng = rng or random.Random()
+        self._down_until: dict[str, float] = {}
+        self._outages: dict[str, int] = {}
+        self.stats = RelayStats()
+        self.batch_done = asyncio.Event()
+
+    async def run_once(self) -> BatchReport:
+        """Claim one batch, publish it, settle it. Returns what happened."""
+        started = time.perf_counter()
+        async with self._store.claim(self.config.batch_size) as batch:
+            if not batch.events:
+                return BatchReport()
+            published, retries, report = await self._deliver(batch.events)
+            await batch.settle(published, retries)
+        metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._count(report)
+        return report
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run ``config.concurrency`` claim loops until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        await asyncio.gather(*(self._loop(stop) for _ in range(self.config.concurrency)))
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        last_work = time.monotonic()
+        failures = 0
+        while not stop.is_set():
+            try:
+                report = await self.run_once()
+                failures = 0
+            except Exception as exc:  # the relay must outlive any failure of store or sink
+                failures += 1
+                self.stats.loop_errors += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                metrics.RELAY_ERRORS.inc()
+                log.warning("relay batch failed (%s); retrying", self.stats.last_error)
+                await _sleep_unless(stop, _OUTAGE.delay(failures, self._rng).total_seconds())
+                continue
+            if report.claimed >= self.config.batch_size:
+                continue
+            now = time.monotonic()
+            if report.claimed:
+                last_work = now
+            idle = now - last_work > self.config.idle_after
+            timeout = self.config.idle_poll_interval if idle else self.config.poll_interval
+            await _wait_for_work(stop, self._store, timeout)
+
+    async def _deliver(
+        self, claimed: Sequence[ClaimedEvent]
+    ) -> tuple[list[int], list[Retry], BatchReport]:
+        targets = [self._router.sinks_for(c.event) for c in claimed]
+        per_sink: dict[str, list[int]] = {}
+        for i, c in enumerate(claimed):
+            for name in targets[i] - c.done_sinks:
+                per_sink.setdefault(name, []).append(i)
+        names = list(per_sink)
+        results = await asyncio.gather(
+            *(self._publish(n, [claimed[i] for i in per_sink[n]]) for n in names)
+        )
+        by_event: list[dict[str, _Result]] = [{} for _ in claimed]
+        for name, sink_results in zip(names, results, strict=True):
+            for i, result in zip(per_sink[name], sink_results, strict=True):
+                by_event[i][name] = result
+        return self._settlements(claimed, targets, by_event)
+
+    def _settlements(
+        self,
+        claimed: Sequence[ClaimedEvent],
+        targets: Sequence[frozenset[str]],
+        by_event: Sequence[dict[str, _Result]],
+    ) -> tuple[list[int], list[Retry], BatchReport]:
+        published: list[int] = []
+        retries: list[Retry] = []
+        retried = deferred = dead = 0
+        for c, routed, results in zip(claimed, targets, by_event, strict=True):
+            if not routed:
+                retries.append(self._no_route(c))
+                dead += 1
+                continue
+            failed = {n: r for n, r in results.items() if not r.ok}
+            if not failed:
+                published.append(c.seq)
+                continue
+            done = c.done_sinks | {n for n, r in results.items() if r.ok}
+            retry = self._retry(c, failed, done)
+            retries.append(retry)
+            if retry.dead:
+                dead += 1
+            elif retry.charge:
+                retried += 1
+            else:
+                deferred += 1
+        report = BatchReport(len(claimed), len(published), retried, deferred, dead)
+        return published, retries, report
+
+    def _retry(self, c: ClaimedEvent, failed: dict[str, _Result], done: frozenset[str]) -> Retry:
+        charged = {n: r for n, r in failed.items() if not r.deferred}
+        error = "; ".join(f"{n}: {r.error}" for n, r in sorted(failed.items()))
+        if not charged:
+            return Retry(c.seq, error, self._defer_delay(failed), False, False, done)
+        attempts = c.attempts + 1
+        limit = c.max_attempts or self.config.retry.max_attempts
+        permanent = any(not r.retryable for r in charged.values())
+        dead = permanent or attempts >= limit
+        delay = self.config.retry.delay(attempts, self._rng).total_seconds()
+        return Retry(c.seq, error, delay, True, dead, done)
+
+    def _no_route(self, c: ClaimedEvent) -> Retry:
+        error = f"no route sends topic {c.event.topic!r} / type {c.event.type!r} to any sink"
+        return Retry(c.seq, error, 0.0, True, True, c.done_sinks)
+
+    def _defer_delay(self, failed: dict[str, _Result]) -> float:
+        now = time.monotonic()
+        return max(0.05, min(self._down_until.get(n, now) - now for n in failed))
+
+    async def _publish(self, name: str, claimed: Sequence[ClaimedEvent]) -> list[_Result]:
+        if self._down_until.get(name, 0.0) > time.monotonic():
+            return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(claimed)
+        sink = self._sinks[name]
+        events = [c.event for c in claimed]
+        try:
+            outcomes = await asyncio.wait_for(sink.publish(events), self.config.publish_timeout)
+        except SinkUnavailableError as exc:
+            return self._sink_down(name, str(exc), len(claimed))
+        except TimeoutError:
+            timeout = self.config.publish_timeout
+            return [_Result(False, f"publish timed out after {timeout:g}s")] * len(claimed)
+        except Exception as exc:
+            if len(claimed) == 1:
+                return [_Result(False, f"{type(exc).__name__}: {exc}")]
+            # One poisonous event must not cost the whole batch: find it by publishing alone.
+            singles = [await self._publish(name, [c]) for c in claimed]
+            return [r[0] for r in singles]
+        self._outages.pop(name, None)
+        self._down_until.pop(name, None)
+        if len(outcomes) != len(claimed):
+            error = f"sink {name} returned {len(outcomes)} outcomes for {len(claimed)} events"
+            return [_Result(False, error)] * len(claimed)
+        return [_OK if o.ok else _from_outcome(o) for o in outcomes]
+
+    def _sink_down(self, name: str, error: str, count: int) -> list[_Result]:
+        metrics.SINK_UNAVAILABLE.labels(name).inc()
+        outages = self._outages.get(name, 0) + 1
+        self._outages[name] = outages
+        pause = _OUTAGE.bound(outages).total_seconds()
+        self._down_until[name] = time.monotonic() + pause
+        log.warning("sink %s unavailable (%s); pausing it %.2fs", name, error, pause)
+        return [_Result(False, f"unavailable: {error}", deferred=True)] * count
+
+    def _count(self, report: BatchReport) -> None:
+        self.stats.add(report)
+        for outcome in ("published", "retried", "deferred", "dead"):
+            value = getattr(report, outcome)
+            if value:
+                metrics.RELAY_EVENTS.labels(outcome).inc(value)
+        self.batch_done.set()
+        self.batch_done.clear()
+
+
+def _from_outcome(outcome: Outcome) -> _Result:
+    return _Result(False, outcome.error or "failed", outcome.retryable)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_for_work(stop: asyncio.Event, store: OutboxStore, timeout: float) -> None:
+    if stop.is_set():
+        return
+    stopper = asyncio.ensure_future(stop.wait())
+    waiter = asyncio.ensure_future(store.wait(timeout))
+    try:
+        await asyncio.wait({stopper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stopper, waiter):
+            if not task.done():
+                task.cancel()

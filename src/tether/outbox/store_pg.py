@@ -1,0 +1,126 @@
+"""PostgreSQL adapter of the relay's storage port (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from tether.core.envelope import Event
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry
+from tether.store.sqlfile import load
+
+CHANNEL = "tether_outbox"
+_Q = load("tether.outbox", "relay_pg.sql")
+_CLAIM = _Q["claim"].numbered
+_DELETE = _Q["delete_published"].numbered
+_MARK = _Q["mark_published"].numbered
+_RETRIES = _Q["record_retries"].numbered
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "application_name": "tether-relay"}
+MAX_ERROR_CHARS = 2000
+
+
+def row_to_claimed(row: Any) -> ClaimedEvent:
+    event = Event(
+        id=uuid.UUID(bytes=row[1].bytes),
+        type=row[2],
+        data=row[3].encode(),
+        topic=row[4],
+        version=row[5],
+        tenant_id=row[6],
+        aggregate_type=row[7],
+        aggregate_id=row[8],
+        partition_key=row[9],
+        source=row[10],
+        created_at=row[11],
+        user_id=row[12],
+        correlation_id=row[13],
+        causation_id=row[14],
+        traceparent=row[15],
+        idempotency_key=row[16],
+    )
+    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(row[19]))
+
+
+@dataclass(slots=True)
+class _Batch:
+    conn: PoolConnectionProxy[asyncpg.Record]
+    events: Sequence[ClaimedEvent]
+    keep_published: bool
+
+    async def settle(self, published: Sequence[int], retries: Sequence[Retry]) -> None:
+        if published:
+            await self.conn.execute(_MARK if self.keep_published else _DELETE, list(published))
+        if retries:
+            await self.conn.execute(
+                _RETRIES,
+                [r.seq for r in retries],
+                [r.error[:MAX_ERROR_CHARS] for r in retries],
+                [r.delay for r in retries],
+                [r.charge for r in retries],
+                [r.dead for r in retries],
+                [",".join(sorted(r.done_sinks)) for r in retries],
+            )
+
+
+class PostgresOutboxStore:
+    """Claims outbox rows on a pool of asyncpg connections; wakes on LISTEN when producers notify.
+
+    ``keep_published`` keeps published rows as ``done`` (for retention sweeps and auditing)
+    instead of deleting them at once, at the cost of an index update per row.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, keep_published: bool = False) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._keep = keep_published
+        self._wakeup = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, connections: int = 1, keep_published: bool = False
+    ) -> PostgresOutboxStore:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=max(1, connections), server_settings=SERVER_SETTINGS
+        )
+        return cls(pool, dsn, keep_published=keep_published)
+
+    @contextlib.asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[OutboxBatch]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, limit)
+            yield _Batch(conn, [row_to_claimed(r) for r in rows], self._keep)
+
+    def _notified(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        # A lost listener only costs latency (polling continues), so failures here are quiet.
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            conn = await asyncpg.connect(self._dsn, timeout=2)
+            await conn.add_listener(CHANNEL, self._notified)
+            self._listener = conn
+
+    async def wait(self, timeout: float) -> bool:
+        await self._ensure_listener()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._wakeup.clear()
+        return True
+
+    async def close(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        await self._pool.close()
