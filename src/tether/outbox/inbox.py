@@ -1,0 +1,71 @@
+"""The consumer inbox: process each event id at most once, inside the consumer's transaction.
+
+Delivery is at least once, so consumers see repeats. ``Inbox.first_time`` records the event id
+in the same transaction as the consumer's own writes: if that transaction commits, the id is
+remembered and a repeat is skipped; if it rolls back, the id is forgotten and the redelivery is
+processed. Concurrent deliveries of one id serialize on the primary key: the second waits for
+the first to commit, then sees the id as processed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from tether.core.errors import ConfigError
+from tether.core.ids import parse_id
+from tether.store import drivers
+from tether.store.sqlfile import load
+
+T = TypeVar("T")
+_CONSUMER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+
+
+def _q(name: str, target: object) -> tuple[str, bool]:
+    dialect = drivers.dialect_of(target)
+    return f"{name}_{'pg' if dialect == 'postgresql' else 'sqlite'}", dialect == "sqlite"
+
+
+class Inbox:
+    """The inbox of one named consumer (e.g. ``"billing"``)."""
+
+    def __init__(self, consumer: str) -> None:
+        if not _CONSUMER.match(consumer):
+            raise ConfigError(
+                f"inbox consumer name {consumer!r} is invalid: 1-128 of letters, digits, . _ : -"
+            )
+        self.consumer = consumer
+
+    async def first_time(self, target: object, event_id: uuid.UUID | str) -> bool:
+        """Record ``event_id`` in the caller's transaction; True if it was not processed before."""
+        name, _ = _q("claim", target)
+        values = {"consumer": self.consumer, "event_id": parse_id(event_id), "now": _now()}
+        rows = await drivers.execute(target, load("tether.outbox", "inbox.sql")[name], values)
+        return bool(rows)
+
+    def first_time_sync(self, target: object, event_id: uuid.UUID | str) -> bool:
+        name, _ = _q("claim", target)
+        values = {"consumer": self.consumer, "event_id": parse_id(event_id), "now": _now()}
+        rows = drivers.execute_sync(target, load("tether.outbox", "inbox.sql")[name], values)
+        return bool(rows)
+
+    async def handle(
+        self, target: object, event_id: uuid.UUID | str, handler: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """Run ``handler`` unless this event was processed already; None when skipped."""
+        if not await self.first_time(target, event_id):
+            return None
+        return await handler()
+
+
+async def sweep(target: object, older_than: timedelta) -> None:
+    """Forget ids processed more than ``older_than`` ago (keep it above the redelivery horizon)."""
+    name, _ = _q("sweep", target)
+    await drivers.execute(target, load("tether.outbox", "inbox.sql")[name], {"before": _now() - older_than})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
