@@ -1,0 +1,1 @@
+"""The HTTP edge: Idempotency-Key and rate limiting as plain ASGI middleware."""

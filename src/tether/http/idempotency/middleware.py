@@ -1,0 +1,209 @@
+"""Idempotency-Key middleware (draft-ietf-httpapi-idempotency-key-header, Stripe's behaviour)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tether.core.errors import StoreError
+from tether.http import problem
+from tether.http.idempotency import context
+from tether.http.idempotency.fingerprint import Fingerprinter, scope_key
+from tether.http.idempotency.keys import InvalidKeyError, parse_key
+from tether.http.idempotency.policy import IdempotencyPolicy, Mode
+from tether.http.idempotency.records import Begin, IdempotencyStore, Outcome, StoredResponse
+
+log = logging.getLogger("tether.http.idempotency")
+_REPLAYED = (b"idempotent-replayed", b"true")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class IdempotencyMiddleware:
+    def __init__(
+        self, app: ASGIApp, store: IdempotencyStore, policy: IdempotencyPolicy | None = None
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.policy = policy or IdempotencyPolicy()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        mode, route = self.policy.mode_for(scope["method"], scope["path"])
+        if mode is Mode.OFF:
+            await self.app(scope, receive, send)
+            return
+        values = [v for k, v in scope["headers"] if k == self.policy.header]
+        if not values:
+            if mode is Mode.REQUIRED:
+                await _bad_key(send, "this operation requires an Idempotency-Key header")
+                return
+            await self.app(scope, receive, send)
+            return
+        if len(values) > 1:
+            await _bad_key(send, "send exactly one Idempotency-Key header")
+            return
+        try:
+            key = parse_key(values[0])
+        except InvalidKeyError as exc:
+            await _bad_key(send, str(exc))
+            return
+        await _Responder(self, scope, receive, send, key=key, route=route).run()
+
+
+async def _bad_key(send: Send, detail: str) -> None:
+    await problem.send_problem(send, 400, "idempotency-key-invalid", "Bad Idempotency-Key", detail)
+
+
+class _Responder:
+    """The state of one keyed request: buffered body, lease, captured response."""
+
+    def __init__(
+        self,
+        mw: IdempotencyMiddleware,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        key: str,
+        route: str,
+    ) -> None:
+        self.mw, self.policy, self.store = mw, mw.policy, mw.store
+        self.scope, self.receive, self.send = scope, receive, send
+        self.key, self.route = key, route
+        self.buffered: deque[Message] = deque()
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.finished = False
+
+    async def run(self) -> None:
+        try:
+            fingerprint = await self._read_body()
+        except _BodyTooLarge:
+            await problem.send_problem(
+                self.send, 413, "idempotency-body-too-large", "Request body too large",
+                f"keyed requests are buffered up to {self.policy.max_body_bytes} bytes",
+            )
+            return
+        except _Disconnected:
+            return
+        tenant, principal = self.policy.identity(self.scope)
+        record = scope_key(tenant, principal, self.scope["method"], self.route, self.key)
+        try:
+            begin = await self.store.begin(
+                record, fingerprint, tenant, self.policy.lease_ttl, self.policy.record_ttl
+            )
+        except StoreError as exc:
+            log.warning("idempotency store unavailable: %s", exc)
+            await problem.send_problem(
+                self.send, 503, "idempotency-store-unavailable", "Service Unavailable",
+                "the idempotency store cannot be reached; retry with the same key",
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        await self._answer(begin, record)
+
+    async def _answer(self, begin: Begin, record: str) -> None:
+        if begin.outcome is Outcome.ACQUIRED:
+            await self._execute(record, begin.token)
+        elif begin.outcome is Outcome.MISMATCH:
+            await problem.send_problem(
+                self.send, 422, "idempotency-key-reused", "Idempotency-Key reused",
+                "this key was already used with a different request; use a new key",
+            )
+        elif begin.outcome is Outcome.IN_FLIGHT:
+            retry = str(max(1, math.ceil(begin.retry_after))).encode()
+            await problem.send_problem(
+                self.send, 409, "idempotency-in-flight", "Request in progress",
+                "a request with this key is still being processed; retry later",
+                headers=[(b"retry-after", retry)],
+            )
+        else:
+            assert begin.response is not None  # stores always attach it to COMPLETED
+            await self._replay(begin.response)
+
+    async def _replay(self, response: StoredResponse) -> None:
+        headers = [h for h in response.headers if h[0] != b"content-length"]
+        headers += [(b"content-length", str(len(response.body)).encode()), _REPLAYED]
+        start = {"type": "http.response.start", "status": response.status, "headers": headers}
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": response.body})
+
+    async def _read_body(self) -> str:
+        fingerprint = Fingerprinter(self.scope, self.policy.fingerprint_headers)
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.policy.max_body_bytes:
+                raise _BodyTooLarge
+            fingerprint.update(chunk)
+            self.buffered.append(message)
+            if not message.get("more_body", False):
+                return fingerprint.hexdigest()
+
+    async def _replay_receive(self) -> Message:
+        # The app sees exactly the messages we read, chunk by chunk, then the live channel.
+        if self.buffered:
+            return self.buffered.popleft()
+        return await self.receive()
+
+    async def _capture_send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            unstored = self.policy.unstored_headers
+            self.headers = [(k, v) for k, v in message.get("headers", ()) if k not in unstored]
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            self.body_size += len(chunk)
+            if self.body_size <= self.policy.max_response_bytes:
+                self.body.append(chunk)
+            self.finished = not message.get("more_body", False)
+        await self.send(message)
+
+    async def _execute(self, record: str, token: str) -> None:
+        ctx = context.IdempotencyContext(self.store, record, token, self.policy.record_ttl)
+        self.scope.setdefault("state", {})[context.STATE_KEY] = ctx
+        reset = context._current.set(ctx)
+        try:
+            await self.mw.app(self.scope, self._replay_receive, self._capture_send)
+        except BaseException:
+            await self._settle(ctx, allow_store=self.finished)
+            raise
+        finally:
+            context._current.reset(reset)
+        await self._settle(ctx, allow_store=True)
+
+    async def _settle(self, ctx: context.IdempotencyContext, allow_store: bool) -> None:
+        storable = (
+            allow_store
+            and self.finished
+            and self.body_size <= self.policy.max_response_bytes
+            and self.policy.store_status(self.status)
+        )
+        try:
+            if storable:
+                response = StoredResponse(self.status, tuple(self.headers), b"".join(self.body))
+                if not await self.store.complete(ctx.key, ctx.token, response, ctx.record_ttl):
+                    log.warning("idempotency lease lost before completion; response not stored")
+            elif not ctx.committed_in_transaction:
+                await self.store.release(ctx.key, ctx.token)
+        except StoreError as exc:
+            # The lease expires on its own; the client already has its response.
+            log.warning("idempotency store failed while settling a request: %s", exc)

@@ -1,0 +1,1 @@
+"""Idempotency stores: ``memory`` (one process), ``redis``, ``postgres`` (transactional)."""

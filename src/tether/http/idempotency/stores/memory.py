@@ -1,0 +1,65 @@
+"""An in-process idempotency store, for tests and single-process apps."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tether.http.idempotency.records import Begin, Outcome, StoredResponse
+
+
+@dataclass
+class _Record:
+    fingerprint: str
+    token: str
+    expires_at: float
+    response: StoredResponse | None = None
+
+
+class MemoryIdempotencyStore:
+    """Every method runs without awaiting, so one event loop sees each step as atomic."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._records: dict[str, _Record] = {}
+
+    async def begin(
+        self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
+    ) -> Begin:
+        now = self._clock()
+        record = self._records.get(key)
+        if record is not None and record.expires_at <= now:
+            record = None
+        if record is None:
+            token = uuid.uuid4().hex
+            self._records[key] = _Record(fingerprint, token, now + lease_ttl)
+            return Begin(Outcome.ACQUIRED, token=token)
+        if record.fingerprint != fingerprint:
+            return Begin(Outcome.MISMATCH)
+        if record.response is None:
+            return Begin(Outcome.IN_FLIGHT, retry_after=record.expires_at - now)
+        return Begin(Outcome.COMPLETED, response=record.response)
+
+    async def complete(
+        self, key: str, token: str, response: StoredResponse, record_ttl: float
+    ) -> bool:
+        record = self._records.get(key)
+        if record is None or record.token != token or record.expires_at <= self._clock():
+            return False
+        record.response = response
+        record.expires_at = self._clock() + record_ttl
+        return True
+
+    async def release(self, key: str, token: str) -> None:
+        record = self._records.get(key)
+        if record is not None and record.token == token and record.response is None:
+            del self._records[key]
+
+    def purge_expired(self) -> int:
+        now = self._clock()
+        dead = [k for k, r in self._records.items() if r.expires_at <= now]
+        for key in dead:
+            del self._records[key]
+        return len(dead)

@@ -1,0 +1,46 @@
+"""RFC 9457 problem details, sent straight over ASGI (no framework needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from starlette.types import Send
+
+PROBLEM_CONTENT_TYPE = b"application/problem+json"
+_TYPE_BASE = "https://tether.dev/problems/"
+
+
+def problem_body(status: int, slug: str, title: str, detail: str) -> bytes:
+    return orjson.dumps(
+        {"type": _TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    )
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    body = problem_body(status, slug, title, detail)
+    await send_bytes(send, status, body, PROBLEM_CONTENT_TYPE, headers)
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    raw = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

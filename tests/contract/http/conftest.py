@@ -1,0 +1,43 @@
+"""One idempotency store per backend, so the contract suite runs against every one of them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tether.http.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from tether.http.idempotency.stores.postgres import PostgresIdempotencyStore
+from tether.http.idempotency.stores.redis import RedisIdempotencyStore
+
+
+def async_url(dsn: str) -> str:
+    return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
+
+
+@pytest.fixture
+async def pg_engine(pg_dsn: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(async_url(pg_dsn), pool_size=20, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis", "postgres"])
+def store(request: pytest.FixtureRequest) -> IdempotencyStore:
+    kind = request.param
+    if kind == "memory":
+        return MemoryIdempotencyStore()
+    if kind == "redis":
+        client = request.getfixturevalue("redis_client")
+        return RedisIdempotencyStore(client, prefix=f"test:idem:{uuid.uuid4().hex}:")
+    return PostgresIdempotencyStore(request.getfixturevalue("pg_engine"))
