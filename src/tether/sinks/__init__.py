@@ -1,5 +1,5 @@
 """Where the relay delivers events. Each module is one adapter of the :class:`Sink` port."""
 
-from tether.sinks.base import Outcome, Sink
+from tether.sinks.base import OK, Outcome, Sink, SinkFeatures
 
-__all__ = ["Outcome", "Sink"]
+__all__ = ["OK", "Outcome", "Sink", "SinkFeatures"]

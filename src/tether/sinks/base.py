@@ -39,6 +39,20 @@ class Outcome:
 OK = Outcome(ok=True)
 
 
+@dataclass(frozen=True, slots=True)
+class SinkFeatures:
+    """What an adapter can do; the contract suite switches its cases on these flags."""
+
+    dedups_by_id: bool = False
+    """Re-publishing an event id within the target's window stores it once."""
+    durable: bool = False
+    """An ``OK`` outcome means the event survives a restart of the target."""
+    can_be_unavailable: bool = False
+    """The target can be down as a whole, and ``publish`` then raises SinkUnavailableError."""
+    fails_per_event: bool = False
+    """The target can refuse single events of a batch while accepting the rest."""
+
+
 @runtime_checkable
 class Sink(Protocol):
     """A delivery target. ``name`` is what routing rules refer to."""

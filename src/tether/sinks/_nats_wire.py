@@ -1,0 +1,167 @@
+"""NATS wire details of the JetStream sink: subjects, CloudEvents headers, HPUB frames, PubAcks.
+
+Pure functions, no I/O, so they are unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from tether.core.envelope import Event
+from tether.core.errors import ConfigError
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+CE_PREFIX = "ce-"
+
+# A published subject: dot-separated non-empty tokens, no whitespace, no wildcards.
+_SUBJECT = re.compile(r"^[^\s.*>]+(?:\.[^\s.*>]+)*$")
+_MAX_SUBJECT = 1024
+_CRLF_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+# Fields a subject template may use, and how each is read from the event.
+_TEMPLATE_FIELDS: dict[str, Callable[[Event], object]] = {
+    "topic": lambda e: e.topic,
+    "type": lambda e: e.type,
+    "version": lambda e: e.version,
+    "tenant": lambda e: e.tenant_id,
+    "aggregate_type": lambda e: e.aggregate_type,
+}
+
+SubjectFn = Callable[[Event], str]
+
+
+class SubjectError(ValueError):
+    """The subject derived for one event is not a valid NATS publish subject."""
+
+
+def check_subject(subject: str) -> str:
+    if len(subject) > _MAX_SUBJECT or not _SUBJECT.match(subject):
+        raise SubjectError(
+            f"subject {subject!r} is not a valid NATS publish subject: use dot-separated, "
+            "non-empty tokens without whitespace or the wildcards * and >"
+        )
+    return subject
+
+
+def template_subject(template: str, prefix: str) -> SubjectFn:
+    """Compile ``template`` (fields: prefix, topic, type, version, tenant, aggregate_type).
+
+    Raises :class:`ConfigError` at once for unknown fields or a bad prefix; subjects are
+    validated per event and cached by the fields the template uses.
+    """
+    if prefix:
+        check_prefix(prefix)
+    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    unknown = sorted({f for f in fields if f != "prefix" and f not in _TEMPLATE_FIELDS})
+    if unknown or any(not f for f in fields):
+        raise ConfigError(
+            f"subject template {template!r} uses unknown fields {unknown or ['(positional)']}; "
+            f"use named fields from: prefix, {', '.join(_TEMPLATE_FIELDS)}"
+        )
+    used = tuple(dict.fromkeys(f for f in fields if f != "prefix"))
+    getters = tuple(_TEMPLATE_FIELDS[f] for f in used)
+    cache: dict[tuple[object, ...], str] = {}
+
+    def subject(event: Event) -> str:
+        key = tuple(get(event) for get in getters)
+        found = cache.get(key)
+        if found is not None:
+            return found
+        missing = [name for name, value in zip(used, key, strict=True) if value is None]
+        if missing:
+            raise SubjectError(f"subject template {template!r} needs {missing}; the event has none")
+        built = check_subject(template.format(prefix=prefix, **dict(zip(used, key, strict=True))))
+        if len(cache) >= 10_000:
+            cache.clear()
+        cache[key] = built
+        return built
+
+    return subject
+
+
+def check_prefix(prefix: str) -> str:
+    try:
+        return check_subject(prefix)
+    except SubjectError as exc:
+        raise ConfigError(f"subject prefix {prefix!r} is invalid: {exc}") from exc
+
+
+def header_block(event: Event) -> bytes:
+    """The NATS header block: ``Nats-Msg-Id`` plus every CloudEvents attribute as ``ce-*``.
+
+    Values come from validated envelopes; CR/LF are still replaced so that an event built by
+    hand cannot inject header lines.
+    """
+    attrs = event.cloudevent_attributes()
+    lines = "".join([f"ce-{k}: {v}\r\n" for k, v in attrs.items()])
+    if lines.count("\n") != len(attrs) or lines.count("\r") != len(attrs):
+        lines = "".join(
+            [f"ce-{k}: {v.translate(_CRLF_NEWLINES)}\r\n" for k, v in attrs.items()]
+        )
+    return f"NATS/1.0\r\n{MSG_ID_HEADER}: {attrs['id']}\r\n{lines}\r\n".encode()
+
+
+def header_dict(event: Event) -> dict[str, str]:
+    """The same headers as :func:`header_block`, for nats-py's ``publish(headers=...)``."""
+    headers = {MSG_ID_HEADER: str(event.id)}
+    for k, v in event.cloudevent_attributes().items():
+        headers[CE_PREFIX + k] = v.translate(_CRLF_NEWLINES)
+    return headers
+
+
+def hpub_frame(subject: str, reply: str, headers: bytes, data: bytes) -> bytes:
+    hlen = len(headers)
+    return b"".join(
+        (
+            f"HPUB {subject} {reply} {hlen} {hlen + len(data)}\r\n".encode(),
+            headers,
+            data,
+            b"\r\n",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    ok: bool
+    duplicate: bool = False
+    error: str | None = None
+    retryable: bool = True
+
+
+ACK_OK = AckResult(ok=True)
+
+
+def parse_ack(data: bytes, status: str | None, subject: str) -> AckResult:
+    """Read a JetStream PubAck (or error) sent to a publish's reply subject.
+
+    ``{"stream":"S","seq":1}`` and ``{..., "duplicate": true}`` are both OK: a duplicate was
+    already stored. ``{"error": {"code": 503, ...}}`` is a refusal; 5xx codes (stream limits,
+    storage) are worth retrying, 4xx ones (message too large, bad request) are not. A bare
+    ``503`` status means no stream listens on the subject.
+    """
+    if status == "503" and not data:
+        return AckResult(
+            ok=False,
+            error=f"no JetStream stream listens on subject {subject!r}; create one "
+            "(JetStreamSink.ensure_stream) or fix the subject template",
+        )
+    if b'"error"' not in data:
+        if b'"stream"' in data:
+            return AckResult(ok=True, duplicate=b'"duplicate"' in data)
+        return AckResult(ok=False, error=f"unexpected JetStream reply {data[:200]!r}")
+    try:
+        err = orjson.loads(data)["error"]
+        code = int(err.get("code", 500))
+        text = (
+            f"JetStream refused the event: {err.get('description', 'unknown error')} "
+            f"(code {code}, err_code {err.get('err_code')})"
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return AckResult(ok=False, error=f"unreadable JetStream reply {data[:200]!r}")
+    return AckResult(ok=False, error=text, retryable=code >= 500)

@@ -1,0 +1,368 @@
+"""NATS JetStream sink: the relay's main target.
+
+Each event is published to its stream subject with core NATS ``HPUB`` and a reply subject
+``<inbox>.<n>``; JetStream answers every stored message with a PubAck on that reply subject,
+and ONE wildcard subscription (``<inbox>.*``) matches the acks to the events of the batch.
+This avoids nats-py's per-message JetStream machinery (a future, a semaphore and a request
+per message), which caps near 16-18k msg/s; see ``docs/sinks.md`` for figures.
+
+* The event id is the ``Nats-Msg-Id`` header, so JetStream's duplicate window drops a
+  re-publish; a ``duplicate`` PubAck counts as OK.
+* Headers carry the envelope in the CloudEvents NATS binary mode: ``ce-id``, ``ce-type``, ...
+* Per event: PubAck → OK; error ack → failed (5xx retryable, 4xx not); no ack before the
+  batch's deadline → failed, retryable.
+* Connection down or closed → :class:`SinkUnavailableError` for the whole call.
+
+The fast path writes a batch's pre-encoded HPUB frames into nats-py's output buffer in one
+go (``Client._send_command`` / ``_flush_pending``, private). If a future nats-py lacks those,
+the sink falls back to the public ``Client.publish(..., headers=...)``; pass
+``raw_frames=False`` to force the public path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import StreamConfig
+
+from tether.core.envelope import Event
+from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
+from tether.sinks import _nats_wire as wire
+from tether.sinks.base import OK, Outcome, SinkFeatures
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBJECT = "{prefix}.{topic}"
+_CHUNK_BYTES = 256 * 1024
+
+
+class _Batch:
+    __slots__ = ("done", "outcomes", "remaining")
+
+    def __init__(self, size: int) -> None:
+        self.outcomes: list[Outcome | None] = [None] * size
+        self.remaining = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class JetStreamSink:
+    """Publish events to JetStream. Build with :meth:`connect` (owns its connection) or pass
+    an existing nats-py client (the caller keeps owning it)."""
+
+    features = SinkFeatures(
+        dedups_by_id=True, durable=True, can_be_unavailable=True, fails_per_event=True
+    )
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        name: str = "jetstream",
+        subject_prefix: str = "tether",
+        subject: str | Callable[[Event], str] = DEFAULT_SUBJECT,
+        ack_timeout: float = 5.0,
+        raw_frames: bool = True,
+        owns_connection: bool = False,
+    ) -> None:
+        if ack_timeout <= 0:
+            raise ConfigError(f"ack_timeout must be positive, got {ack_timeout!r}")
+        self.name = name
+        self.subject_prefix = subject_prefix
+        self.ack_timeout = ack_timeout
+        self._subject = _subject_fn(subject, subject_prefix)
+        self._nc = nc
+        self._owns = owns_connection
+        self._raw = raw_frames and _has_raw_api(nc)
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._seq = 0
+        self._pending: dict[str, tuple[_Batch, int]] = {}
+        self._in_flight: set[_Batch] = set()
+        self._closed = False
+        self.stats = {"published": 0, "duplicates": 0, "refused": 0, "timeouts": 0}
+
+    @classmethod
+    async def connect(
+        cls,
+        servers: str | list[str] = "nats://127.0.0.1:4222",
+        *,
+        stream: str | None = None,
+        duplicate_window: float = 120.0,
+        connect_timeout: float = 5.0,
+        name: str = "jetstream",
+        subject_prefix: str = "tether",
+        subject: str | Callable[[Event], str] = DEFAULT_SUBJECT,
+        ack_timeout: float = 5.0,
+        raw_frames: bool = True,
+        **nats_options: Any,
+    ) -> JetStreamSink:
+        """Connect (reconnecting forever after a server restart) and, if ``stream`` is
+        given, make sure a stream named so listens on ``<subject_prefix>.>``."""
+        nc = NATS()
+        sink = cls(
+            nc,
+            name=name,
+            subject_prefix=subject_prefix,
+            subject=subject,
+            ack_timeout=ack_timeout,
+            raw_frames=raw_frames,
+            owns_connection=True,
+        )
+        options: dict[str, Any] = {
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.5,
+            "connect_timeout": min(2.0, connect_timeout),
+            "error_cb": _log_error,
+            "disconnected_cb": sink._on_disconnected,
+        }
+        options.update(nats_options)
+        try:
+            await asyncio.wait_for(nc.connect(servers, **options), connect_timeout)
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            await _close_quietly(nc)
+            raise SinkUnavailableError(
+                f"cannot reach NATS at {servers} within {connect_timeout}s: {exc!r}; "
+                "check that nats-server is running with JetStream (-js)"
+            ) from exc
+        sink._raw = raw_frames and _has_raw_api(nc)
+        await sink.start()
+        if stream is not None:
+            await sink.ensure_stream(stream, [f"{subject_prefix}.>"], duplicate_window)
+        return sink
+
+    async def start(self) -> None:
+        """Subscribe to the reply inbox; ``publish`` does it on first use if needed."""
+        if self._sub is None:
+            self._inbox = self._nc.new_inbox()
+            self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+            self._inbox += "."
+
+    async def ensure_stream(
+        self, name: str, subjects: Sequence[str], duplicate_window: float = 120.0
+    ) -> None:
+        """Create the stream if it is missing; an existing one must already cover ``subjects``."""
+        jsm = self._nc.jetstream()
+        try:
+            try:
+                info = await jsm.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                config = StreamConfig(
+                    name=name, subjects=list(subjects), duplicate_window=duplicate_window
+                )
+                await jsm.add_stream(config)
+                return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise SinkUnavailableError(
+                f"JetStream did not answer while ensuring stream {name!r}: is it enabled (-js)?"
+            ) from exc
+        missing = set(subjects) - set(info.config.subjects or ())
+        if missing:
+            raise ConfigError(
+                f"stream {name!r} exists but does not listen on {sorted(missing)}; "
+                "add those subjects to it or choose another stream name"
+            )
+
+    async def publish(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        nc = self._check_usable()
+        if self._sub is None:
+            await self.start()
+        batch = _Batch(len(events))
+        keys = self._prepare(events, batch)
+        if not keys:
+            return _finish(batch)
+        self._in_flight.add(batch)
+        try:
+            await self._write(keys, events)
+            await asyncio.wait((batch.done,), timeout=self.ack_timeout)
+            if batch.done.done():
+                batch.done.result()
+            elif not nc.is_connected:
+                raise _Disconnected
+        except (_Disconnected, nats.errors.ConnectionClosedError, OSError) as exc:
+            raise SinkUnavailableError(
+                f"sink {self.name!r}: lost the NATS connection while publishing; "
+                "the batch will be re-published (duplicates are dropped by Nats-Msg-Id)"
+            ) from exc
+        finally:
+            self._in_flight.discard(batch)
+            pending = self._pending
+            for key, _, _ in keys:
+                pending.pop(key, None)
+        return _finish(batch, self.stats, self.ack_timeout)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._fail_in_flight()
+        if self._owns:
+            await _close_quietly(self._nc)
+        elif self._sub is not None and not self._nc.is_closed:
+            await self._sub.unsubscribe()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_usable(self) -> NATS:
+        if self._closed:
+            raise SinkError(f"sink {self.name!r} is closed; create a new one to publish")
+        nc = self._nc
+        if not nc.is_connected:
+            state = "closed" if nc.is_closed else "not connected (reconnecting)"
+            raise SinkUnavailableError(f"sink {self.name!r}: NATS connection is {state}")
+        return nc
+
+    def _prepare(self, events: Sequence[Event], batch: _Batch) -> list[tuple[str, int, str]]:
+        """Give each publishable event its subject and a reply subject; fail the others."""
+        keys: list[tuple[str, int, str]] = []
+        pending = self._pending
+        inbox = self._inbox
+        seq = self._seq
+        subject_of = self._subject
+        for i, event in enumerate(events):
+            try:
+                subject = subject_of(event)
+            except wire.SubjectError as exc:
+                batch.outcomes[i] = Outcome.failed(str(exc), retryable=False)
+                continue
+            seq += 1
+            reply = f"{inbox}{seq}"
+            pending[reply] = (batch, i)
+            keys.append((reply, i, subject))
+        self._seq = seq
+        batch.remaining = len(keys)
+        return keys
+
+    async def _write(self, keys: list[tuple[str, int, str]], events: Sequence[Event]) -> None:
+        nc = self._nc
+        max_payload = nc.max_payload
+        if not self._raw:
+            for reply, i, subject in keys:
+                event = events[i]
+                if not self._fits(event, len(wire.header_block(event)), max_payload, reply):
+                    continue
+                await nc.publish(subject, event.data, reply, wire.header_dict(event))
+            return
+        parts: list[bytes] = []
+        size = 0
+        for reply, i, subject in keys:
+            event = events[i]
+            hdr = wire.header_block(event)
+            data = event.data
+            hlen = len(hdr)
+            if not self._fits(event, hlen, max_payload, reply):
+                continue
+            line = f"HPUB {subject} {reply} {hlen} {hlen + len(data)}\r\n".encode()
+            parts += (line, hdr, data, b"\r\n")
+            size += len(line) + hlen + len(data) + 2
+            if size >= _CHUNK_BYTES:
+                await nc._send_command(b"".join(parts))
+                parts, size = [], 0
+        if parts:
+            await nc._send_command(b"".join(parts))
+        await nc._flush_pending()
+
+    def _fits(self, event: Event, hlen: int, max_payload: int, reply: str) -> bool:
+        if hlen + len(event.data) <= max_payload:
+            return True
+        entry = self._pending.pop(reply, None)
+        if entry is not None:
+            batch, i = entry
+            batch.outcomes[i] = Outcome.failed(
+                f"event is {hlen + len(event.data)} bytes with headers, over the NATS server's "
+                f"max_payload of {max_payload} bytes",
+                retryable=False,
+            )
+            _count_down(batch)
+        return False
+
+    async def _on_ack(self, msg: Msg) -> None:
+        entry = self._pending.pop(msg.subject, None)
+        if entry is None:
+            return  # late ack of a batch that already timed out
+        batch, i = entry
+        data = msg.data
+        if msg.headers is None and data[:9] == b'{"stream"' and b'"error"' not in data:
+            batch.outcomes[i] = OK
+            if b'"duplicate"' in data:
+                self.stats["duplicates"] += 1
+        else:
+            status = msg.headers.get("Status") if msg.headers else None
+            ack = wire.parse_ack(data, status, msg.subject)
+            if ack.ok:
+                batch.outcomes[i] = OK
+                self.stats["duplicates"] += ack.duplicate
+            else:
+                self.stats["refused"] += 1
+                batch.outcomes[i] = Outcome.failed(ack.error or "refused", retryable=ack.retryable)
+        _count_down(batch)
+
+    async def _on_disconnected(self) -> None:
+        self._fail_in_flight()
+
+    def _fail_in_flight(self) -> None:
+        for batch in self._in_flight:
+            if not batch.done.done():
+                batch.done.set_exception(_Disconnected())
+
+
+def _count_down(batch: _Batch) -> None:
+    batch.remaining -= 1
+    if batch.remaining <= 0 and not batch.done.done():
+        batch.done.set_result(None)
+
+
+def _finish(
+    batch: _Batch, stats: dict[str, int] | None = None, timeout: float = 0.0
+) -> list[Outcome]:
+    outcomes = batch.outcomes
+    missing = 0
+    for i, outcome in enumerate(outcomes):
+        if outcome is None:
+            missing += 1
+            outcomes[i] = Outcome.failed(f"no JetStream ack within {timeout}s", retryable=True)
+    if stats is not None:
+        stats["timeouts"] += missing
+        stats["published"] += sum(1 for o in outcomes if o is not None and o.ok)
+    return outcomes  # type: ignore[return-value]  # every slot is filled above
+
+
+def _subject_fn(subject: str | Callable[[Event], str], prefix: str) -> Callable[[Event], str]:
+    if isinstance(subject, str):
+        return wire.template_subject(subject, prefix)
+    if not callable(subject):
+        raise ConfigError(f"subject must be a template string or a callable, got {subject!r}")
+
+    def checked(event: Event) -> str:
+        return wire.check_subject(subject(event))
+
+    return checked
+
+
+def _has_raw_api(nc: NATS) -> bool:
+    return callable(getattr(nc, "_send_command", None)) and callable(
+        getattr(nc, "_flush_pending", None)
+    )
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("NATS connection error: %r", exc)
+
+
+async def _close_quietly(nc: NATS) -> None:
+    try:
+        await nc.close()
+    except (TimeoutError, nats.errors.Error, OSError):  # pragma: no cover - best effort
+        log.debug("error while closing NATS connection", exc_info=True)

@@ -1,0 +1,299 @@
+"""The sink contract (``tether.sinks.base``), one suite run against every adapter.
+
+Each adapter comes with a harness: how to read back what the target stored, how to make one
+event be refused and how to make the whole target unavailable. ``SinkFeatures`` switch cases
+on and off, in the spirit of Watermill's universal Pub/Sub tests.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import orjson
+import pytest
+from nats.js.api import StreamConfig
+
+from tests.integration.sinks.tcp_proxy import TcpProxy
+from tether.core.envelope import Event, make_event
+from tether.core.errors import SinkError, SinkUnavailableError
+from tether.sinks.base import Sink, SinkFeatures
+from tether.sinks.jetstream import JetStreamSink
+from tether.sinks.log import LogSink
+from tether.sinks.memory import MemorySink
+
+MAX_MSG_SIZE = 8 * 1024
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One message as the target holds it: CloudEvents attributes and the payload."""
+
+    attrs: dict[str, str]
+    payload: Any
+
+
+@dataclass
+class Harness:
+    sink: Sink
+    features: SinkFeatures
+    read_back: Callable[[], Awaitable[list[Stored]]]
+    stored_count: Callable[[], Awaitable[int]]
+    make_unavailable: Callable[[], Awaitable[None]]
+    refused_event: Callable[[], Event] | None = None
+
+
+def an_event(i: int = 0, **kw: Any) -> Event:
+    defaults: dict[str, Any] = {
+        "aggregate_type": "order",
+        "aggregate_id": f"o-{i}",
+        "tenant_id": "acme",
+        "correlation_id": f"corr-{i}",
+    }
+    return make_event("OrderPlaced", {"n": i, "pad": "x" * 200}, **(defaults | kw))
+
+
+def events(n: int) -> list[Event]:
+    return [an_event(i) for i in range(n)]
+
+
+# -- harnesses --------------------------------------------------------------------------------
+
+
+async def memory_harness() -> AsyncGenerator[Harness, None]:
+    sink = MemorySink()
+
+    async def read_back() -> list[Stored]:
+        return [Stored(e.cloudevent_attributes(), e.payload) for e in sink.events]
+
+    async def stored_count() -> int:
+        return len(sink.events)
+
+    async def make_unavailable() -> None:
+        sink.unavailable = True
+
+    def refused_event() -> Event:
+        event = an_event(999)
+        sink.fail_ids({event.id}, "refused by test", retryable=False)
+        return event
+
+    yield Harness(sink, sink.features, read_back, stored_count, make_unavailable, refused_event)
+    await sink.close()
+
+
+async def log_harness() -> AsyncGenerator[Harness, None]:
+    stream = io.StringIO()
+    sink = LogSink(stream)
+    lines: list[str] = []
+
+    def parsed() -> list[str]:
+        if not stream.closed:
+            lines[:] = stream.getvalue().splitlines()
+        return lines
+
+    async def read_back() -> list[Stored]:
+        out = []
+        for line in parsed():
+            obj = orjson.loads(line)
+            data = obj.pop("data")
+            out.append(Stored(obj, data))
+        return out
+
+    async def stored_count() -> int:
+        return len(parsed())
+
+    async def make_unavailable() -> None:
+        parsed()
+        stream.close()
+
+    yield Harness(sink, LogSink.features, read_back, stored_count, make_unavailable)
+    await sink.close()
+
+
+async def jetstream_harness(nats_url: str) -> AsyncGenerator[Harness, None]:
+    token = uuid.uuid4().hex[:12]
+    prefix, stream = f"contract{token}", f"CONTRACT_{token}"
+    admin = await nats.connect(nats_url)
+    js = admin.jetstream()
+    await js.add_stream(
+        StreamConfig(
+            name=stream, subjects=[f"{prefix}.>"], duplicate_window=60, max_msg_size=MAX_MSG_SIZE
+        )
+    )
+    proxy = TcpProxy("127.0.0.1", int(nats_url.rsplit(":", 1)[1]))
+    await proxy.start()
+    sink = await JetStreamSink.connect(proxy.url, subject_prefix=prefix, ack_timeout=5.0)
+
+    async def stored_count() -> int:
+        return (await js.stream_info(stream)).state.messages
+
+    async def read_back() -> list[Stored]:
+        out = []
+        for seq in range(1, (await js.stream_info(stream)).state.last_seq + 1):
+            msg = await js.get_msg(stream, seq)
+            headers = msg.headers or {}
+            attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+            assert headers["Nats-Msg-Id"] == attrs["id"]
+            out.append(Stored(attrs, orjson.loads(msg.data or b"null")))
+        return out
+
+    async def make_unavailable() -> None:
+        await proxy.cut()
+
+    def refused_event() -> Event:
+        # Larger than the stream's max_msg_size: JetStream answers with an error ack (400).
+        return make_event("OrderPlaced", {"pad": "x" * (MAX_MSG_SIZE + 100)}, topic="order")
+
+    try:
+        yield Harness(
+            sink, JetStreamSink.features, read_back, stored_count, make_unavailable, refused_event
+        )
+    finally:
+        await sink.close()
+        await proxy.cut()
+        await js.delete_stream(stream)
+        await admin.close()
+
+
+FEATURES = {
+    "memory": MemorySink().features,
+    "log": LogSink.features,
+    "jetstream": JetStreamSink.features,
+}
+MARKS = {"jetstream": [pytest.mark.nats]}
+
+
+def adapters(*required: str) -> pytest.MarkDecorator:
+    """Run the case on every adapter whose features include all of ``required``."""
+    names = [n for n, f in FEATURES.items() if all(getattr(f, r) for r in required)]
+    params = [pytest.param(n, marks=MARKS.get(n, []), id=n) for n in names]
+    return pytest.mark.parametrize("harness", params, indirect=True)
+
+
+@pytest.fixture
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    if request.param == "memory":
+        gen = memory_harness()
+    elif request.param == "log":
+        gen = log_harness()
+    else:
+        gen = jetstream_harness(request.getfixturevalue("nats_url"))
+    h = await anext(gen)
+    assert h.features == FEATURES[request.param]
+    try:
+        yield h
+    finally:
+        await gen.aclose()
+
+
+# -- the contract -----------------------------------------------------------------------------
+
+
+@adapters()
+async def test_one_ok_outcome_per_event_in_order(harness: Harness) -> None:
+    batch = events(20)
+    outcomes = await harness.sink.publish(batch)
+    assert len(outcomes) == len(batch)
+    assert all(o.ok and o.error is None for o in outcomes)
+    assert await harness.stored_count() == 20
+
+
+@adapters()
+async def test_empty_batch_gives_no_outcomes(harness: Harness) -> None:
+    assert list(await harness.sink.publish([])) == []
+
+
+@adapters()
+async def test_ids_and_payloads_round_trip(harness: Harness) -> None:
+    batch = events(5)
+    await harness.sink.publish(batch)
+    stored = await harness.read_back()
+    assert sorted(s.attrs["id"] for s in stored) == sorted(str(e.id) for e in batch)
+    by_id = {s.attrs["id"]: s for s in stored}
+    for event in batch:
+        assert by_id[str(event.id)].payload == event.payload
+
+
+@adapters()
+async def test_envelope_travels_with_the_event(harness: Harness) -> None:
+    event = an_event(
+        1,
+        causation_id="cause-1",
+        user_id="u-7",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        version=3,
+    )
+    await harness.sink.publish([event])
+    [stored] = await harness.read_back()
+    assert stored.attrs == event.cloudevent_attributes()
+    for required in ("id", "type", "source", "specversion", "time", "tenantid"):
+        assert required in stored.attrs
+
+
+@adapters()
+async def test_republishing_an_id_is_safe(harness: Harness) -> None:
+    batch = events(10)
+    first = await harness.sink.publish(batch)
+    again = await harness.sink.publish(batch[:5])
+    assert all(o.ok for o in [*first, *again])
+    stored = await harness.stored_count()
+    if harness.features.dedups_by_id:
+        assert stored == 10
+    else:
+        assert stored in (10, 15)  # at-least-once: a repeat may be delivered again
+
+
+@adapters("fails_per_event")
+async def test_one_refused_event_does_not_fail_the_others(harness: Harness) -> None:
+    assert harness.refused_event is not None
+    batch = events(6)
+    batch.insert(3, harness.refused_event())
+    outcomes = await harness.sink.publish(batch)
+    assert [o.ok for o in outcomes] == [True, True, True, False, True, True, True]
+    assert outcomes[3].error
+    assert outcomes[3].retryable is False
+    assert await harness.stored_count() == 6
+
+
+@adapters("can_be_unavailable")
+async def test_unavailable_target_raises(harness: Harness) -> None:
+    assert all(o.ok for o in await harness.sink.publish(events(2)))
+    await harness.make_unavailable()
+    with pytest.raises(SinkUnavailableError):
+        await harness.sink.publish(events(3))
+
+
+@adapters()
+async def test_publish_after_close_raises(harness: Harness) -> None:
+    await harness.sink.close()
+    with pytest.raises(SinkError):
+        await harness.sink.publish(events(1))
+    await harness.sink.close()  # closing twice is harmless
+
+
+@adapters("durable")
+async def test_durable_target_keeps_events_after_the_sink_closes(harness: Harness) -> None:
+    batch = events(4)
+    await harness.sink.publish(batch)
+    await harness.sink.close()
+    assert {s.attrs["id"] for s in await harness.read_back()} == {str(e.id) for e in batch}
+
+
+@pytest.mark.slow
+@adapters()
+async def test_large_batch(harness: Harness) -> None:
+    batch = events(5000)
+    outcomes = await harness.sink.publish(batch)
+    assert len(outcomes) == 5000
+    assert all(o.ok for o in outcomes)
+    assert await harness.stored_count() == 5000
+
+
+@adapters()
+async def test_sink_satisfies_the_port(harness: Harness) -> None:
+    assert isinstance(harness.sink, Sink)
+    assert harness.sink.name
