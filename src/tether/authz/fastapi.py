@@ -1,0 +1,137 @@
+"""FastAPI integration: ``Depends(require("availability:post"))``.
+
+``install(app, authz, user=..., org=...)`` says where the user and the organization of a
+request come from (path parameter, header or token claim) and checks every capability the
+app's routes require against the registry, so a typo fails at start-up, not as a deny.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
+
+from tether.authz import audit
+from tether.authz.errors import Forbidden
+from tether.authz.model import Decision
+from tether.authz.names import parse
+from tether.authz.service import Authz
+
+UserSource = Callable[[Request], Awaitable[str | None] | str | None]
+OrgSource = Callable[[Request], str | None]
+OwnerResolver = Callable[[Request, str], Awaitable[bool] | bool]
+
+
+class OrgFrom:
+    """Where the organization of a request comes from."""
+
+    @staticmethod
+    def path(name: str = "org_id") -> OrgSource:
+        return lambda request: request.path_params.get(name)
+
+    @staticmethod
+    def header(name: str = "X-Org-Id") -> OrgSource:
+        return lambda request: request.headers.get(name)
+
+    @staticmethod
+    def claim(
+        name: str = "org", claims: Callable[[Request], Mapping[str, Any] | None] | None = None
+    ) -> OrgSource:
+        """A claim of the verified token; by default read from ``request.state.claims``."""
+        get = claims or (lambda request: getattr(request.state, "claims", None))
+
+        def source(request: Request) -> str | None:
+            found = (get(request) or {}).get(name)
+            return None if found is None else str(found)
+
+        return source
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzConfig:
+    authz: Authz
+    user: UserSource
+    org: OrgSource
+    correlation_header: str = "X-Request-ID"
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class Requirement:
+    """The dependency ``require`` returns; FastAPI calls it with the request."""
+
+    def __init__(self, capability: str, owner: OwnerResolver | None = None) -> None:
+        parsed = parse(capability)
+        if owner is not None and parsed.modifier is not None:
+            raise ValueError(f"with owner=, name the base capability, not {capability!r}")
+        self.capability = capability
+        self.owner = owner
+
+    def names(self) -> list[str]:
+        if self.owner is None:
+            return [self.capability]
+        return [f"{self.capability}:own", f"{self.capability}:any"]
+
+    async def __call__(self, request: Request) -> Decision | None:
+        config: AuthzConfig | None = getattr(request.app.state, "tether_authz", None)
+        if config is None:
+            raise RuntimeError("tether.authz.fastapi.install(app, ...) was not called")
+        user = await _maybe_await(config.user(request))
+        if not user:
+            raise HTTPException(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
+        org = config.org(request)
+        audit.correlation_id.set(request.headers.get(config.correlation_header))
+        try:
+            if self.owner is None:
+                await config.authz.require(user, self.capability, org)
+                return None
+            owner = self.owner
+            return await config.authz.require_owned(
+                user, self.capability, org, lambda: owner(request, user)
+            )
+        except Forbidden as exc:
+            raise HTTPException(403, str(exc)) from exc
+
+
+def require(capability: str, *, owner: OwnerResolver | None = None) -> Requirement:
+    """``Depends(require("trade:approve"))``; with ``owner=``, ``:any`` or owned ``:own``."""
+    return Requirement(capability, owner)
+
+
+def _requirements(app: FastAPI) -> Iterator[Requirement]:
+    def walk(dependant: Any) -> Iterator[Requirement]:
+        for dep in dependant.dependencies:
+            if isinstance(dep.call, Requirement):
+                yield dep.call
+            yield from walk(dep)
+
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield from walk(route.dependant)
+
+
+def check_routes(app: FastAPI, authz: Authz) -> list[str]:
+    """Every capability the routes require, each checked against the registry (raises)."""
+    names = sorted({n for req in _requirements(app) for n in req.names()})
+    for name in names:
+        authz.registry.check(name)
+    return names
+
+
+def install(
+    app: FastAPI,
+    authz: Authz,
+    *,
+    user: UserSource,
+    org: OrgSource,
+    correlation_header: str = "X-Request-ID",
+) -> None:
+    """Attach ``authz`` to ``app`` and check the routes declared so far."""
+    app.state.tether_authz = AuthzConfig(authz, user, org, correlation_header)
+    check_routes(app, authz)

@@ -1,0 +1,303 @@
+"""SQLAlchemy adapter of the authorization store, for PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+Writes run in the caller's ``AsyncSession`` when one is given (never committed here), so a
+grant commits together with the business change that caused it. On PostgreSQL each change
+also bumps ``tether_authz_version`` and calls ``pg_notify('tether_authz', user)`` in the same
+transaction; Postgres delivers the notification only on commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    bindparam,
+    delete,
+    event,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tether.authz import events
+from tether.authz import tables as t
+from tether.authz.errors import UnknownSubjectError
+from tether.authz.model import Grant, GrantRecord
+
+CHANNEL = "tether_authz"
+_USER = t.user_capabilities
+_ROLES = t.user_roles
+
+
+def _load_statement() -> Any:
+    user = bindparam("user", type_=Text)
+    direct = select(
+        _USER.c.capability, _USER.c.org_id, _USER.c.expires_at, literal(None, Text).label("role")
+    ).where(_USER.c.user_id == user)
+    via_role = (
+        select(
+            t.role_capabilities.c.capability, _ROLES.c.org_id, _ROLES.c.expires_at, _ROLES.c.role
+        )
+        .join_from(_ROLES, t.role_capabilities, _ROLES.c.role == t.role_capabilities.c.role)
+        .where(_ROLES.c.user_id == user)
+    )
+    return union_all(direct, via_role)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything Tether stores is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _org_is(column: Any, org: str | None) -> ColumnElement[bool]:
+    return column.is_(None) if org is None else column == org  # type: ignore[no-any-return]
+
+
+class _SqlTx:
+    def __init__(self, store: SqlAuthzStore, session: AsyncSession) -> None:
+        self.store = store
+        self.session = session
+
+    async def _run(self, statement: Any, params: Any = None) -> Any:
+        try:
+            return await self.session.execute(statement, params)
+        except IntegrityError as exc:
+            raise UnknownSubjectError(
+                f"refused by the database: unknown user, org, role or capability ({exc.orig})"
+            ) from exc
+
+    async def _exists(self, column: Any, value: str) -> bool:
+        found = await self.session.execute(select(column).where(column == value))
+        return found.first() is not None
+
+    async def add_user(self, user: str) -> None:
+        await self._run(self.store._insert_ignore(t.users).values(id=user))
+
+    async def add_org(self, org: str) -> None:
+        await self._run(self.store._insert_ignore(t.orgs).values(id=org))
+
+    async def user_exists(self, user: str) -> bool:
+        return await self._exists(t.users.c.id, user)
+
+    async def org_exists(self, org: str) -> bool:
+        return await self._exists(t.orgs.c.id, org)
+
+    async def role_exists(self, role: str) -> bool:
+        return await self._exists(t.roles.c.name, role)
+
+    async def define_role(self, role: str, capabilities: Iterable[str]) -> None:
+        await self._run(self.store._insert_ignore(t.roles).values(name=role))
+        rc = t.role_capabilities
+        await self._run(delete(rc).where(rc.c.role == role))
+        rows = [{"role": role, "capability": name} for name in sorted(set(capabilities))]
+        if rows:
+            await self._run(rc.insert(), rows)
+
+    async def grant(
+        self,
+        user: str,
+        capability: str,
+        org: str | None,
+        *,
+        expires_at: datetime | None,
+        granted_by: str | None,
+        now: datetime,
+    ) -> None:
+        await self.revoke(user, capability, org)
+        await self._run(
+            _USER.insert().values(
+                user_id=user,
+                org_id=org,
+                capability=capability,
+                expires_at=_utc(expires_at),
+                granted_by=granted_by,
+                granted_at=_utc(now),
+            )
+        )
+
+    async def revoke(self, user: str, capability: str, org: str | None) -> bool:
+        result = await self._run(
+            delete(_USER).where(
+                _USER.c.user_id == user,
+                _USER.c.capability == capability,
+                _org_is(_USER.c.org_id, org),
+            )
+        )
+        return bool(result.rowcount)
+
+    async def assign_role(
+        self,
+        user: str,
+        role: str,
+        org: str,
+        *,
+        expires_at: datetime | None,
+        granted_by: str | None,
+        now: datetime,
+    ) -> None:
+        await self.unassign_role(user, role, org)
+        await self._run(
+            _ROLES.insert().values(
+                user_id=user,
+                org_id=org,
+                role=role,
+                expires_at=_utc(expires_at),
+                granted_by=granted_by,
+                granted_at=_utc(now),
+            )
+        )
+
+    async def unassign_role(self, user: str, role: str, org: str) -> bool:
+        result = await self._run(
+            delete(_ROLES).where(
+                _ROLES.c.user_id == user, _ROLES.c.role == role, _ROLES.c.org_id == org
+            )
+        )
+        return bool(result.rowcount)
+
+    async def changed(
+        self, event_type: str, payload: dict[str, Any], user: str | None, org: str | None
+    ) -> None:
+        await self.session.execute(
+            update(t.version).where(t.version.c.id == 1).values(value=t.version.c.value + 1)
+        )
+        if self.store.is_postgres:
+            await self.session.execute(select(func.pg_notify(CHANNEL, user or "*")))
+        if self.store.outbox:
+            await events.emit(self.session, event_type, payload, user, org)
+
+
+class SqlAuthzStore:
+    """Implements :class:`tether.authz.port.AuthzStore` on an SQLAlchemy ``AsyncEngine``."""
+
+    def __init__(self, engine: AsyncEngine, *, outbox: bool | None = None) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        # Outbox events by default on PostgreSQL; on SQLite only when asked, because the
+        # outbox tables there belong to the application's embedded setup.
+        self.outbox = self.is_postgres if outbox is None else outbox
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._load = _load_statement()
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, outbox: bool | None = None, **engine_options: Any
+    ) -> SqlAuthzStore:
+        """``postgresql://…`` (driven by asyncpg) or ``sqlite+aiosqlite:///path``."""
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        engine = create_async_engine(url, **engine_options)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
+        return cls(engine, outbox=outbox)
+
+    def _insert_ignore(self, table: Any) -> Any:
+        insert = pg_insert if self.is_postgres else sqlite_insert
+        return insert(table).on_conflict_do_nothing()
+
+    async def create_sqlite_schema(self) -> None:
+        """Create the tables on SQLite (Postgres uses the schema files and Alembic)."""
+        async with self.engine.begin() as conn:
+            for statement in t.SQLITE_DDL.split(";"):
+                if statement.strip():
+                    await conn.exec_driver_sql(statement)
+
+    async def sync_capabilities(self, names: Iterable[str]) -> None:
+        wanted = set(names)
+        async with self._sessions() as session, session.begin():
+            stored = set((await session.execute(select(t.capabilities.c.name))).scalars())
+            missing = sorted(wanted - stored)
+            if missing:
+                await session.execute(t.capabilities.insert(), [{"name": n} for n in missing])
+
+    async def capabilities(self) -> frozenset[str]:
+        async with self.engine.connect() as conn:
+            return frozenset((await conn.execute(select(t.capabilities.c.name))).scalars())
+
+    async def load_grants(self, user: str) -> list[Grant]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(self._load, {"user": user})).all()
+        return [Grant(row[0], row[1], _aware(row[2]), row[3]) for row in rows]
+
+    async def list_grants(
+        self, *, user: str | None = None, org: str | None = None
+    ) -> list[GrantRecord]:
+        direct = select(_USER)
+        roles = select(_ROLES)
+        if user is not None:
+            direct, roles = (
+                direct.where(_USER.c.user_id == user),
+                roles.where(_ROLES.c.user_id == user),
+            )
+        if org is not None:
+            direct, roles = direct.where(_USER.c.org_id == org), roles.where(_ROLES.c.org_id == org)
+        async with self.engine.connect() as conn:
+            caps = (await conn.execute(direct)).mappings().all()
+            assigned = (await conn.execute(roles)).mappings().all()
+        return [
+            GrantRecord(
+                r["user_id"],
+                r["org_id"],
+                r["capability"],
+                None,
+                _aware(r["expires_at"]),
+                r["granted_by"],
+                _aware(r["granted_at"]),
+            )
+            for r in caps
+        ] + [
+            GrantRecord(
+                r["user_id"],
+                r["org_id"],
+                None,
+                r["role"],
+                _aware(r["expires_at"]),
+                r["granted_by"],
+                _aware(r["granted_at"]),
+            )
+            for r in assigned
+        ]
+
+    async def version(self) -> int:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(t.version.c.value))).scalar_one()
+        return int(value)
+
+    @asynccontextmanager
+    async def transaction(self, session: Any = None) -> AsyncIterator[_SqlTx]:
+        if session is not None:
+            yield _SqlTx(self, session)
+            return
+        async with self._sessions() as own, own.begin():
+            yield _SqlTx(self, own)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
