@@ -1,0 +1,75 @@
+"""Rows to values and back, shared by the PostgreSQL and SQLite adapters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from tether.core import jsonutil
+from tether.queue.ports import ErrorRecord, Item, ItemState
+from tether.queue.spec import TableSpec
+
+# Error text is kept for people reading a dead-letter queue, not for full stack dumps.
+MAX_ERROR_CHARS = 4000
+
+
+def clip_error(error: str) -> str:
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def error_entry(at: datetime, attempt: int, error: str) -> str:
+    """One history entry as a JSON array, ready to append to the ``errors`` column."""
+    return jsonutil.dumps([{"at": at.isoformat(), "attempt": attempt, "error": error}]).decode()
+
+
+def encode_payload(payload: object) -> str:
+    return jsonutil.encode_payload(payload).decode()
+
+
+def _json(value: Any) -> Any:
+    return jsonutil.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _errors(value: Any, to_dt: Callable[[Any], datetime]) -> tuple[ErrorRecord, ...]:
+    return tuple(
+        ErrorRecord(at=to_dt(e.get("at")), attempt=int(e.get("attempt", 0)), error=str(e["error"]))
+        for e in _json(value) or ()
+    )
+
+
+def item_from_row(
+    row: Mapping[str, Any],
+    spec: TableSpec,
+    *,
+    to_dt: Callable[[Any], datetime],
+    to_uuid: Callable[[Any], uuid.UUID],
+) -> Item:
+    def opt_dt(v: Any) -> datetime | None:
+        return None if v is None else to_dt(v)
+
+    return Item(
+        seq=int(row["seq"]),
+        id=to_uuid(row["id"]),
+        queue=row["queue"],
+        partition_key=row["partition_key"],
+        state=ItemState(row["state"]),
+        attempts=int(row["attempts"]),
+        max_attempts=row["max_attempts"],
+        available_at=to_dt(row["available_at"]),
+        lease_token=None if row["lease_token"] is None else to_uuid(row["lease_token"]),
+        worker=row["worker"],
+        last_error=row["last_error"],
+        errors=_errors(row["errors"], to_dt),
+        created_at=to_dt(row["created_at"]),
+        finished_at=opt_dt(row["finished_at"]),
+        payload=_json(row["payload"]),
+        extra={name: row[name] for name in spec.extra_columns},
+    )
+
+
+def iso_to_dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

@@ -1,0 +1,223 @@
+"""What both adapters share: lease checks, the retry decision, filters, batching.
+
+An adapter supplies a handful of primitives (run a named statement, claim, enqueue); the
+rules of the engine live here once, so PostgreSQL and SQLite cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from tether.core.backoff import RetryPolicy
+from tether.core.clock import SYSTEM_CLOCK, Clock
+from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
+from tether.queue import codec
+from tether.queue.ports import Claimed, Item, ItemFilter, ItemState, QueueStats
+from tether.queue.spec import Dialect, TableSpec, where
+
+Progress = Callable[[int], None]
+DEFAULT_BATCH = 5000
+_FINISHED = (ItemState.DONE, ItemState.DEAD)
+
+
+class Engine(ABC):
+    dialect: Dialect
+
+    def __init__(
+        self,
+        *,
+        spec: TableSpec,
+        queue: str | None,
+        policy: RetryPolicy | None,
+        clock: Clock | None,
+        keep_done: bool,
+        key_ordering: bool,
+        rng: random.Random | None,
+    ) -> None:
+        if queue is not None and not spec.has_queue_column:
+            raise ConfigError(f"table {spec.name} has no queue column: pass queue=None")
+        if queue is None and spec.has_queue_column:
+            raise ConfigError(f"table {spec.name} holds many queues: name one with queue=...")
+        self.spec = spec
+        self.queue = queue
+        self.policy = policy or RetryPolicy()
+        self.clock = clock or SYSTEM_CLOCK
+        self.keep_done = keep_done
+        self.key_ordering = key_ordering
+        self._rng = rng or random.Random()
+
+    # -- primitives each adapter provides -------------------------------------------------
+    @abstractmethod
+    async def _rows(
+        self, name: str, params: dict[str, Any], parts: Mapping[str, str] | None = None
+    ) -> list[Mapping[str, Any]]: ...
+
+    @abstractmethod
+    async def _count(
+        self, name: str, params: dict[str, Any], parts: Mapping[str, str] | None = None
+    ) -> int: ...
+
+    @abstractmethod
+    def _item(self, row: Mapping[str, Any]) -> Item: ...
+
+    # -- lease-checked transitions ----------------------------------------------------------
+    def _lease_params(self, claimed: Claimed) -> dict[str, Any]:
+        return {"seq": claimed.item.seq, "token": claimed.lease_token}
+
+    @staticmethod
+    def _lost(claimed: Claimed) -> LeaseLostError:
+        return LeaseLostError(
+            f"item {claimed.id} is no longer held under lease {claimed.lease_token}: the lease "
+            "expired and the item was claimed again, or it was finished or purged meanwhile"
+        )
+
+    async def heartbeat(self, claimed: Claimed, lease: timedelta) -> Claimed:
+        until = self.clock.now() + lease
+        rows = await self._rows("heartbeat", {**self._lease_params(claimed), "lease_until": until})
+        if not rows:
+            raise self._lost(claimed)
+        return Claimed(claimed.item, claimed.lease_token, until)
+
+    async def complete(self, claimed: Claimed) -> None:
+        name = "complete_keep" if self.keep_done else "complete_delete"
+        params = {**self._lease_params(claimed)}
+        if self.keep_done:
+            params["now"] = self.clock.now()
+        if await self._count(name, params) == 0:
+            raise self._lost(claimed)
+
+    async def fail(
+        self, claimed: Claimed, error: str, *, policy: RetryPolicy | None = None
+    ) -> ItemState:
+        policy = policy or self.policy
+        attempts = claimed.item.attempts
+        limit = claimed.item.max_attempts or policy.max_attempts
+        if attempts >= limit:
+            await self.dead_letter(claimed, error)
+            return ItemState.DEAD
+        now = self.clock.now()
+        text = codec.clip_error(error)
+        params = {
+            **self._lease_params(claimed),
+            "next_at": now + policy.delay(attempts, self._rng),
+            "error": text,
+            "entry": codec.error_entry(now, attempts, text),
+        }
+        if await self._count("retry", params) == 0:
+            raise self._lost(claimed)
+        return ItemState.PENDING
+
+    async def dead_letter(self, claimed: Claimed, error: str) -> None:
+        now = self.clock.now()
+        text = codec.clip_error(error)
+        params = {
+            **self._lease_params(claimed),
+            "now": now,
+            "error": text,
+            "entry": codec.error_entry(now, claimed.item.attempts, text),
+        }
+        if await self._count("bury", params) == 0:
+            raise self._lost(claimed)
+
+    def _claim_params(self, limit: int, lease: timedelta, worker: str) -> dict[str, Any]:
+        if limit < 1:
+            raise ConfigError(f"claim limit must be at least 1, got {limit}")
+        if lease <= timedelta(0):
+            raise ConfigError(f"lease must be positive, got {lease}")
+        now = self.clock.now()
+        params: dict[str, Any] = {
+            "now": now,
+            "now_iso": now.isoformat(),
+            "limit": limit,
+            "lease_until": now + lease,
+            "token": uuid.uuid4(),
+            "worker": worker,
+            "default_max": self.policy.max_attempts,
+            "expired_error": "lease expired on the last attempt (the worker stopped or hung)",
+        }
+        if self.spec.has_queue_column:
+            params["queue"] = self.queue
+        return params
+
+    def _claimed(self, rows: Sequence[Mapping[str, Any]], params: dict[str, Any]) -> list[Claimed]:
+        items = sorted((self._item(r) for r in rows), key=lambda i: i.seq)
+        return [Claimed(i, params["token"], params["lease_until"]) for i in items]
+
+    # -- admin: dead-letter queue, retention, stats -------------------------------------------
+    def _where(
+        self, f: ItemFilter | None, states: tuple[ItemState, ...] | None
+    ) -> tuple[str, dict[str, Any]]:
+        return where(self.spec, f or ItemFilter(), self.dialect, queue=self.queue, states=states)
+
+    async def list(
+        self, filter: ItemFilter | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Item]:
+        clause, params = self._where(filter, None)
+        rows = await self._rows(
+            "list", {**params, "limit": limit, "offset": offset}, {"where": clause}
+        )
+        return [self._item(r) for r in rows]
+
+    async def get(self, id: uuid.UUID) -> Item:
+        rows = await self._rows("get", {"id": id})
+        if not rows:
+            raise NotFoundError(f"no item with id {id} in {self.spec.name}")
+        return self._item(rows[0])
+
+    async def _batched(
+        self, name: str, clause: str, params: dict[str, Any], progress: Progress | None
+    ) -> int:
+        total = 0
+        while True:
+            n = await self._count(name, {**params, "batch": DEFAULT_BATCH}, {"where": clause})
+            total += n
+            if progress is not None and n:
+                progress(n)
+            if n < DEFAULT_BATCH:
+                return total
+
+    async def replay(
+        self, filter: ItemFilter | None = None, *, progress: Progress | None = None
+    ) -> int:
+        clause, params = self._where(filter, (ItemState.DEAD,))
+        return await self._batched("replay", clause, {**params, "now": self.clock.now()}, progress)
+
+    async def purge(
+        self, filter: ItemFilter | None = None, *, progress: Progress | None = None
+    ) -> int:
+        f = filter or ItemFilter()
+        states = None if f.state is not None else (ItemState.DEAD,)
+        clause, params = self._where(f, states)
+        return await self._batched("purge", clause, params, progress)
+
+    async def sweep(
+        self,
+        older_than: timedelta,
+        *,
+        states: tuple[ItemState, ...] = _FINISHED,
+        progress: Progress | None = None,
+    ) -> int:
+        if not set(states) <= set(_FINISHED):
+            raise ConfigError("sweep removes finished items only: states must be done and/or dead")
+        clause, params = self._where(None, states)
+        cutoff: datetime = self.clock.now() - older_than
+        return await self._batched("sweep", clause, {**params, "cutoff": cutoff}, progress)
+
+    async def stats(self) -> QueueStats:
+        now = self.clock.now()
+        clause, params = self._where(None, None)
+        row = (await self._rows("stats", {**params, "now": now}, {"where": clause}))[0]
+        oldest = row["oldest_pending"]
+        return QueueStats(
+            pending=int(row["pending"] or 0),
+            claimed=int(row["claimed"] or 0),
+            dead=int(row["dead"] or 0),
+            done=int(row["done"] or 0),
+            due=int(row["due"] or 0),
+            oldest_pending_age=None if oldest is None else now - codec.iso_to_dt(oldest),
+        )

@@ -1,0 +1,174 @@
+"""The durable work-item engine's port: values and the two Protocols adapters implement.
+
+Contract every adapter keeps (``tests/contract/test_queue_contract.py`` checks it):
+
+* ``enqueue(items, tx=conn)`` writes in the caller's transaction and never commits.
+* ``claim`` hands each due item to one claimer at a time, oldest first, under a lease, and
+  counts the attempt at claim time (a worker that crashes on an item still uses it up).
+  Items whose lease expired are claimable again; with a partition key only the oldest live
+  item of that key is claimable, so one key is processed in order and a failing head blocks
+  only its own key.
+* ``complete``/``fail``/``dead_letter``/``heartbeat`` check the lease token: once an item was
+  reclaimed by someone else the old holder gets :class:`LeaseLostError` (a zombie cannot ack).
+* The admin operations (list, get, replay, purge, sweep, stats) work over any table that has
+  the engine's core columns, so they also serve ``tether_outbox``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from tether.core.backoff import RetryPolicy
+from tether.core.errors import TetherError
+
+
+class FilterError(TetherError, ValueError):
+    """An item filter names a column or value the table does not allow."""
+
+
+class ItemState(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item to enqueue. ``payload`` is a JSON-compatible value or encoded JSON bytes."""
+
+    payload: Any
+    partition_key: str | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    at: datetime
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One row, as stored. ``available_at`` is the next attempt time while pending and the
+    lease expiry while claimed. ``extra`` holds the table's extra columns (outbox type...)."""
+
+    seq: int
+    id: uuid.UUID
+    queue: str | None
+    partition_key: str | None
+    state: ItemState
+    attempts: int
+    max_attempts: int | None
+    available_at: datetime
+    lease_token: uuid.UUID | None
+    worker: str | None
+    last_error: str | None
+    errors: tuple[ErrorRecord, ...]
+    created_at: datetime
+    finished_at: datetime | None
+    payload: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An item held under a lease. Only the holder of ``lease_token`` may finish it."""
+
+    item: Item
+    lease_token: uuid.UUID
+    lease_expires_at: datetime
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.item.id
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFilter:
+    """Which items an admin operation touches. Every field narrows; an empty filter matches all.
+
+    Values are always bound as query parameters. ``extra`` keys must be among the table spec's
+    extra filter columns (e.g. ``type``, ``topic``, ``tenant_id`` on the outbox).
+    """
+
+    ids: Sequence[uuid.UUID] | None = None
+    queue: str | None = None
+    partition_key: str | None = None
+    state: ItemState | None = None
+    error: str | None = None
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    pending: int
+    claimed: int
+    dead: int
+    done: int
+    due: int
+    oldest_pending_age: timedelta | None
+
+
+TxT_contra = TypeVar("TxT_contra", contravariant=True)
+
+
+class ItemAdmin(Protocol):
+    """Dead-letter, replay and retention operations over one table."""
+
+    async def list(
+        self, filter: ItemFilter | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Item]: ...
+
+    async def get(self, id: uuid.UUID) -> Item:
+        """Raise :class:`NotFoundError` when no item has this id."""
+        ...
+
+    async def replay(self, filter: ItemFilter | None = None) -> int:
+        """Dead items → pending, attempts reset, error history kept. Returns the count."""
+        ...
+
+    async def purge(self, filter: ItemFilter | None = None) -> int:
+        """Delete matching items; ``filter.state`` defaults to dead. Returns the count."""
+        ...
+
+    async def sweep(self, older_than: timedelta) -> int:
+        """Retention: delete done and dead items finished more than ``older_than`` ago."""
+        ...
+
+    async def stats(self) -> QueueStats: ...
+
+
+class WorkQueue(ItemAdmin, Protocol[TxT_contra]):
+    """One named queue of durable work items."""
+
+    async def enqueue(
+        self, items: Sequence[NewItem], *, tx: TxT_contra | None = None
+    ) -> list[uuid.UUID]:
+        """Insert items (an id already present is left alone). With ``tx`` the rows are
+        written on the caller's connection inside its open transaction and never committed."""
+        ...
+
+    async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]: ...
+
+    async def heartbeat(self, claimed: Claimed, lease: timedelta) -> Claimed: ...
+
+    async def complete(self, claimed: Claimed) -> None: ...
+
+    async def fail(
+        self, claimed: Claimed, error: str, *, policy: RetryPolicy | None = None
+    ) -> ItemState:
+        """Schedule a retry (pending) or dead-letter when attempts are used up; returns which."""
+        ...
+
+    async def dead_letter(self, claimed: Claimed, error: str) -> None: ...

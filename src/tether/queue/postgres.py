@@ -1,0 +1,161 @@
+"""The work-item engine on PostgreSQL through asyncpg.
+
+Every operation is one statement on a pooled connection (autocommit), except ``enqueue`` with
+``tx=``, which runs on the caller's connection inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, cast
+
+import asyncpg
+
+from tether.core.backoff import RetryPolicy
+from tether.core.clock import Clock
+from tether.core.errors import ConfigError, StoreError
+from tether.core.ids import new_id
+from tether.queue import codec
+from tether.queue.engine import Engine
+from tether.queue.ports import Claimed, Item, NewItem
+from tether.queue.spec import ITEMS, TableSpec, render
+
+# A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
+# row once the table fills (PERFORMANCE.md, "the cached plan of the claim query").
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@asynccontextmanager
+async def _wrapped(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise StoreError(f"PostgreSQL failed during {what}: {exc}") from exc
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool with the settings the engine relies on."""
+    async with _wrapped("connect"):
+        return await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, server_settings=SERVER_SETTINGS
+        )
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    # asyncpg returns its own UUID subclass; hand out the standard type.
+    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
+
+
+def _affected(status: str) -> int:
+    # asyncpg returns the command tag, e.g. "UPDATE 3".
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PostgresQueue(Engine):
+    """One queue of ``tether_items`` (or, with ``spec=OUTBOX, queue=None``, the outbox's
+    dead-letter, replay, retention and stats operations)."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        spec: TableSpec = ITEMS,
+        queue: str | None = "default",
+        policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        keep_done: bool = False,
+        key_ordering: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            spec=spec,
+            queue=queue if spec.has_queue_column else None,
+            policy=policy,
+            clock=clock,
+            keep_done=keep_done,
+            key_ordering=key_ordering,
+            rng=rng,
+        )
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, **options: Any) -> PostgresQueue:
+        """Open a pool of its own (closed by :meth:`close`)."""
+        return cls(await create_pool(dsn), **options)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def _item(self, row: Mapping[str, Any]) -> Item:
+        return codec.item_from_row(row, self.spec, to_dt=codec.iso_to_dt, to_uuid=_uuid)
+
+    async def _rows(
+        self, name: str, params: dict[str, Any], parts: Mapping[str, str] | None = None
+    ) -> list[Mapping[str, Any]]:
+        query = render("postgres", name, self.spec, **(parts or {}))
+        async with _wrapped(name):
+            # Records support row["name"], which is all the codec needs.
+            return cast(
+                list[Mapping[str, Any]], await self.pool.fetch(query.numbered, *query.args(params))
+            )
+
+    async def _count(
+        self, name: str, params: dict[str, Any], parts: Mapping[str, str] | None = None
+    ) -> int:
+        query = render("postgres", name, self.spec, **(parts or {}))
+        async with _wrapped(name):
+            return _affected(await self.pool.execute(query.numbered, *query.args(params)))
+
+    async def enqueue(
+        self, items: Sequence[NewItem], *, tx: asyncpg.Connection | None = None
+    ) -> list[uuid.UUID]:
+        if not self.spec.has_queue_column:
+            raise ConfigError(f"enqueue writes work items; {self.spec.name} is filled elsewhere")
+        if not items:
+            return []
+        now = self.clock.now()
+        ids = [i.id or new_id() for i in items]
+        params: dict[str, Any] = {
+            "queue": self.queue,
+            "now": now,
+            "ids": ids,
+            "keys": [i.partition_key for i in items],
+            "max_attempts": [i.max_attempts for i in items],
+            "available_at": [i.run_at or now for i in items],
+            "payloads": [codec.encode_payload(i.payload) for i in items],
+        }
+        query = render("postgres", "enqueue", self.spec)
+        async with _wrapped("enqueue"):
+            if tx is None:
+                await self.pool.execute(query.numbered, *query.args(params))
+            else:
+                await tx.execute(query.numbered, *query.args(params))
+        return ids
+
+    async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]:
+        params = self._claim_params(limit, lease, worker)
+        order = render("postgres", "key_order", self.spec).sql if self.key_ordering else ""
+        rows = await self._rows("claim", params, {"key_order": order})
+        return self._claimed(rows, params)
+
+    async def complete_many(self, batch: Sequence[Claimed]) -> list[Claimed]:
+        """Complete a batch in one round trip; returns the items whose lease was lost."""
+        if not batch:
+            return []
+        name = "complete_many_keep" if self.keep_done else "complete_many_delete"
+        params: dict[str, Any] = {
+            "seqs": [c.item.seq for c in batch],
+            "tokens": [c.lease_token for c in batch],
+            "now": self.clock.now(),
+        }
+        done = {int(r["seq"]) for r in await self._rows(name, params)}
+        return [c for c in batch if c.item.seq not in done]
