@@ -202,7 +202,9 @@ class _Responder:
                 response = StoredResponse(self.status, tuple(self.headers), b"".join(self.body))
                 if not await self.store.complete(ctx.key, ctx.token, response, ctx.record_ttl):
                     log.warning("idempotency lease lost before completion; response not stored")
-            elif not ctx.committed_in_transaction:
+            else:
+                # A record the handler committed in its own transaction is no longer in flight,
+                # so release leaves it alone; one whose transaction rolled back is freed.
                 await self.store.release(ctx.key, ctx.token)
         except StoreError as exc:
             # The lease expires on its own; the client already has its response.
