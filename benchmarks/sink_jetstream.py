@@ -52,8 +52,9 @@ async def run_tether(events: Sequence[Event], batch: int, prefix: str, raw: bool
         start = time.perf_counter()
         for i in range(0, len(events), batch):
             outcomes = await sink.publish(events[i : i + batch])
-            if not all(o.ok for o in outcomes):
-                raise RuntimeError(f"tether: failed outcome {next(o for o in outcomes if not o.ok)}")
+            failed = [o for o in outcomes if not o.ok]
+            if failed:
+                raise RuntimeError(f"tether: {len(failed)} failed outcomes, first {failed[0]}")
         return time.perf_counter() - start
     finally:
         await sink.close()
@@ -118,7 +119,8 @@ async def main() -> None:
     print(f"N={args.n} payload≈{size:.0f} B batch={args.batch} runs={args.runs} (median msg/s)")
     print(f"{'contender':44} {'median/s':>10} {'min/s':>10} {'max/s':>10}")
     for name, values in rates.items():
-        print(f"{name:44} {statistics.median(values):10.0f} {min(values):10.0f} {max(values):10.0f}")
+        med, lo, hi = statistics.median(values), min(values), max(values)
+        print(f"{name:44} {med:10.0f} {lo:10.0f} {hi:10.0f}")
     tether = statistics.median(rates["tether JetStreamSink"])
     peer = statistics.median(rates["nats-py publish_async"])
     print(json.dumps({"bench": "sink_jetstream", "tether_per_s": round(tether),
