@@ -20,8 +20,8 @@ def clip_error(error: str) -> str:
 
 
 def error_entry(at: datetime, attempt: int, error: str) -> str:
-    """One history entry as a JSON array, ready to append to the ``errors`` column."""
-    return jsonutil.dumps([{"at": at.isoformat(), "attempt": attempt, "error": error}]).decode()
+    """One history entry as a JSON object, appended to the ``errors`` array by the SQL."""
+    return jsonutil.dumps({"at": at.isoformat(), "attempt": attempt, "error": error}).decode()
 
 
 def encode_payload(payload: object) -> str:

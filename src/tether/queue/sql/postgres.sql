@@ -78,13 +78,13 @@ RETURNING t.seq
 -- name: retry
 UPDATE {table}
 SET state = 'pending', available_at = :next_at, lease_token = NULL, last_error = :error,
-    errors = errors || CAST(:entry AS jsonb)
+    errors = errors || jsonb_build_array(CAST(:entry AS jsonb))
 WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 
 -- name: bury
 UPDATE {table}
 SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :error,
-    errors = errors || CAST(:entry AS jsonb)
+    errors = errors || jsonb_build_array(CAST(:entry AS jsonb))
 WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 
 -- name: list

@@ -1,0 +1,88 @@
+-- The work-item engine on SQLite. Same rules as postgres.sql; times are ISO-8601 UTC text
+-- (fixed width with microseconds, so text order is time order), ids are text, JSON is text.
+-- A claim runs bury_expired then claim inside one BEGIN IMMEDIATE transaction.
+
+-- name: enqueue
+INSERT INTO {table} (id, queue, partition_key, max_attempts, available_at, created_at, payload)
+VALUES (:id, :queue, :partition_key, :max_attempts, :available_at, :now, :payload)
+ON CONFLICT (id) DO NOTHING
+
+-- name: bury_expired
+-- An expired item that already used its last attempt (its worker kept dying) goes dead here
+-- instead of being handed out again.
+UPDATE {table} AS t
+SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :expired_error,
+    errors = json_insert(errors, '$[#]',
+        json_object('at', :now_iso, 'attempt', attempts, 'error', :expired_error))
+WHERE {t_queue} t.state = 'claimed' AND t.available_at <= :now
+  AND t.attempts >= COALESCE(t.max_attempts, :default_max)
+
+-- name: claim
+UPDATE {table}
+SET state = 'claimed', attempts = attempts + 1, available_at = :lease_until,
+    lease_token = :token, worker = :worker
+WHERE seq IN (
+    SELECT t.seq FROM {table} t
+    WHERE {t_queue} t.state IN ('pending', 'claimed') AND t.available_at <= :now {key_order}
+    ORDER BY t.seq
+    LIMIT :limit)
+RETURNING {columns}
+
+-- name: key_order
+AND (t.partition_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM {table} p
+    WHERE {p_queue} p.partition_key = t.partition_key
+      AND p.state IN ('pending', 'claimed') AND p.seq < t.seq))
+
+-- name: heartbeat
+UPDATE {table} SET available_at = :lease_until
+WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
+RETURNING available_at
+
+-- name: complete_delete
+DELETE FROM {table} WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
+
+-- name: complete_keep
+UPDATE {table} SET state = 'done', finished_at = :now, lease_token = NULL
+WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
+
+-- name: retry
+UPDATE {table}
+SET state = 'pending', available_at = :next_at, lease_token = NULL, last_error = :error,
+    errors = json_insert(errors, '$[#]', json(:entry))
+WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
+
+-- name: bury
+UPDATE {table}
+SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :error,
+    errors = json_insert(errors, '$[#]', json(:entry))
+WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
+
+-- name: list
+SELECT {columns} FROM {table} WHERE {where} ORDER BY seq LIMIT :limit OFFSET :offset
+
+-- name: get
+SELECT {columns} FROM {table} WHERE id = :id
+
+-- name: replay
+UPDATE {table}
+SET state = 'pending', attempts = 0, available_at = :now, lease_token = NULL, finished_at = NULL
+WHERE seq IN (SELECT seq FROM {table} WHERE {where} ORDER BY seq LIMIT :batch)
+
+-- name: purge
+DELETE FROM {table}
+WHERE seq IN (SELECT seq FROM {table} WHERE {where} ORDER BY seq LIMIT :batch)
+
+-- name: sweep
+DELETE FROM {table}
+WHERE seq IN (SELECT seq FROM {table}
+              WHERE {where} AND finished_at < :cutoff LIMIT :batch)
+
+-- name: stats
+SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+       count(*) FILTER (WHERE state = 'claimed') AS claimed,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       count(*) FILTER (WHERE state = 'done') AS done,
+       count(*) FILTER (WHERE state IN ('pending', 'claimed') AND available_at <= :now) AS due,
+       min(created_at) FILTER (WHERE state = 'pending') AS oldest_pending
+FROM {table} WHERE {where}

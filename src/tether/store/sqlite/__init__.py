@@ -1,0 +1,1 @@
+"""SQLite adapters of Tether's storage ports: the embedded default for one process."""
