@@ -22,7 +22,15 @@ _CLAIM = _Q["claim"].numbered
 _DELETE = _Q["delete_published"].numbered
 _MARK = _Q["mark_published"].numbered
 _RETRIES = _Q["record_retries"].numbered
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "application_name": "tether-relay"}
+# With stale statistics (a table analyzed while empty, then loaded) the planner may pick a bitmap
+# scan that tests every live row for headship and sorts them all: 55 ms per claim at 20k rows,
+# against 0.6 ms for the ordered index scan that stops after LIMIT rows. Relay sessions only run
+# the claim and settle statements, which all want index scans.
+SERVER_SETTINGS = {
+    "plan_cache_mode": "force_custom_plan",
+    "enable_bitmapscan": "off",
+    "application_name": "tether-relay",
+}
 MAX_ERROR_CHARS = 2000
 
 
