@@ -1,0 +1,35 @@
+"""One authorization store per backend, so the contract suite runs against every one of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tether.authz import MemoryAuthzStore, SqlAuthzStore
+from tether.authz.port import AuthzStore
+
+CAPS = ["trade:approve", "trade:view", "trade:*", "availability:edit:own", "admin:all"]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthzStore]:
+    kind = request.param
+    made: AuthzStore
+    if kind == "memory":
+        made = MemoryAuthzStore()
+    elif kind == "sqlite":
+        sqlite = SqlAuthzStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'authz.db'}")
+        await sqlite.create_sqlite_schema()
+        made = sqlite
+    else:
+        made = SqlAuthzStore.from_url(request.getfixturevalue("pg_dsn"))
+    await made.sync_capabilities(CAPS)
+    async with made.transaction() as tx:
+        for user in ("alice", "bob"):
+            await tx.add_user(user)
+        for org in ("acme", "globex"):
+            await tx.add_org(org)
+    yield made
+    await made.close()
