@@ -14,6 +14,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.swallow_replies = False
+        """While set, bytes from the server are dropped: the client stays connected but deaf."""
 
     @property
     def url(self) -> str:
@@ -43,14 +45,18 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(self._pipe(src, dst))
+        for src, dst, downstream in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.ensure_future(self._pipe(src, dst, downstream))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, downstream: bool
+    ) -> None:
         try:
             while chunk := await src.read(65536):
+                if downstream and self.swallow_replies:
+                    continue
                 dst.write(chunk)
                 await dst.drain()
         except (OSError, asyncio.CancelledError):

@@ -1,0 +1,113 @@
+"""Wire helpers of the JetStream sink, without a server."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+
+from tether.core.envelope import Event, make_event
+from tether.core.errors import ConfigError
+from tether.sinks import _nats_wire as wire
+
+FULL = make_event(
+    "OrderPlaced", {"a": 1}, aggregate_type="order", aggregate_id="o-1", tenant_id="acme",
+    user_id="u-1", correlation_id="c-1", causation_id="k-1", version=2, source="shop",
+    traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+)
+BARE = make_event("Ping", {})
+
+
+def header_lines(block: bytes) -> list[str]:
+    text = block.decode()
+    assert text.startswith("NATS/1.0\r\n")
+    assert text.endswith("\r\n\r\n")
+    return sorted(text[len("NATS/1.0\r\n") : -4].split("\r\n"))
+
+
+@pytest.mark.parametrize("event", [FULL, BARE, make_event("T", {}, aggregate_id="only-id")])
+def test_fast_header_block_matches_the_envelope(event: Event) -> None:
+    expected = [f"ce-{k}: {v}" for k, v in event.cloudevent_attributes().items()]
+    expected.append(f"Nats-Msg-Id: {event.id}")
+    assert header_lines(wire.header_block(event)) == sorted(expected)
+    assert wire.header_block(event) == wire.header_block(event)
+    assert header_lines(wire.reference_header_block(event)) == sorted(expected)
+
+
+def test_header_dict_matches_header_block() -> None:
+    lines = header_lines(wire.header_block(FULL))
+    assert sorted(f"{k}: {v}" for k, v in wire.header_dict(FULL).items()) == lines
+
+
+def test_line_breaks_in_a_hand_built_event_cannot_inject_headers() -> None:
+    evil = dataclasses.replace(BARE, source="a\r\nNats-Expected-Stream: X")
+    lines = header_lines(wire.header_block(evil))
+    assert not any(line.startswith("Nats-Expected-Stream") for line in lines)
+    assert "ce-source: a  Nats-Expected-Stream: X" in lines
+
+
+def test_hpub_frame_lengths() -> None:
+    hdr = wire.header_block(BARE)
+    frame = wire.hpub_frame("s.t", "_INBOX.x.1", hdr, b"{}")
+    first, rest = frame.split(b"\r\n", 1)
+    assert first == f"HPUB s.t _INBOX.x.1 {len(hdr)} {len(hdr) + 2}".encode()
+    assert rest == hdr + b"{}\r\n"
+
+
+def test_template_subject() -> None:
+    subject = wire.template_subject("{prefix}.{tenant}.{topic}.v{version}", "app")
+    assert subject(FULL) == "app.acme.order.v2"
+    assert subject(FULL) == "app.acme.order.v2"  # cached
+    with pytest.raises(wire.SubjectError, match="tenant"):
+        subject(BARE)
+
+
+@pytest.mark.parametrize("template", ["{prefix}.{nope}", "{}.x", "{0}"])
+def test_template_with_unknown_fields_is_a_config_error(template: str) -> None:
+    with pytest.raises(ConfigError):
+        wire.template_subject(template, "app")
+
+
+@pytest.mark.parametrize("bad", ["", "a..b", ".a", "a.", "a b", "a.*", "a.>", "x" * 2000])
+def test_invalid_subjects(bad: str) -> None:
+    with pytest.raises(wire.SubjectError):
+        wire.check_subject(bad)
+
+
+def test_topic_characters_make_valid_subjects() -> None:
+    event = make_event("T", {}, topic="orders/eu:1-a")
+    assert wire.template_subject("{prefix}.{topic}", "p")(event) == "p.orders/eu:1-a"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "ok", "retryable", "text"),
+    [
+        (b'{"stream":"S", "seq":1}', None, True, True, None),
+        (b'{"stream":"S", "seq":1,"duplicate": true}', None, True, True, None),
+        (b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},'
+         b'"stream":"S","seq":0}', None, False, True, "maximum messages exceeded"),
+        (b'{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum'
+         b' allowed"},"stream":"S","seq":0}', None, False, False, "message size"),
+        (b"", "503", False, True, "no JetStream stream listens"),
+        (b"garbage", None, False, True, "unexpected"),
+        (b'{"error": 1}', None, False, True, "unreadable"),
+    ],
+)
+def test_parse_ack(data: bytes, status: str | None, ok: bool, retryable: bool,
+                   text: str | None) -> None:
+    ack = wire.parse_ack(data, status, "p.order")
+    assert ack.ok is ok
+    assert ack.duplicate is (b"duplicate" in data)
+    if not ok:
+        assert ack.retryable is retryable
+        assert text is not None
+        assert ack.error is not None
+        assert text in ack.error
+
+
+def test_uuid_ids_are_canonical_text() -> None:
+    event = dataclasses.replace(BARE, id=uuid.UUID(int=1))
+    assert "Nats-Msg-Id: 00000000-0000-0000-0000-000000000001" in header_lines(
+        wire.header_block(event)
+    )
