@@ -134,6 +134,6 @@ def list_grants(
 def explain(user: str, capability: str, dsn: DsnOption = None, org: OrgOption = None) -> None:
     """Say whether USER has CAPABILITY in --org, and why. Exit code 0 allowed, 3 denied."""
     decision = _run(dsn, lambda a: a.explain(user, capability, org))
-    _out.print(str(decision), markup=False)
+    _out.print(str(decision), markup=False, soft_wrap=True)
     if not decision.allowed:
         raise typer.Exit(code=3)

@@ -1,0 +1,31 @@
+"""Two Authz instances over one Postgres database: a writer, and a reader with its own cache."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tether.authz import Authz, Registry, SqlAuthzStore
+
+REGISTRY = Registry(["trade:approve", "trade:view", "availability:post"])
+
+
+@pytest.fixture
+async def writer(pg_dsn: str) -> AsyncIterator[Authz]:
+    store = SqlAuthzStore.from_url(pg_dsn)
+    authz = Authz(store, REGISTRY)
+    await authz.sync()
+    for user in ("alice", "bob"):
+        await authz.add_user(user)
+    for org in ("acme", "globex"):
+        await authz.add_org(org)
+    yield authz
+    await store.close()
+
+
+@pytest.fixture
+async def reader(pg_dsn: str, writer: Authz) -> AsyncIterator[Authz]:
+    store = SqlAuthzStore.from_url(pg_dsn)
+    yield Authz(store, REGISTRY)
+    await store.close()
