@@ -23,7 +23,9 @@ async def main(dsn: str, prefix: str) -> None:
         except SinkUnavailableError:
             await asyncio.sleep(0.2)
     store = await PostgresOutboxStore.connect(dsn, connections=2)
-    relay = Relay(store, [sink], config=RelayConfig(batch_size=200, concurrency=2, publish_timeout=5))
+    relay = Relay(
+        store, [sink], config=RelayConfig(batch_size=200, concurrency=2, publish_timeout=5)
+    )
     print("relay ready", flush=True)
     await relay.run()
 

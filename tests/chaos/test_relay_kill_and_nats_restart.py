@@ -65,7 +65,11 @@ async def produce(dsn: str, ids: list[str]) -> None:
                 for n in range(start, start + PER_TX):
                     agg = n % AGGREGATES
                     ref = await add_event(
-                        conn, "Step", {"i": counters[agg]}, aggregate_type="order", aggregate_id=str(agg)
+                        conn,
+                        "Step",
+                        {"i": counters[agg]},
+                        aggregate_type="order",
+                        aggregate_id=str(agg),
                     )
                     counters[agg] += 1
                     ids.append(str(ref.id))
@@ -75,7 +79,9 @@ async def produce(dsn: str, ids: list[str]) -> None:
         await conn.close()
 
 
-async def chaos_monkey(dsn: str, prefix: str, relays: list[subprocess.Popen[bytes]], done: asyncio.Event) -> int:
+async def chaos_monkey(
+    dsn: str, prefix: str, relays: list[subprocess.Popen[bytes]], done: asyncio.Event
+) -> int:
     kills, rng, restarted_nats = 0, random.Random(7), False
     while not done.is_set() or kills < 5:
         await asyncio.sleep(rng.uniform(0.5, 1.5))
@@ -117,7 +123,13 @@ async def read_stream(nats_url: str, name: str, prefix: str) -> list[tuple[str, 
         while len(out) < info.state.messages and time.monotonic() < deadline:
             for msg in await sub.fetch(1000, timeout=5):
                 headers = msg.headers or {}
-                out.append((headers["Nats-Msg-Id"], headers["ce-aggregateid"], int(msg.data.split(b":")[1].rstrip(b"}"))))
+                out.append(
+                    (
+                        headers["Nats-Msg-Id"],
+                        headers["ce-aggregateid"],
+                        int(msg.data.split(b":")[1].rstrip(b"}")),
+                    )
+                )
                 await msg.ack()
         return out
     finally:

@@ -33,7 +33,9 @@ def ensure_template() -> str:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
         admin.execute("SELECT pg_advisory_lock(724100)")
         try:
-            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 admin.execute(f'CREATE DATABASE "{name}"')
                 with psycopg.connect(_dsn_for(name), autocommit=True) as conn:

@@ -58,7 +58,11 @@ class Event:
         """The CloudEvents subject: the aggregate this event is about."""
         if self.aggregate_id is None:
             return None
-        return f"{self.aggregate_type}/{self.aggregate_id}" if self.aggregate_type else self.aggregate_id
+        return (
+            f"{self.aggregate_type}/{self.aggregate_id}"
+            if self.aggregate_type
+            else self.aggregate_id
+        )
 
     def cloudevent_attributes(self) -> dict[str, str]:
         """CloudEvents 1.0 context attributes and Tether's extensions, all as strings."""

@@ -64,7 +64,9 @@ class Inbox:
 async def sweep(target: object, older_than: timedelta) -> None:
     """Forget ids processed more than ``older_than`` ago (keep it above the redelivery horizon)."""
     name, _ = _q("sweep", target)
-    await drivers.execute(target, load("tether.outbox", "inbox.sql")[name], {"before": _now() - older_than})
+    await drivers.execute(
+        target, load("tether.outbox", "inbox.sql")[name], {"before": _now() - older_than}
+    )
 
 
 def _now() -> datetime:

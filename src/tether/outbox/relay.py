@@ -13,6 +13,7 @@ per-aggregate order. Outcomes, per event:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -29,7 +30,9 @@ from tether.sinks.base import Outcome, Sink
 
 log = logging.getLogger("tether.relay")
 
-_OUTAGE = RetryPolicy(max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=10))
+_OUTAGE = RetryPolicy(
+    max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=10)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,9 @@ class RelayConfig:
         if self.publish_timeout <= 0:
             raise ConfigError(f"relay publish_timeout must be positive, got {self.publish_timeout}")
         if not 0 < self.poll_interval <= self.idle_poll_interval:
-            raise ConfigError("relay poll intervals must satisfy 0 < poll_interval <= idle_poll_interval")
+            raise ConfigError(
+                "relay poll intervals must satisfy 0 < poll_interval <= idle_poll_interval"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +237,9 @@ class Relay:
 
     async def _publish(self, name: str, claimed: Sequence[ClaimedEvent]) -> list[_Result]:
         if self._down_until.get(name, 0.0) > time.monotonic():
-            return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(claimed)
+            return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(
+                claimed
+            )
         sink = self._sinks[name]
         events = [c.event for c in claimed]
         try:
@@ -279,10 +286,8 @@ def _from_outcome(outcome: Outcome) -> _Result:
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 async def _wait_for_work(stop: asyncio.Event, store: OutboxStore, timeout: float) -> None:

@@ -9,7 +9,7 @@ Drivers are recognized by module name so none of them has to be installed.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import text
@@ -55,14 +55,19 @@ def dialect_of(target: object) -> Dialect:
     )
 
 
+def sqlite_time(value: datetime) -> str:
+    """Fixed-width ISO-8601 UTC text, so SQLite compares times by comparing strings."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
 def sqlite_values(values: dict[str, object]) -> dict[str, object]:
-    """SQLite stores ids as text and times as ISO-8601 UTC text."""
+    """SQLite stores ids as text and times as fixed-width ISO-8601 UTC text."""
     out: dict[str, object] = {}
     for key, value in values.items():
         if isinstance(value, uuid.UUID):
             out[key] = str(value)
         elif isinstance(value, datetime):
-            out[key] = value.isoformat()
+            out[key] = sqlite_time(value)
         elif isinstance(value, bytes):
             out[key] = value.decode()
         else:
@@ -80,14 +85,18 @@ async def execute(target: object, query: Query, values: dict[str, object]) -> Ro
         sqlite = _sa_dialect(target) == "sqlite"
         params = sqlite_values(values) if sqlite else _pg_text_values(values)
         result = await target.execute(text(query.sql), params)
-        return [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
+        return (
+            [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
+        )
     module = _module(target)
     if module == "asyncpg":
         if not target.is_in_transaction():  # type: ignore[attr-defined]
             raise NotInTransactionError(
-                "asyncpg connection has no open transaction: call inside `async with conn.transaction():`"
+                "asyncpg connection has no open transaction: "
+                "call inside `async with conn.transaction():`"
             )
-        records = await target.fetch(query.numbered, *query.args(_pg_text_values(values)))  # type: ignore[attr-defined]
+        args = query.args(_pg_text_values(values))
+        records = await target.fetch(query.numbered, *args)  # type: ignore[attr-defined]
         return [tuple(r) for r in records]
     if module == "psycopg":
         _check_psycopg(target)
@@ -108,7 +117,9 @@ def execute_sync(target: object, query: Query, values: dict[str, object]) -> Row
         sqlite = _sa_dialect(target) == "sqlite"
         params = sqlite_values(values) if sqlite else _pg_text_values(values)
         result = target.execute(text(query.sql), params)
-        return [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
+        return (
+            [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
+        )
     module = _module(target)
     if module == "psycopg":
         _check_psycopg(target)

@@ -11,7 +11,7 @@ import asyncio
 
 import asyncpg
 
-from tests.integration.outbox.scripted_sink import ScriptedSink
+from tests.support.scripted_sink import ScriptedSink
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.store_pg import PostgresOutboxStore
 

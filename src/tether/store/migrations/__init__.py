@@ -17,12 +17,19 @@ VERSION_TABLE = "tether_alembic_version"
 
 def sync_url(dsn: str) -> str:
     """Turn any ``postgresql://`` DSN into the SQLAlchemy URL Alembic runs on (psycopg 3)."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
         if dsn.startswith(prefix):
             return "postgresql+psycopg://" + dsn[len(prefix) :]
     from tether.core.errors import ConfigError
 
-    raise ConfigError(f"not a PostgreSQL DSN (expected postgresql://...): {dsn.split('@')[-1]!r}")
+    raise ConfigError(
+        f"not a PostgreSQL DSN (expected postgresql://...): {dsn.rsplit('@', maxsplit=1)[-1]!r}"
+    )
 
 
 def config(dsn: str) -> Config:

@@ -1,0 +1,133 @@
+"""SQLite adapter of the relay's storage port, for the embedded default and single-process use.
+
+Producers may write from other connections (or processes) at the same time: WAL mode and a
+busy timeout make them wait for the relay's short write lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from tether.core import jsonutil
+from tether.core.envelope import Event
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry
+from tether.store.drivers import sqlite_time
+from tether.store.sqlfile import load
+from tether.store.sqlite.ddl import PRAGMAS, migrate
+
+_Q = load("tether.outbox", "relay_sqlite.sql")
+MAX_ERROR_CHARS = 2000
+
+
+def _row_to_claimed(row: Any) -> ClaimedEvent:
+    event = Event(
+        id=uuid.UUID(row[1]),
+        type=row[2],
+        data=row[3].encode(),
+        topic=row[4],
+        version=row[5],
+        tenant_id=row[6],
+        aggregate_type=row[7],
+        aggregate_id=row[8],
+        partition_key=row[9],
+        source=row[10],
+        created_at=datetime.fromisoformat(row[11]),
+        user_id=row[12],
+        correlation_id=row[13],
+        causation_id=row[14],
+        traceparent=row[15],
+        idempotency_key=row[16],
+    )
+    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(jsonutil.loads(row[19])))
+
+
+@dataclass(slots=True)
+class _Batch:
+    conn: aiosqlite.Connection
+    events: Sequence[ClaimedEvent]
+    keep_published: bool
+    now: datetime
+
+    async def settle(self, published: Sequence[int], retries: Sequence[Retry]) -> None:
+        now = sqlite_time(self.now)
+        if published:
+            query = _Q["mark_published" if self.keep_published else "delete_published"].sql
+            await self.conn.executemany(query, [{"seq": s, "now": now} for s in published])
+        if retries:
+            attempts = {c.seq: c.attempts for c in self.events}
+            await self.conn.executemany(
+                _Q["record_retry"].sql,
+                [self._retry_values(r, attempts[r.seq], now) for r in retries],
+            )
+
+    def _retry_values(self, r: Retry, attempts: int, now: str) -> dict[str, object]:
+        error = r.error[:MAX_ERROR_CHARS]
+        entry = {"at": now, "attempt": attempts + 1, "error": error}
+        return {
+            "seq": r.seq,
+            "charge": 1 if r.charge else 0,
+            "dead": 1 if r.dead else 0,
+            "available_at": sqlite_time(self.now + timedelta(seconds=r.delay)),
+            "now": now,
+            "error": error,
+            "entry": jsonutil.dumps(entry).decode(),
+            "done": jsonutil.dumps(sorted(r.done_sinks)).decode(),
+        }
+
+
+class SqliteOutboxStore:
+    """One connection; each batch is a ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, keep_published: bool = False) -> None:
+        self._conn = conn
+        self._keep = keep_published
+        self._lock = asyncio.Lock()
+        self._wakeup = asyncio.Event()
+
+    @classmethod
+    async def connect(cls, path: str, *, keep_published: bool = False) -> SqliteOutboxStore:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        await migrate(conn)
+        return cls(conn, keep_published=keep_published)
+
+    @contextlib.asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[OutboxBatch]:
+        async with self._lock:
+            now = datetime.now(UTC)
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self._conn.execute(
+                    _Q["claim"].sql, {"now": sqlite_time(now), "limit": limit}
+                )
+                rows = await cursor.fetchall()
+                await cursor.close()
+                yield _Batch(self._conn, [_row_to_claimed(r) for r in rows], self._keep, now)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    def notify(self) -> None:
+        """Wake a waiting relay at once (for producers in the same process)."""
+        self._wakeup.set()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._wakeup.clear()
+        return True
+
+    async def close(self) -> None:
+        await self._conn.close()

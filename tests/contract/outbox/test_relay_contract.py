@@ -1,0 +1,227 @@
+"""The relay contract, run against every store adapter: publish, retry, defer, dead-letter,
+route, order. Adapters that cannot host concurrent relays (SQLite) switch those cases off."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.contract.outbox.harness import Harness, PgHarness, open_sqlite
+from tests.support.scripted_sink import ScriptedSink
+from tether.core.backoff import RetryPolicy
+from tether.outbox.relay import Relay, RelayConfig
+from tether.outbox.routing import Route, Router
+from tether.sinks.base import Outcome
+
+FAST_RETRY = RetryPolicy(
+    max_attempts=3, base=timedelta(milliseconds=1), cap=timedelta(milliseconds=2)
+)
+LATER = RetryPolicy(base=timedelta(hours=1), cap=timedelta(hours=1))
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        harness: Harness = PgHarness(dsn, await asyncpg.connect(dsn))
+    else:
+        harness = await open_sqlite(str(tmp_path / "outbox.db"))
+    yield harness
+    await harness.close()
+
+
+async def drain(relay: Relay, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        if (await relay.run_once()).claimed == 0:
+            return
+    raise AssertionError("relay did not drain")
+
+
+async def test_publishes_in_order_and_deletes(h: Harness) -> None:
+    ids = await h.produce(25)
+    sink = ScriptedSink()
+    async with h.store() as store:
+        report = await Relay(store, [sink]).run_once()
+    assert report.claimed == 25 and report.published == 25
+    assert [str(e.id) for e in sink.received] == ids
+    assert sink.received[0].payload == {"n": 0}
+    assert await h.rows() == []
+
+
+async def test_keep_published_marks_done(h: Harness) -> None:
+    await h.produce(3)
+    async with h.store(keep_published=True) as store:
+        await Relay(store, [ScriptedSink()]).run_once()
+    rows = await h.rows()
+    assert [r["state"] for r in rows] == ["done"] * 3
+    assert all(r["finished_at"] is not None for r in rows)
+
+
+async def test_failed_event_retries_with_backoff_then_succeeds(h: Harness) -> None:
+    ids = await h.produce(3)
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("rejected") if str(e.id) == ids[1] else None
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(retry=LATER))
+        report = await relay.run_once()
+        assert (report.published, report.retried) == (2, 1)
+        [row] = await h.rows()
+        assert row["attempts"] == 1 and row["state"] == "pending"
+        assert row["last_error"] == "scripted: rejected"
+        assert [e["attempt"] for e in row["errors"]] == [1]
+        assert (await relay.run_once()).claimed == 0  # not due yet
+        await h.make_due()
+        sink.fail = lambda e: None
+        assert (await relay.run_once()).published == 1
+    assert str(sink.received[-1].id) == ids[1]
+
+
+async def test_exhausted_attempts_dead_letter_with_history(h: Harness) -> None:
+    await h.produce(1)
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("boom")
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(retry=FAST_RETRY))
+        for _ in range(3):
+            await h.make_due()
+            await relay.run_once()
+    [row] = await h.rows()
+    assert row["state"] == "dead" and row["attempts"] == 3 and len(row["errors"]) == 3
+    assert row["finished_at"] is not None
+    assert relay.stats.dead == 1
+
+
+async def test_non_retryable_failure_dead_letters_at_once(h: Harness) -> None:
+    await h.produce(1)
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("schema rejected", retryable=False)
+    async with h.store() as store:
+        report = await Relay(store, [sink]).run_once()
+    assert report.dead == 1
+    assert [r["state"] for r in await h.rows()] == ["dead"]
+
+
+async def test_unavailable_sink_spends_no_attempts(h: Harness) -> None:
+    await h.produce(5)
+    sink = ScriptedSink()
+    sink.unavailable = True
+    async with h.store() as store:
+        relay = Relay(store, [sink])
+        assert (await relay.run_once()).deferred == 5
+        assert {(r["attempts"], r["state"]) for r in await h.rows()} == {(0, "pending")}
+        sink.unavailable = False
+        await h.make_due()
+        relay._down_until.clear()
+        assert (await relay.run_once()).published == 5
+
+
+async def test_poison_event_costs_only_itself(h: Harness) -> None:
+    ids = await h.produce(4)
+    sink = ScriptedSink()
+    sink.raise_for = lambda e: str(e.id) == ids[2]
+    async with h.store() as store:
+        report = await Relay(store, [sink]).run_once()
+    assert (report.published, report.retried) == (3, 1)
+    assert [r["id"] for r in await h.rows()] == [ids[2]]
+
+
+async def test_unrouted_event_is_dead_lettered_not_dropped(h: Harness) -> None:
+    await h.produce(1, topic="billing")
+    router = Router([Route(("nats",), topic="orders.*")], ["nats"])
+    async with h.store() as store:
+        report = await Relay(store, [ScriptedSink("nats")], router=router).run_once()
+    assert report.dead == 1
+    assert "no route" in (await h.rows())[0]["last_error"]
+
+
+async def test_partial_fanout_retries_only_the_failed_sink(h: Harness) -> None:
+    await h.produce(1)
+    good, bad = ScriptedSink("good"), ScriptedSink("bad")
+    bad.fail = lambda e: Outcome.failed("nope")
+    async with h.store() as store:
+        relay = Relay(store, [good, bad])
+        await relay.run_once()
+        assert list((await h.rows())[0]["done_sinks"]) == ["good"]
+        bad.fail = lambda e: None
+        await h.make_due()
+        await relay.run_once()
+    assert len(good.received) == 1 and len(bad.received) == 1
+    assert await h.rows() == []
+
+
+async def test_failing_head_blocks_only_its_own_key(h: Harness) -> None:
+    a = await h.produce(3, aggregate_type="order", aggregate_id="A")
+    b = await h.produce(3, aggregate_type="order", aggregate_id="B")
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("down") if str(e.id) == a[0] else None
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(retry=LATER))
+        await drain(relay)
+        assert [str(e.id) for e in sink.received] == b  # B flows, A waits behind its failed head
+        await h.make_due()
+        sink.fail = lambda e: None
+        await drain(relay)
+    assert [str(e.id) for e in sink.received] == b + a
+
+
+async def test_dead_head_releases_its_followers(h: Harness) -> None:
+    a = await h.produce(2, aggregate_type="order", aggregate_id="A")
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("bad", retryable=False) if str(e.id) == a[0] else None
+    async with h.store() as store:
+        await drain(Relay(store, [sink]))
+    assert [str(e.id) for e in sink.received] == [a[1]]
+    assert [(r["id"], r["state"]) for r in await h.rows()] == [(a[0], "dead")]
+
+
+async def test_one_event_per_key_per_batch(h: Harness) -> None:
+    await h.produce(4, aggregate_type="order", aggregate_id="A")
+    async with h.store() as store:
+        relay = Relay(store, [ScriptedSink()])
+        sizes = [(await relay.run_once()).claimed for _ in range(5)]
+    assert sizes == [1, 1, 1, 1, 0]
+
+
+@pytest.fixture
+async def pg_h(pg_dsn: str) -> AsyncIterator[Harness]:
+    harness = PgHarness(pg_dsn, await asyncpg.connect(pg_dsn))
+    yield harness
+    await harness.close()
+
+
+async def test_concurrent_relays_keep_per_aggregate_order(pg_h: Harness) -> None:
+    """Only PostgreSQL hosts several relays at once; SQLite serves one process."""
+    h = pg_h
+    ids = []
+    for i in range(40):
+        for agg in range(25):
+            ids += await h.produce(1, aggregate_type="order", aggregate_id=str(agg))
+    sink = ScriptedSink()
+    stop = asyncio.Event()
+    async with (
+        h.store(connections=2) as s1,
+        h.store(connections=2) as s2,
+        h.store(connections=2) as s3,
+    ):
+        relays = [
+            Relay(s, [sink], config=RelayConfig(batch_size=7, concurrency=2)) for s in (s1, s2, s3)
+        ]
+        runners = [asyncio.create_task(r.run(stop)) for r in relays]
+        try:
+            async with asyncio.timeout(60), sink.arrived:
+                await sink.arrived.wait_for(lambda: len(sink.received) >= 1000)
+        finally:
+            stop.set()
+            await asyncio.gather(*runners)
+    position = {eid: n for n, eid in enumerate(ids)}
+    seen: dict[str, list[int]] = {}
+    for e in sink.received:
+        seen.setdefault(e.aggregate_id or "", []).append(position[str(e.id)])
+    assert len(sink.received) == 1000
+    assert all(p == sorted(p) for p in seen.values())
+    assert sum(r.stats.published for r in relays) == 1000
