@@ -26,7 +26,7 @@ def dump(dsn: str) -> str:
         text=True,
     ).stdout
     # Session settings and comments differ between runs; the DDL must not.
-    lines = [l for l in out.splitlines() if l and not l.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict"))]
+    lines = [ln for ln in out.splitlines() if ln and not ln.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict"))]
     return re.sub(r"\n+", "\n", "\n".join(lines))
 
 
