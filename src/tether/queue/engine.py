@@ -17,7 +17,7 @@ from tether.core.backoff import RetryPolicy
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
 from tether.queue import codec
-from tether.queue.ports import Claimed, Item, ItemFilter, ItemState, QueueStats
+from tether.queue.ports import Claimed, Item, ItemFilter, ItemState, NewItem, QueueStats
 from tether.queue.spec import Dialect, TableSpec, where
 
 Progress = Callable[[int], None]
@@ -64,6 +64,15 @@ class Engine(ABC):
 
     @abstractmethod
     def _item(self, row: Mapping[str, Any]) -> Item: ...
+
+    @abstractmethod
+    async def enqueue(self, items: Sequence[NewItem], *, tx: Any = None) -> list[uuid.UUID]: ...
+
+    @abstractmethod
+    async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
 
     # -- lease-checked transitions ----------------------------------------------------------
     def _lease_params(self, claimed: Claimed) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def where(
             raise FilterError(f"table {spec.name} has no queue column: leave filter.queue unset")
         add("queue = :f_queue", "f_queue", q)
     if f.state is not None:
-        state = ItemState(f.state)
+        state = _state(f.state)
         if states is not None and state not in states:
             allowed = ", ".join(s.value for s in states)
             raise FilterError(f"this operation works on {allowed} items, not {state.value}")
@@ -122,6 +122,14 @@ def where(
             raise FilterError(f"filter value for {column} must be a string, got {value!r}")
         add(f"{column} = :f_x{i}", f"f_x{i}", value)
     return (" AND ".join(conds) or "TRUE"), params
+
+
+def _state(value: object) -> ItemState:
+    try:
+        return ItemState(str(value))
+    except ValueError:
+        names = ", ".join(s.value for s in ItemState)
+        raise FilterError(f"unknown item state {value!r}: use one of {names}") from None
 
 
 def _json_list(values: list[str]) -> str:
