@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tether.http.idempotency import IdempotencyStore, MemoryIdempotencyStore
@@ -27,7 +27,8 @@ async def pg_engine(pg_dsn: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    # A blocking pool makes callers past 50 connections queue instead of failing.
+    client = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=50))
     yield client
     await client.aclose()
 
