@@ -11,10 +11,43 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tether.core.envelope import Event, make_event
+from tether.core.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SOURCE, Event, make_event
+from tether.core.errors import ConfigError
 from tether.core.ids import parse_id
 from tether.store import drivers
 from tether.store.sqlfile import Query, load
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerPolicy:
+    """Rules every ``add_event`` call in this process follows (set once with :func:`configure`)."""
+
+    require_tenant: bool = False
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    source: str = DEFAULT_SOURCE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_payload_bytes <= 64 * 1024 * 1024:
+            raise ConfigError(
+                f"max_payload_bytes must be 1..67108864, got {self.max_payload_bytes}"
+            )
+
+
+_policy = ProducerPolicy()
+
+
+def configure(policy: ProducerPolicy) -> ProducerPolicy:
+    """Replace the process-wide producer policy; returns the previous one."""
+    global _policy
+    previous, _policy = _policy, policy
+    return previous
+
+
+def _build(type: str, payload: object, fields: dict[str, Any]) -> Event:
+    fields.setdefault("require_tenant", _policy.require_tenant)
+    fields.setdefault("max_payload_bytes", _policy.max_payload_bytes)
+    fields.setdefault("source", _policy.source)
+    return make_event(type, payload, **fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +120,7 @@ async def add_event(
     after commit (one notification per transaction, however many events); leave it off under
     heavy write load, where relays poll instead (see docs/outbox.md).
     """
-    event = make_event(type, payload, **fields)
+    event = _build(type, payload, fields)
     insert, claim_key, find_key = _plan(target, event, notify)
     if event.idempotency_key is not None:
         claimed = await drivers.execute(target, claim_key, _key_values(event))
@@ -109,7 +142,7 @@ def add_event_sync(
 ) -> EventRef:
     """:func:`add_event` for synchronous handles: SQLAlchemy ``Session``/``Connection``,
     psycopg ``Connection``, sqlite3 ``Connection``."""
-    event = make_event(type, payload, **fields)
+    event = _build(type, payload, fields)
     insert, claim_key, find_key = _plan(target, event, notify)
     if event.idempotency_key is not None:
         claimed = drivers.execute_sync(target, claim_key, _key_values(event))
