@@ -27,7 +27,7 @@ from tether.sinks import _nats_wire as wire
 from tether.sinks.jetstream import JetStreamSink
 
 URL = "nats://127.0.0.1:4222"
-Runner = Callable[[Sequence[Event], int, str], Awaitable[float]]
+Runner = Callable[[Sequence[Event], int, str], Awaitable[tuple[float, float]]]
 
 
 def build_events(n: int) -> list[Event]:
@@ -46,29 +46,33 @@ async def fresh_stream(js: nats.js.JetStreamContext, prefix: str) -> str:
     return name
 
 
-async def run_tether(events: Sequence[Event], batch: int, prefix: str, raw: bool = True) -> float:
+async def run_tether(
+    events: Sequence[Event], batch: int, prefix: str, raw: bool = True
+) -> tuple[float, float]:
     sink = await JetStreamSink.connect(URL, subject_prefix=prefix, raw_frames=raw)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(events), batch):
             outcomes = await sink.publish(events[i : i + batch])
             failed = [o for o in outcomes if not o.ok]
             if failed:
                 raise RuntimeError(f"tether: {len(failed)} failed outcomes, first {failed[0]}")
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         await sink.close()
 
 
-async def run_tether_public(events: Sequence[Event], batch: int, prefix: str) -> float:
+async def run_tether_public(
+    events: Sequence[Event], batch: int, prefix: str
+) -> tuple[float, float]:
     return await run_tether(events, batch, prefix, raw=False)
 
 
-async def run_peer(events: Sequence[Event], batch: int, prefix: str) -> float:
+async def run_peer(events: Sequence[Event], batch: int, prefix: str) -> tuple[float, float]:
     nc = await nats.connect(URL)
     js = nc.jetstream(publish_async_max_pending=max(4000, batch))
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(events), batch):
             futures = [
                 await js.publish_async(f"{prefix}.{e.topic}", e.data, headers=wire.header_dict(e))
@@ -77,22 +81,25 @@ async def run_peer(events: Sequence[Event], batch: int, prefix: str) -> float:
             acks = await asyncio.gather(*futures)
             if len(acks) != len(futures):
                 raise RuntimeError("peer: missing acks")
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         await nc.close()
 
 
-async def measure(name: str, runner: Runner, events: Sequence[Event], batch: int) -> float:
+async def measure(
+    name: str, runner: Runner, events: Sequence[Event], batch: int
+) -> tuple[float, float]:
+    """(messages per second, client CPU microseconds per message)"""
     admin = await nats.connect(URL)
     js = admin.jetstream()
     prefix = f"bench{uuid.uuid4().hex[:10]}"
     stream = await fresh_stream(js, prefix)
     try:
-        seconds = await runner(events, batch, prefix)
+        seconds, cpu = await runner(events, batch, prefix)
         stored = (await js.stream_info(stream)).state.messages
         if stored != len(events):
             raise RuntimeError(f"{name}: stream holds {stored} messages, expected {len(events)}")
-        return len(events) / seconds
+        return len(events) / seconds, cpu / len(events) * 1e6
     finally:
         await js.delete_stream(stream)
         await admin.close()
@@ -112,21 +119,27 @@ async def main() -> None:
         contenders["tether JetStreamSink (raw_frames=False)"] = run_tether_public
     contenders["nats-py publish_async"] = run_peer
     rates: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
     await measure("warm-up", run_tether, events[:5000], args.batch)
     for _ in range(args.runs):
         for name, runner in contenders.items():
-            rates[name].append(await measure(name, runner, events, args.batch))
+            rate, cpu = await measure(name, runner, events, args.batch)
+            rates[name].append(rate)
+            cpus[name].append(cpu)
     print(f"N={args.n} payload≈{size:.0f} B batch={args.batch} runs={args.runs} (median msg/s)")
-    print(f"{'contender':44} {'median/s':>10} {'min/s':>10} {'max/s':>10}")
+    print(f"{'contender':44} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'CPU us/msg':>11}")
     for name, values in rates.items():
         med, lo, hi = statistics.median(values), min(values), max(values)
-        print(f"{name:44} {med:10.0f} {lo:10.0f} {hi:10.0f}")
+        cpu = statistics.median(cpus[name])
+        print(f"{name:44} {med:10.0f} {lo:10.0f} {hi:10.0f} {cpu:11.1f}")
     tether = statistics.median(rates["tether JetStreamSink"])
     peer = statistics.median(rates["nats-py publish_async"])
     print(json.dumps({"bench": "sink_jetstream", "tether_per_s": round(tether),
                       "peer": "nats-py publish_async", "peer_per_s": round(peer),
                       "ratio": round(tether / peer, 2), "n": args.n, "batch": args.batch,
-                      "runs": args.runs}))
+                      "runs": args.runs,
+                      "tether_cpu_us": round(statistics.median(cpus["tether JetStreamSink"]), 1),
+                      "peer_cpu_us": round(statistics.median(cpus["nats-py publish_async"]), 1)}))
 
 
 if __name__ == "__main__":

@@ -102,42 +102,44 @@ def header_block(event: Event) -> bytes:
     """
     e = event
     eid = str(e.id)
-    parts = [
-        "NATS/1.0\r\nNats-Msg-Id: ",
-        eid,
-        "\r\nce-specversion: 1.0\r\nce-id: ",
-        eid,
-        "\r\nce-source: ",
-        e.source,
-        "\r\nce-type: ",
-        e.type,
-        "\r\nce-time: ",
-        e.created_at.isoformat(),
-        "\r\nce-datacontenttype: application/json\r\nce-topic: ",
-        e.topic,
-        "\r\nce-eventversion: ",
-        str(e.version),
-    ]
+    text = (
+        f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\nce-specversion: 1.0\r\nce-id: {eid}\r\n"
+        f"ce-source: {e.source}\r\nce-type: {e.type}\r\nce-time: {e.created_at.isoformat()}\r\n"
+        f"ce-datacontenttype: application/json\r\nce-topic: {e.topic}\r\n"
+        f"ce-eventversion: {e.version}\r\n"
+    )
     lines = 10
-    if e.aggregate_id is not None:
-        subject = f"{e.aggregate_type}/{e.aggregate_id}" if e.aggregate_type else e.aggregate_id
-        parts += ("\r\nce-subject: ", subject)
+    agg_id = e.aggregate_id
+    if agg_id is not None:
+        agg_type = e.aggregate_type
+        if agg_type:
+            text += (
+                f"ce-subject: {agg_type}/{agg_id}\r\nce-aggregatetype: {agg_type}\r\n"
+                f"ce-aggregateid: {agg_id}\r\n"
+            )
+            lines += 3
+        else:
+            text += f"ce-subject: {agg_id}\r\nce-aggregateid: {agg_id}\r\n"
+            lines += 2
+    if e.tenant_id is not None:
+        text += f"ce-tenantid: {e.tenant_id}\r\n"
         lines += 1
-    for name, value in (
-        ("\r\nce-tenantid: ", e.tenant_id),
-        ("\r\nce-aggregatetype: ", e.aggregate_type),
-        ("\r\nce-aggregateid: ", e.aggregate_id),
-        ("\r\nce-partitionkey: ", e.partition_key),
-        ("\r\nce-userid: ", e.user_id),
-        ("\r\nce-correlationid: ", e.correlation_id),
-        ("\r\nce-causationid: ", e.causation_id),
-        ("\r\nce-traceparent: ", e.traceparent),
-    ):
-        if value is not None:
-            parts += (name, value)
-            lines += 1
-    parts.append("\r\n\r\n")
-    text = "".join(parts)
+    if e.partition_key is not None:
+        text += f"ce-partitionkey: {e.partition_key}\r\n"
+        lines += 1
+    if e.user_id is not None:
+        text += f"ce-userid: {e.user_id}\r\n"
+        lines += 1
+    if e.correlation_id is not None:
+        text += f"ce-correlationid: {e.correlation_id}\r\n"
+        lines += 1
+    if e.causation_id is not None:
+        text += f"ce-causationid: {e.causation_id}\r\n"
+        lines += 1
+    if e.traceparent is not None:
+        text += f"ce-traceparent: {e.traceparent}\r\n"
+        lines += 1
+    text += "\r\n"
     if text.count("\n") != lines + 1 or text.count("\r") != lines + 1:
         return reference_header_block(event)
     return text.encode()
