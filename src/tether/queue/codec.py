@@ -32,7 +32,12 @@ def _json(value: Any) -> Any:
     return jsonutil.loads(value) if isinstance(value, str | bytes) else value
 
 
+_STATES = {s.value: s for s in ItemState}  # a dict lookup is ~10x cheaper than ItemState(v)
+
+
 def _errors(value: Any, to_dt: Callable[[Any], datetime]) -> tuple[ErrorRecord, ...]:
+    if value in ("[]", []):  # the common case: no failures yet
+        return ()
     return tuple(
         ErrorRecord(at=to_dt(e.get("at")), attempt=int(e.get("attempt", 0)), error=str(e["error"]))
         for e in _json(value) or ()
@@ -54,7 +59,7 @@ def item_from_row(
         id=to_uuid(row["id"]),
         queue=row["queue"],
         partition_key=row["partition_key"],
-        state=ItemState(row["state"]),
+        state=_STATES[row["state"]],
         attempts=int(row["attempts"]),
         max_attempts=row["max_attempts"],
         available_at=to_dt(row["available_at"]),
@@ -65,7 +70,7 @@ def item_from_row(
         created_at=to_dt(row["created_at"]),
         finished_at=opt_dt(row["finished_at"]),
         payload=_json(row["payload"]),
-        extra={name: row[name] for name in spec.extra_columns},
+        extra={name: row[name] for name in spec.extra_columns} if spec.extra_columns else {},
     )
 
 

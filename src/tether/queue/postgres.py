@@ -48,8 +48,8 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 
 
 def _uuid(value: Any) -> uuid.UUID:
-    # asyncpg returns its own UUID subclass; hand out the standard type.
-    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
+    # asyncpg's UUID subclasses uuid.UUID (equal, same hash): no copy needed.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _affected(status: str) -> int:
