@@ -1,0 +1,50 @@
+"""The ``tether`` command: migrate, relay, status, dlq, demo (and ``caps`` when installed).
+
+Each command lives in :mod:`tether.commands`; this module only assembles them. Settings come
+from flags, then ``TETHER_*`` variables, then the ``--config`` TOML file (see
+:mod:`tether.config`). Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+from tether.commands import demo, dlq, migrate, relay, status
+
+app = typer.Typer(
+    name="tether",
+    help="Reliable events on your own database: transactional outbox, relay, inbox, DLQ.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(migrate.migrate)
+app.command()(relay.relay)
+app.command()(status.status)
+app.command()(demo.demo)
+app.add_typer(dlq.app, name="dlq")
+
+
+def _mount_optional(module: str, name: str) -> None:
+    """Mount a sub-app from another part of Tether if it imports; the CLI works without it."""
+    try:
+        sub = importlib.import_module(module).app
+    except Exception as exc:  # a missing or broken optional part must not break the CLI
+        logging.getLogger("tether.cli").debug("%s not mounted: %s", name, exc)
+        return
+    if isinstance(sub, typer.Typer):
+        app.add_typer(sub, name=name)
+
+
+_mount_optional("tether.authz.cli", "caps")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

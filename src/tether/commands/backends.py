@@ -1,0 +1,137 @@
+"""Open the outbox of a configured database for the admin commands (status, dlq).
+
+The dead-letter operations are the work-item engine's (:mod:`tether.queue`) over the
+``tether_outbox`` table spec; this module adds the two reads the engine does not have: one
+snapshot for ``tether status`` and a filtered count for the confirmation and progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tether.config import Database
+from tether.core.errors import TetherError
+from tether.queue import OUTBOX, Item, ItemFilter, ItemState
+from tether.queue.engine import Engine
+from tether.queue.spec import where
+from tether.store.sqlfile import Query, load
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    pending: int
+    in_flight: int
+    retrying: int
+    dead: int
+    done: int
+    oldest_pending_age: timedelta | None
+    last_seq: int
+    taken_at: float  # time.monotonic(), for rates between two snapshots
+
+    @property
+    def live(self) -> int:
+        return self.pending + self.in_flight
+
+
+def _age(oldest: Any, now: Any) -> timedelta | None:
+    if oldest is None:
+        return None
+    def dt(v: Any) -> datetime:
+        return v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    return max(timedelta(0), dt(now) - dt(oldest))
+
+
+def _snapshot(row: Any) -> Snapshot:
+    return Snapshot(
+        pending=int(row["pending"]),
+        in_flight=int(row["in_flight"]),
+        retrying=int(row["retrying"]),
+        dead=int(row["dead"]),
+        done=int(row["done"]),
+        oldest_pending_age=_age(row["oldest"], row["now"]),
+        last_seq=int(row["last_seq"]),
+        taken_at=time.monotonic(),
+    )
+
+
+class OutboxAdmin:
+    """The engine's admin operations on ``tether_outbox`` plus status and count reads."""
+
+    def __init__(self, engine: Engine, fetch: Callable[[Query, dict[str, Any]], Any]) -> None:
+        self.engine = engine
+        self._fetch = fetch
+        self._queries = load("tether.commands", "status.sql")
+        self._suffix = "pg" if engine.dialect == "postgres" else "sqlite"
+
+    async def snapshot(self) -> Snapshot:
+        rows = await self._fetch(self._queries[f"status_{self._suffix}"], {})
+        return _snapshot(rows[0])
+
+    async def count(self, f: ItemFilter, states: tuple[ItemState, ...] | None) -> int:
+        clause, params = where(OUTBOX, f, self.engine.dialect, queue=None, states=states)
+        base = self._queries[f"count_{self._suffix}"]
+        rows = await self._fetch(Query(base.name, base.sql.replace("{where}", clause)), params)
+        return int(rows[0]["n"])
+
+    async def list(self, f: ItemFilter, limit: int) -> list[Item]:
+        return await self.engine.list(f, limit=limit)
+
+    async def get(self, id: uuid.UUID) -> Item:
+        return await self.engine.get(id)
+
+
+@asynccontextmanager
+async def open_admin(db: Database) -> AsyncIterator[OutboxAdmin]:
+    if db.kind == "postgres":
+        async with _postgres(db) as admin:
+            yield admin
+    else:
+        async with _sqlite(db) as admin:
+            yield admin
+
+
+@asynccontextmanager
+async def _postgres(db: Database) -> AsyncIterator[OutboxAdmin]:
+    from tether.queue.postgres import PostgresQueue, create_pool
+
+    pool = await create_pool(db.url, min_size=1, max_size=2)
+    try:
+
+        async def fetch(query: Query, params: dict[str, Any]) -> Any:
+            return await pool.fetch(query.numbered, *query.args(params))
+
+        yield OutboxAdmin(PostgresQueue(pool, spec=OUTBOX, queue=None), fetch)
+    finally:
+        await pool.close()
+
+
+def require_sqlite_file(db: Database) -> None:
+    assert db.sqlite_path is not None
+    if not db.sqlite_path.exists():
+        raise TetherError(
+            f"SQLite database {str(db.sqlite_path)!r} does not exist: run `tether migrate` "
+            "first, or check the path (sqlite:///relative.db, sqlite:////absolute.db)"
+        )
+
+
+@asynccontextmanager
+async def _sqlite(db: Database) -> AsyncIterator[OutboxAdmin]:
+    from tether.queue.sqlite import SqliteQueue, open_database, to_sqlite
+
+    require_sqlite_file(db)
+    conn = await open_database(str(db.sqlite_path))
+    try:
+
+        async def fetch(query: Query, params: dict[str, Any]) -> Any:
+            values = {k: to_sqlite(v) for k, v in params.items()}
+            return list(await conn.execute_fetchall(query.sql, values))
+
+        yield OutboxAdmin(SqliteQueue(conn, spec=OUTBOX, queue=None), fetch)
+    finally:
+        await conn.close()

@@ -1,0 +1,61 @@
+"""``tether migrate``: create or upgrade Tether's tables in the configured database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiosqlite
+
+from tether.commands import common
+from tether.config import Database
+from tether.core.errors import ConfigError
+
+
+def migrate_postgres(db: Database) -> list[str]:
+    """Upgrade to every head (components live on separate Alembic branches); return them."""
+    import psycopg
+
+    from tether.store import migrations
+
+    # Alembic logs each revision at INFO through the root logger; the summary line is enough.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    migrations.upgrade(db.url, "heads")
+    table = migrations.VERSION_TABLE
+    with psycopg.connect(db.url) as conn:
+        rows = conn.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()  # noqa: S608
+    return [str(r[0]) for r in rows]
+
+
+async def migrate_sqlite(db: Database) -> int:
+    from tether.store.sqlite.ddl import PRAGMAS, migrate
+
+    assert db.sqlite_path is not None
+    if db.sqlite_path.parent != db.sqlite_path and not db.sqlite_path.parent.exists():
+        raise ConfigError(
+            f"SQLite database {str(db.sqlite_path)!r}: folder "
+            f"{str(db.sqlite_path.parent)!r} does not exist"
+        )
+    conn = await aiosqlite.connect(str(db.sqlite_path), isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def migrate(
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Create or upgrade Tether's tables (outbox, inbox, work items, ...). Safe to re-run."""
+    cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
+    db = common.database(cfg)
+    with common.errors_handled(db.url):
+        if db.kind == "postgres":
+            heads = migrate_postgres(db)
+            common.out.print(f"PostgreSQL {db.masked}: schema at {', '.join(heads)} (heads)")
+        else:
+            version = asyncio.run(migrate_sqlite(db))
+            common.out.print(f"SQLite {db.sqlite_path}: schema version {version}")

@@ -1,0 +1,44 @@
+-- What `tether status` reads. One statement per dialect, so the figures are one snapshot.
+
+-- name: status_pg
+-- On PostgreSQL the relay's lease is a row lock held by its open transaction, so "in flight"
+-- is a pending row whose xmax is a transaction still running (locked or being deleted now),
+-- plus rows in the engine's 'claimed' state. pg_snapshot_xip gives 64-bit ids; xmax is the
+-- low 32 bits.
+WITH busy AS (
+    SELECT coalesce(array_agg((x::text::bigint % 4294967296)::text), '{}') AS xids
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+), rows AS (
+    SELECT o.state, o.last_error, o.created_at,
+           (o.state = 'claimed' OR (o.state = 'pending' AND o.xmax::text = ANY(busy.xids))) AS busy
+    FROM tether_outbox o CROSS JOIN busy
+)
+SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,
+       count(*) FILTER (WHERE busy) AS in_flight,
+       count(*) FILTER (WHERE state = 'pending' AND NOT busy AND last_error IS NOT NULL) AS retrying,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       count(*) FILTER (WHERE state = 'done') AS done,
+       min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
+       now() AS now,
+       (SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('tether_outbox', 'seq')), 0))
+           AS last_seq
+FROM rows
+
+-- name: status_sqlite
+-- The SQLite relay holds its batch inside one write transaction, invisible to this reader, so
+-- "in flight" counts the engine's 'claimed' state only.
+SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+       count(*) FILTER (WHERE state = 'claimed') AS in_flight,
+       count(*) FILTER (WHERE state = 'pending' AND last_error IS NOT NULL) AS retrying,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       count(*) FILTER (WHERE state = 'done') AS done,
+       min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
+       strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') AS now,
+       coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tether_outbox'), 0) AS last_seq
+FROM tether_outbox
+
+-- name: count_pg
+SELECT count(*) AS n FROM tether_outbox WHERE {where}
+
+-- name: count_sqlite
+SELECT count(*) AS n FROM tether_outbox WHERE {where}

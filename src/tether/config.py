@@ -1,0 +1,327 @@
+"""Tether's settings: CLI flags > ``TETHER_*`` environment variables > a TOML file > defaults.
+
+Every value is validated by frozen pydantic models; an error names where the bad value came
+from (``--batch-size``, ``TETHER_RELAY_BATCH_SIZE``, ``tether.toml: relay.batch_size``), the
+value, and what is allowed. Credentials in URLs are masked before they appear anywhere.
+
+The TOML file mirrors the models::
+
+    database_url = "postgresql://app@127.0.0.1:5432/app"
+    metrics_port = 9108
+
+    [relay]
+    batch_size = 500
+    retry_max_attempts = 10
+
+    [sinks.nats]
+    url = "nats://127.0.0.1:4222"
+
+    [routes]
+    "order.*" = ["nats"]
+
+and each key ``a.b_c`` has the environment variable ``TETHER_A_B_C``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from tether.core.backoff import RetryPolicy
+from tether.core.errors import ConfigError
+
+ENV_PREFIX = "TETHER_"
+CONFIG_ENV = "TETHER_CONFIG"
+SINK_NAMES = ("nats", "log")
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:secret@host/db`` → ``scheme://user:***@host/db``; other text unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    if "@" not in parts.netloc:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    if ":" in user:
+        return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    # A lone user part is a name for databases but a secret token for NATS and the like.
+    if parts.scheme.split("+", 1)[0] in ("postgresql", "postgres", "sqlite"):
+        return url
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _hint(text: str, **constraints: Any) -> Any:
+    """A field whose error message is ``must be <text>``."""
+    return Field(json_schema_extra={"hint": text}, **constraints)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RelaySettings(_Frozen):
+    batch_size: int = _hint("an integer 1..10000", default=500, ge=1, le=10_000)
+    concurrency: int = _hint("an integer 1..64", default=1, ge=1, le=64)
+    poll_interval: float = _hint("seconds, > 0 and <= 60", default=0.005, gt=0, le=60)
+    idle_poll_interval: float = _hint("seconds, > 0 and <= 60", default=0.25, gt=0, le=60)
+    publish_timeout: float = _hint("seconds, > 0 and <= 3600", default=10.0, gt=0, le=3600)
+    retry_max_attempts: int = _hint("an integer 1..1000", default=10, ge=1, le=1000)
+    retry_base: float = _hint("seconds, > 0 and <= 3600", default=1.0, gt=0, le=3600)
+    retry_cap: float = _hint("seconds, > 0 and <= 86400", default=600.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RelaySettings:
+        if self.poll_interval > self.idle_poll_interval:
+            raise ValueError("relay.poll_interval must not exceed relay.idle_poll_interval")
+        if self.retry_base > self.retry_cap:
+            raise ValueError("relay.retry_base must not exceed relay.retry_cap")
+        return self
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            base=timedelta(seconds=self.retry_base),
+            cap=timedelta(seconds=self.retry_cap),
+        )
+
+
+class NatsSettings(_Frozen):
+    url: str | None = _hint("a nats:// URL", default=None, pattern=r"^(nats|tls|ws|wss)://.+")
+    stream: str = _hint("a JetStream stream name", default="TETHER", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject_prefix: str = _hint(
+        "a subject prefix like tether or app.events",
+        default="tether",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+    )
+
+
+class LogSinkSettings(_Frozen):
+    enabled: bool = _hint("true or false", default=False)
+    stream: Literal["stdout", "stderr"] = _hint("stdout or stderr", default="stdout")
+
+
+class SinksSettings(_Frozen):
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    log: LogSinkSettings = Field(default_factory=LogSinkSettings)
+
+    def enabled(self) -> tuple[str, ...]:
+        names = []
+        if self.nats.url is not None:
+            names.append("nats")
+        if self.log.enabled:
+            names.append("log")
+        return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A validated database location. ``url`` is usable by asyncpg (PostgreSQL)."""
+
+    kind: Literal["postgres", "sqlite"]
+    url: str
+    sqlite_path: Path | None = None
+
+    @property
+    def masked(self) -> str:
+        return mask_url(self.url)
+
+
+def parse_database_url(url: str) -> Database:
+    """Accept ``postgresql://``/``postgres://`` (any ``+driver``) and ``sqlite:///path``."""
+    scheme, sep, rest = url.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if sep and base in ("postgresql", "postgres") and rest:
+        return Database("postgres", f"postgresql://{rest}")
+    if sep and base == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return Database("sqlite", url, Path(rest[1:]))
+    raise ValueError("expected postgresql://user@host:5432/db or sqlite:///path/to/file.db")
+
+
+class Settings(_Frozen):
+    database_url: str | None = _hint(
+        "postgresql://user@host:5432/db or sqlite:///path/to/file.db", default=None
+    )
+    metrics_port: int | None = _hint("a TCP port 1..65535", default=None, ge=1, le=65_535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _hint(
+        "one of DEBUG, INFO, WARNING, ERROR", default="INFO"
+    )
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    sinks: SinksSettings = Field(default_factory=SinksSettings)
+    routes: dict[str, tuple[str, ...]] = _hint(
+        'a table of topic glob = [sink names], e.g. "order.*" = ["nats"]', default_factory=dict
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_database_url(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for pattern, sinks in value.items():
+            unknown = [s for s in sinks if s not in SINK_NAMES]
+            if not pattern or not sinks or unknown:
+                raise ValueError(
+                    f"route {pattern!r} -> {list(sinks)}: give a non-empty glob and one or "
+                    f"more of {', '.join(SINK_NAMES)}"
+                )
+        return value
+
+    def database(self) -> Database:
+        """The configured database; a :class:`ConfigError` saying how to set one if missing."""
+        if self.database_url is None:
+            raise ConfigError(
+                "no database configured: pass --database-url, set TETHER_DATABASE_URL, "
+                "or put database_url in the config file (--config / TETHER_CONFIG)"
+            )
+        return parse_database_url(self.database_url)
+
+
+# -- loading: flatten each layer to dotted keys, remember where each value came from ---------
+
+Sourced = dict[str, tuple[object, str]]  # dotted key -> (raw value, label for errors)
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo]:
+    out: dict[str, FieldInfo] = {}
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out.update(_leaves(kind, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = info
+    return out
+
+
+LEAVES = _leaves(Settings)
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _from_env(env: Mapping[str, str]) -> Sourced:
+    found: Sourced = {}
+    for key in LEAVES:
+        name = env_name(key)
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        if key == "routes":
+            try:
+                found[key] = (json.loads(value), name)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f'{name}: must be JSON like {{"order.*": ["nats"]}}, got {value!r}'
+                ) from None
+        else:
+            found[key] = (value, name)
+    return found
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and key not in LEAVES:
+            out.update(_flatten(value, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
+def _from_file(path: Path) -> Sourced:
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    found: Sourced = {}
+    for key, value in _flatten(table).items():
+        if key not in LEAVES:
+            close = difflib.get_close_matches(key, LEAVES, n=1)
+            tip = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path.name}: unknown key {key!r}{tip}")
+        found[key] = (value, f"{path.name}: {key}")
+    return found
+
+
+def _nest(flat: Sourced) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, (value, _) in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def _shown(key: str, value: object) -> str:
+    if isinstance(value, str) and key.endswith("url"):
+        return repr(mask_url(value))
+    return repr(value)
+
+
+def _explain(exc: ValidationError, merged: Sourced) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        prefixes = (".".join(loc[:n]) for n in range(len(loc), 0, -1))
+        key = next((p for p in prefixes if p in LEAVES), None)
+        if key is None:
+            # A model-level rule (e.g. poll_interval <= idle_poll_interval): its message says it.
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        value, label = merged.get(key, (err.get("input"), key))
+        extra = LEAVES[key].json_schema_extra
+        hint = extra.get("hint") if isinstance(extra, dict) else None
+        custom = err["type"] == "value_error"  # our own validators explain themselves
+        reason = str(err["msg"]).removeprefix("Value error, ") if custom or not hint else f"must be {hint}"
+        lines.append(f"{label}={_shown(key, value)}: {reason}")
+    return ConfigError("; ".join(dict.fromkeys(lines)))
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    flags: Mapping[str, tuple[object, str]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers and validate. ``flags`` maps dotted keys to ``(value, "--flag")``;
+    ``None`` values are ignored, so unset flags fall through to the lower layers."""
+    env = os.environ if env is None else env
+    path = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+    merged: Sourced = {}
+    if path is not None:
+        merged.update(_from_file(Path(path)))
+    merged.update(_from_env(env))
+    merged.update({k: v for k, v in (flags or {}).items() if v[0] is not None})
+    try:
+        return Settings.model_validate(_nest(merged))
+    except ValidationError as exc:
+        raise _explain(exc, merged) from None

@@ -1,0 +1,66 @@
+"""The demo's consumer: ships each order once, however often its event is delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiosqlite
+
+from tether.outbox.inbox import Inbox
+from tether.sinks.memory import MemorySink
+
+
+class Shipping:
+    """Reads the broker in order; each event is handled in one transaction with its inbox row,
+    so a repeat (redelivery after a lost ack) is recognized and skipped."""
+
+    def __init__(self, conn: aiosqlite.Connection, source: MemorySink) -> None:
+        self._conn = conn
+        self._source = source
+        self._inbox = Inbox("shipping")
+        self.received: set[uuid.UUID] = set()
+        self.duplicates = 0
+        self.out_of_order = 0
+        self._placed: set[str] = set()
+        self._read = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._source.wait_for(self._read + 1, timeout=0.2)
+            except TimeoutError:
+                continue
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        events = self._source.events[self._read :]
+        for event in events:
+            await self._handle(event.id, event.type, event.payload)
+        self._read += len(events)
+
+    async def _handle(self, event_id: uuid.UUID, type: str, payload: dict[str, object]) -> None:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            first = await self._inbox.first_time(self._conn, event_id)
+            if first and type == "OrderPaid":
+                await self._conn.execute(
+                    "INSERT OR IGNORE INTO shop_shipments (order_id, event_id) VALUES (?, ?)",
+                    (str(payload["order_id"]), str(event_id)),
+                )
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+        if first:
+            self.received.add(event_id)
+            self._check_order(type, str(payload["order_id"]))
+        else:
+            self.duplicates += 1
+
+    def _check_order(self, type: str, order_id: str) -> None:
+        # Events of one order share a partition key: OrderPaid must never overtake OrderPlaced.
+        if type == "OrderPlaced":
+            self._placed.add(order_id)
+        elif order_id not in self._placed:
+            self.out_of_order += 1
