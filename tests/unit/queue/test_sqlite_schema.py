@@ -1,0 +1,68 @@
+"""The SQLite schema mirrors the PostgreSQL one and migrates idempotently."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from tether.outbox import producer
+from tether.queue import OUTBOX, ItemFilter
+from tether.queue.sqlite import SqliteQueue, open_database
+from tether.store.postgres import schema as pg_schema
+from tether.store.sqlite import ddl
+
+TABLES = ("tether_outbox", "tether_outbox_keys", "tether_inbox", "tether_items")
+
+
+def pg_columns(table: str) -> list[str]:
+    sql = pg_schema.full_schema_sql()
+    body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
+    assert body is not None
+    names = []
+    for line in body.group(1).splitlines():
+        m = re.match(
+            r"\s+([a-z_]+)\s+(bigint|uuid|text|integer|timestamptz|jsonb|json|text\[\])\b", line
+        )
+        if m:
+            names.append(m.group(1))
+    return names
+
+
+def test_every_table_has_the_postgres_columns_in_order(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    ddl.migrate_sync(conn)
+    for table in TABLES:
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        assert columns == pg_columns(table), table
+    conn.close()
+
+
+async def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = await open_database(path)
+    assert await ddl.migrate(conn) == 10  # already there: nothing to do
+    await conn.execute("INSERT INTO tether_items (id, queue, payload) VALUES ('a', 'q', '{}')")
+    await conn.close()
+    conn = await open_database(path)  # opening again migrates again, harmlessly
+    assert list(await conn.execute_fetchall("SELECT count(*) FROM tether_items"))[0][0] == 1
+    assert list(await conn.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+    await conn.close()
+
+
+async def test_add_event_rows_are_served_by_the_outbox_admin(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    await (await open_database(path)).close()  # creates the schema
+    async with aiosqlite.connect(str(path), isolation_level=None) as conn:
+        await conn.execute("BEGIN")
+        ref = await producer.add_event(
+            conn, "OrderPlaced", {"total": 3}, aggregate_type="order", aggregate_id="7"
+        )
+        await conn.execute("COMMIT")
+    outbox = await SqliteQueue.connect(path, spec=OUTBOX, queue=None)
+    [item] = await outbox.list(ItemFilter(extra={"type": "OrderPlaced"}))
+    assert (item.id, item.payload, item.partition_key) == (ref.id, {"total": 3}, "order:7")
+    assert (await outbox.stats()).pending == 1
+    await outbox.close()
