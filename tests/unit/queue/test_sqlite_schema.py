@@ -47,8 +47,8 @@ async def test_migrate_is_idempotent(tmp_path: Path) -> None:
     await conn.execute("INSERT INTO tether_items (id, queue, payload) VALUES ('a', 'q', '{}')")
     await conn.close()
     conn = await open_database(path)  # opening again migrates again, harmlessly
-    assert list(await conn.execute_fetchall("SELECT count(*) FROM tether_items"))[0][0] == 1
-    assert list(await conn.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+    assert next(iter(await conn.execute_fetchall("SELECT count(*) FROM tether_items")))[0] == 1
+    assert next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0] == "wal"
     await conn.close()
 
 
