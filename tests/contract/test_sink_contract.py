@@ -22,7 +22,7 @@ from tests.integration.sinks.tcp_proxy import TcpProxy
 from tether.core.envelope import Event, make_event
 from tether.core.errors import SinkError, SinkUnavailableError
 from tether.sinks.base import Sink, SinkFeatures
-from tether.sinks.jetstream import JetStreamSink
+from tether.sinks.jetstream import JetStreamSink, decode_header_value
 from tether.sinks.log import LogSink
 from tether.sinks.memory import MemorySink
 
@@ -136,7 +136,7 @@ async def jetstream_harness(nats_url: str) -> AsyncGenerator[Harness, None]:
         for seq in range(1, (await js.stream_info(stream)).state.last_seq + 1):
             msg = await js.get_msg(stream, seq)
             headers = msg.headers or {}
-            attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+            attrs = {k[3:]: decode_header_value(v) for k, v in headers.items() if k.startswith("ce-")}
             assert headers["Nats-Msg-Id"] == attrs["id"]
             out.append(Stored(attrs, orjson.loads(msg.data or b"null")))
         return out
@@ -223,7 +223,7 @@ async def test_envelope_travels_with_the_event(harness: Harness) -> None:
     event = an_event(
         1,
         causation_id="cause-1",
-        user_id="u-7",
+        user_id="Zoë-7",  # non-ASCII header value
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         version=3,
     )

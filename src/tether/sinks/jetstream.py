@@ -41,6 +41,9 @@ from tether.sinks.base import OK, Outcome, SinkFeatures
 
 log = logging.getLogger(__name__)
 
+decode_header_value = wire.decode_value
+"""Readers of ``ce-*`` headers apply this: non-ASCII, "%", CR and LF travel percent-encoded."""
+
 DEFAULT_SUBJECT = "{prefix}.{topic}"
 _CHUNK_BYTES = 256 * 1024
 
@@ -180,13 +183,18 @@ class JetStreamSink:
         if self._sub is None:
             await self.start()
         batch = _Batch(len(events))
-        keys = self._prepare(events, batch)
-        if not keys:
-            return _finish(batch)
         self._in_flight.add(batch)
+        keys: list[str] = []
         try:
-            await self._write(keys, events)
-            await asyncio.wait((batch.done,), timeout=self.ack_timeout)
+            if self._raw:
+                chunks = self._encode(events, batch, keys)
+                for chunk in chunks:
+                    await nc._send_command(chunk)
+                await nc._flush_pending()
+            else:
+                await self._publish_each(events, batch, keys)
+            if keys:
+                await asyncio.wait((batch.done,), timeout=self.ack_timeout)
             if batch.done.done():
                 batch.done.result()
             elif not nc.is_connected:
@@ -199,7 +207,7 @@ class JetStreamSink:
         finally:
             self._in_flight.discard(batch)
             pending = self._pending
-            for key, _, _ in keys:
+            for key in keys:
                 pending.pop(key, None)
         return _finish(batch, self.stats, self.ack_timeout)
 
@@ -224,69 +232,76 @@ class JetStreamSink:
             raise SinkUnavailableError(f"sink {self.name!r}: NATS connection is {state}")
         return nc
 
-    def _prepare(self, events: Sequence[Event], batch: _Batch) -> list[tuple[str, int, str]]:
-        """Give each publishable event its subject and a reply subject; fail the others."""
-        keys: list[tuple[str, int, str]] = []
+    def _encode(self, events: Sequence[Event], batch: _Batch, keys: list[str]) -> list[bytes]:
+        """HPUB frames of the publishable events, joined into chunks of ~256 KiB; each one
+        gets a reply subject registered in ``_pending`` (appended to ``keys``). Events that
+        cannot be published get their failed outcome at once."""
         pending = self._pending
         inbox = self._inbox
         seq = self._seq
         subject_of = self._subject
+        max_payload = self._nc.max_payload
+        outcomes = batch.outcomes
+        chunks: list[bytes] = []
+        parts: list[bytes] = []
+        size = 0
         for i, event in enumerate(events):
             try:
                 subject = subject_of(event)
             except wire.SubjectError as exc:
-                batch.outcomes[i] = Outcome.failed(str(exc), retryable=False)
+                outcomes[i] = Outcome.failed(str(exc), retryable=False)
                 continue
+            text = wire.header_text(event)
+            data = event.data
             seq += 1
             reply = f"{inbox}{seq}"
-            pending[reply] = (batch, i)
-            keys.append((reply, i, subject))
-        self._seq = seq
-        batch.remaining = len(keys)
-        return keys
-
-    async def _write(self, keys: list[tuple[str, int, str]], events: Sequence[Event]) -> None:
-        nc = self._nc
-        max_payload = nc.max_payload
-        if not self._raw:
-            for reply, i, subject in keys:
-                event = events[i]
-                if not self._fits(event, len(wire.header_block(event)), max_payload, reply):
-                    continue
-                await nc.publish(subject, event.data, reply, wire.header_dict(event))
-            return
-        parts: list[bytes] = []
-        size = 0
-        for reply, i, subject in keys:
-            event = events[i]
-            hdr = wire.header_block(event)
-            data = event.data
-            hlen = len(hdr)
-            if not self._fits(event, hlen, max_payload, reply):
+            if text.isascii():
+                hlen = len(text)
+                total = hlen + len(data)
+                head = f"HPUB {subject} {reply} {hlen} {total}\r\n{text}".encode()
+            else:
+                hdr = text.encode()
+                hlen = len(hdr)
+                total = hlen + len(data)
+                head = f"HPUB {subject} {reply} {hlen} {total}\r\n".encode() + hdr
+            if total > max_payload:
+                outcomes[i] = _too_big(total, max_payload)
                 continue
-            line = f"HPUB {subject} {reply} {hlen} {hlen + len(data)}\r\n".encode()
-            parts += (line, hdr, data, b"\r\n")
-            size += len(line) + hlen + len(data) + 2
+            pending[reply] = (batch, i)
+            keys.append(reply)
+            parts += (head, data, b"\r\n")
+            size += len(head) + total
             if size >= _CHUNK_BYTES:
-                await nc._send_command(b"".join(parts))
+                chunks.append(b"".join(parts))
                 parts, size = [], 0
         if parts:
-            await nc._send_command(b"".join(parts))
-        await nc._flush_pending()
+            chunks.append(b"".join(parts))
+        self._seq = seq
+        batch.remaining = len(keys)
+        return chunks
 
-    def _fits(self, event: Event, hlen: int, max_payload: int, reply: str) -> bool:
-        if hlen + len(event.data) <= max_payload:
-            return True
-        entry = self._pending.pop(reply, None)
-        if entry is not None:
-            batch, i = entry
-            batch.outcomes[i] = Outcome.failed(
-                f"event is {hlen + len(event.data)} bytes with headers, over the NATS server's "
-                f"max_payload of {max_payload} bytes",
-                retryable=False,
-            )
-            _count_down(batch)
-        return False
+    async def _publish_each(self, events: Sequence[Event], batch: _Batch, keys: list[str]) -> None:
+        """The same through nats-py's public ``publish`` (slower: it encodes the headers)."""
+        max_payload = self._nc.max_payload
+        todo: list[tuple[str, str, Event]] = []
+        for i, event in enumerate(events):
+            try:
+                subject = self._subject(event)
+            except wire.SubjectError as exc:
+                batch.outcomes[i] = Outcome.failed(str(exc), retryable=False)
+                continue
+            total = len(wire.header_block(event)) + len(event.data)
+            if total > max_payload:
+                batch.outcomes[i] = _too_big(total, max_payload)
+                continue
+            self._seq += 1
+            reply = f"{self._inbox}{self._seq}"
+            self._pending[reply] = (batch, i)
+            keys.append(reply)
+            todo.append((subject, reply, event))
+        batch.remaining = len(keys)
+        for subject, reply, event in todo:
+            await self._nc.publish(subject, event.data, reply, wire.header_dict(event))
 
     async def _on_ack(self, msg: Msg) -> None:
         entry = self._pending.pop(msg.subject, None)
@@ -316,6 +331,14 @@ class JetStreamSink:
         for batch in self._in_flight:
             if not batch.done.done():
                 batch.done.set_exception(_Disconnected())
+
+
+def _too_big(total: int, max_payload: int) -> Outcome:
+    return Outcome.failed(
+        f"event is {total} bytes with headers, over the NATS server's max_payload of "
+        f"{max_payload} bytes",
+        retryable=False,
+    )
 
 
 def _count_down(batch: _Batch) -> None:
