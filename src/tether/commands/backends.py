@@ -42,8 +42,10 @@ class Snapshot:
 def _age(oldest: Any, now: Any) -> timedelta | None:
     if oldest is None:
         return None
+
     def dt(v: Any) -> datetime:
         return v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+
     return max(timedelta(0), dt(now) - dt(oldest))
 
 

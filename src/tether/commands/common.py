@@ -58,7 +58,9 @@ def _plain(message: str) -> str:
     return message.replace("[", r"\[")
 
 
-def settings(config: Path | None, flags: Mapping[str, tuple[object, str]] | None = None) -> Settings:
+def settings(
+    config: Path | None, flags: Mapping[str, tuple[object, str]] | None = None
+) -> Settings:
     """Load settings or exit 2 with the message naming the bad key."""
     try:
         return load_settings(config, flags)
@@ -92,7 +94,9 @@ def errors_handled(dsn: str | None = None) -> Iterator[None]:
         if not _is_driver_error(exc):
             raise
         text = mask_url(dsn) if dsn else "the database"
-        fail(f"{text}: {type(exc).__name__}: {exc}")
+        # Driver messages can carry whole SQL scripts; the first line says what went wrong.
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[:1] or [""]
+        fail(f"{text}: {type(exc).__name__}: {first[0]}")
 
 
 def _is_driver_error(exc: Exception) -> bool:

@@ -31,6 +31,7 @@ class _PlainPrinter:
 
 
 def demo(
+    *,
     duration: Annotated[
         float, typer.Option("--duration", min=2.0, max=600.0, help="Seconds of producing.")
     ] = 15.0,
@@ -44,7 +45,9 @@ def demo(
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Live view, or plain lines for CI and logs.")
     ] = True,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible orders.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for reproducible orders.")
+    ] = None,
 ) -> None:
     """Run a shop, the relay and a consumer in one process on SQLite, through a broker outage."""
     from tether.demo.run import DemoOptions, run_demo

@@ -43,13 +43,14 @@ AfterOpt = Annotated[
     typer.Option("--after", help="Created at or after: ISO time or age (30m = 30 minutes ago)."),
 ]
 IdOpt = Annotated[
-    list[str] | None, typer.Option("--id", help="Event id (repeat for several).", show_default=False)
+    list[str] | None,
+    typer.Option("--id", help="Event id (repeat for several).", show_default=False),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def parse_when(flag: str, text: str | None, now: datetime | None = None) -> datetime | None:
-    """An ISO 8601 time (UTC when no zone is given) or an age like ``45s``, ``30m``, ``2h``, ``7d``."""
+    """An ISO 8601 time (UTC when it has no zone) or an age: ``45s``, ``30m``, ``2h``, ``7d``."""
     if text is None:
         return None
     now = now or datetime.now(UTC)
@@ -65,7 +66,7 @@ def parse_when(flag: str, text: str | None, now: datetime | None = None) -> date
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def parse_ids(values: list[str] | None) -> list[uuid.UUID] | None:
+def parse_ids(values: list[str] | None, label: str = "--id ") -> list[uuid.UUID] | None:
     if not values:
         return None
     ids = []
@@ -73,11 +74,12 @@ def parse_ids(values: list[str] | None) -> list[uuid.UUID] | None:
         try:
             ids.append(uuid.UUID(value))
         except ValueError:
-            common.bad_input(f"--id {value!r} is not an event id (a UUID)")
+            common.bad_input(f"{label}{value!r} is not an event id (a UUID)")
     return ids
 
 
 def build_filter(
+    *,
     type: str | None,
     topic: str | None,
     tenant: str | None,
@@ -133,6 +135,7 @@ def item_dict(item: Item) -> dict[str, Any]:
 
 @app.command("list")
 def list_(
+    *,
     type: TypeOpt = None,
     topic: TopicOpt = None,
     tenant: TenantOpt = None,
@@ -147,7 +150,16 @@ def list_(
     database_url: common.DatabaseOption = None,
 ) -> None:
     """List dead events, oldest first."""
-    f = build_filter(type, topic, tenant, aggregate_id, error_contains, before, after, id)
+    f = build_filter(
+        type=type,
+        topic=topic,
+        tenant=tenant,
+        aggregate_id=aggregate_id,
+        error=error_contains,
+        before=before,
+        after=after,
+        ids=id,
+    )
     f = ItemFilter(**{**_fields(f), "state": ItemState.DEAD})
     db = _open(config, database_url)
     with common.errors_handled(db.url):
@@ -160,7 +172,10 @@ def list_(
         return
     table = Table(title=f"{len(items)} dead event(s)", title_justify="left")
     for column in ("id", "type", "topic", "aggregate", "attempts", "dead at", "last error"):
-        table.add_column(column, overflow="fold" if column == "id" else "ellipsis")
+        if column == "id":
+            table.add_column(column, no_wrap=True, min_width=36)
+        else:
+            table.add_column(column, overflow="ellipsis", no_wrap=column != "last error")
     for item in items:
         table.add_row(
             str(item.id),
@@ -180,13 +195,14 @@ def _fields(f: ItemFilter) -> dict[str, Any]:
 
 @app.command()
 def show(
+    *,
     event_id: Annotated[str, typer.Argument(help="The event id.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Everything about one event: envelope, error history and payload."""
-    (parsed,) = parse_ids([event_id]) or []
+    (parsed,) = parse_ids([event_id], label="EVENT_ID ") or []
     db = _open(config, database_url)
     with common.errors_handled(db.url):
         item: Item = common.run(_with_admin(db, lambda a: a.get(parsed)))
@@ -232,7 +248,12 @@ def _bulk(action: str, db: Database, f: ItemFilter, yes: bool, needs_confirm: bo
         return 0
     if needs_confirm:
         _confirm(action, total, yes)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=common.out) as progress:
         task = progress.add_task(_DOING[action], total=total)
 
@@ -250,6 +271,7 @@ def _bulk(action: str, db: Database, f: ItemFilter, yes: bool, needs_confirm: bo
 
 @app.command()
 def replay(
+    *,
     type: TypeOpt = None,
     topic: TopicOpt = None,
     tenant: TenantOpt = None,
@@ -263,7 +285,16 @@ def replay(
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Send matching dead events again: back to pending with attempts reset (history kept)."""
-    f = build_filter(type, topic, tenant, aggregate_id, error_contains, before, after, id)
+    f = build_filter(
+        type=type,
+        topic=topic,
+        tenant=tenant,
+        aggregate_id=aggregate_id,
+        error=error_contains,
+        before=before,
+        after=after,
+        ids=id,
+    )
     only_ids = f.ids is not None and not (f.extra or f.error or f.created_before or f.created_after)
     n = _bulk("replay", _open(config, database_url), f, yes, needs_confirm=not only_ids)
     if n:
@@ -272,6 +303,7 @@ def replay(
 
 @app.command()
 def purge(
+    *,
     type: TypeOpt = None,
     topic: TopicOpt = None,
     tenant: TenantOpt = None,
@@ -285,7 +317,16 @@ def purge(
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Delete matching dead events for good."""
-    f = build_filter(type, topic, tenant, aggregate_id, error_contains, before, after, id)
+    f = build_filter(
+        type=type,
+        topic=topic,
+        tenant=tenant,
+        aggregate_id=aggregate_id,
+        error=error_contains,
+        before=before,
+        after=after,
+        ids=id,
+    )
     n = _bulk("purge", _open(config, database_url), f, yes, needs_confirm=True)
     if n:
         common.out.print(f"Purged {n:,} dead event(s).")

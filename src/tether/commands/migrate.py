@@ -23,7 +23,7 @@ def migrate_postgres(db: Database) -> list[str]:
     migrations.upgrade(db.url, "heads")
     table = migrations.VERSION_TABLE
     with psycopg.connect(db.url) as conn:
-        rows = conn.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()  # noqa: S608
+        rows = conn.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()
     return [str(r[0]) for r in rows]
 
 
@@ -46,6 +46,7 @@ async def migrate_sqlite(db: Database) -> int:
 
 
 def migrate(
+    *,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:

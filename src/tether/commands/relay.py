@@ -11,7 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -120,7 +120,7 @@ async def serve(cfg: Settings, db: Database, *, drain_only: bool) -> Relay:
             loop.remove_signal_handler(sig)
 
 
-def _stopper(stop: asyncio.Event, sig: signal.Signals) -> object:
+def _stopper(stop: asyncio.Event, sig: signal.Signals) -> Callable[[], None]:
     def handler() -> None:
         if not stop.is_set():
             log.info("%s received: finishing the current batch, then stopping", sig.name)
@@ -129,19 +129,29 @@ def _stopper(stop: asyncio.Event, sig: signal.Signals) -> object:
     return handler
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+@contextlib.contextmanager
+def _logging_to_stderr(level: str) -> Iterator[None]:
+    """Tether's loggers write to stderr for the life of the command, then are left as found."""
+    logger = logging.getLogger("tether")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def relay(
+    *,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Events per batch.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Events per batch.")
+    ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Batches in flight at once.")
     ] = None,
@@ -179,8 +189,7 @@ def relay(
             "no sink configured: pass --nats-url or --log-sink, set TETHER_SINKS_NATS_URL or "
             "TETHER_SINKS_LOG_ENABLED=true, or configure [sinks.nats] / [sinks.log] in the file"
         )
-    _configure_logging(cfg.log_level)
-    with common.errors_handled(db.url):
+    with _logging_to_stderr(cfg.log_level), common.errors_handled(db.url):
         if cfg.metrics_port is not None:
             from prometheus_client import start_http_server
 

@@ -72,7 +72,7 @@ def as_dict(snap: Snapshot, speed: Rates | None) -> dict[str, Any]:
 
 
 def render(snap: Snapshot, speed: Rates | None, where: str) -> Table:
-    table = Table(title=f"tether outbox · {where}", title_justify="left", show_header=False)
+    table = Table(show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     table.add_row("pending", f"{snap.pending:,}")
@@ -86,6 +86,7 @@ def render(snap: Snapshot, speed: Rates | None, where: str) -> Table:
 
 
 def status(
+    *,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -111,5 +112,5 @@ def status(
     if as_json:
         common.out.print_json(json.dumps(as_dict(snap, speed)))
     else:
+        common.out.print(f"tether outbox · {db.masked}", soft_wrap=True)
         common.out.print(render(snap, speed, db.masked))
-
