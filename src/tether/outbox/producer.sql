@@ -47,3 +47,9 @@ RETURNING event_id
 
 -- name: find_key_sqlite
 SELECT event_id FROM tether_outbox_keys WHERE tenant_id = COALESCE(:tenant_id, '') AND key = :key
+
+-- name: sweep_keys_pg
+DELETE FROM tether_outbox_keys WHERE created_at < :before RETURNING 1
+
+-- name: sweep_keys_sqlite
+DELETE FROM tether_outbox_keys WHERE created_at < :before RETURNING 1

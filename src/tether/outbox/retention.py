@@ -1,0 +1,62 @@
+"""Retention for the outbox: forget published rows, old dead letters and idempotency keys.
+
+Published rows are deleted by the relay at once unless it keeps them (``keep_published``);
+dead letters wait for a person, so they are kept longer, or forever with ``dead=None``.
+Idempotency keys must outlive any retry of the request that wrote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from tether.core.errors import ConfigError
+from tether.queue.ports import ItemState
+from tether.store import drivers
+from tether.store.sqlfile import load
+
+
+class _Sweeper(Protocol):
+    async def sweep(self, older_than: timedelta, *, states: tuple[ItemState, ...]) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    published: timedelta = timedelta(days=7)
+    dead: timedelta | None = timedelta(days=30)
+    idempotency_keys: timedelta = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        for name in ("published", "dead", "idempotency_keys"):
+            value = getattr(self, name)
+            if value is not None and value < timedelta(0):
+                raise ConfigError(f"retention {name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    published: int
+    dead: int
+    idempotency_keys: int
+
+
+async def sweep_keys(target: object, older_than: timedelta) -> int:
+    """Delete idempotency keys of events older than ``older_than`` through ``target``."""
+    dialect = drivers.dialect_of(target)
+    query = load("tether.outbox", "producer.sql")[
+        "sweep_keys_pg" if dialect == "postgresql" else "sweep_keys_sqlite"
+    ]
+    return len(await drivers.execute(target, query, {"before": datetime.now(UTC) - older_than}))
+
+
+async def run_once(admin: _Sweeper, connection: object, policy: RetentionPolicy) -> RetentionReport:
+    """One retention pass. ``admin`` is the outbox's item admin (``PostgresQueue`` or
+    ``SqliteQueue`` with ``spec=OUTBOX``); ``connection`` an open handle for the keys table,
+    inside a transaction the caller commits."""
+    published = await admin.sweep(policy.published, states=(ItemState.DONE,))
+    dead = 0
+    if policy.dead is not None:
+        dead = await admin.sweep(policy.dead, states=(ItemState.DEAD,))
+    keys = await sweep_keys(connection, policy.idempotency_keys)
+    return RetentionReport(published, dead, keys)
