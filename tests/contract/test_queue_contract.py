@@ -309,6 +309,7 @@ async def test_fail_schedules_a_retry_inside_the_jittered_window(h: Harness) -> 
         assert all(0 <= w <= bound for w in waits)
         assert len(set(waits)) > 1  # full jitter spreads them
         h.clock.advance(bound)
+    assert (await q.stats()).retrying == 30
 
 
 async def test_retry_without_jitter_waits_exactly_the_bound(h: Harness) -> None:
@@ -460,6 +461,9 @@ async def test_replay_and_purge_honour_each_filter(
     by_id = {v: k for k, v in named.items()}
     f = make_filter(named, t0)
     assert {by_id[i.id] for i in await q.list(f)} == expected
+    assert await q.count(f) == len(expected)
+    if f.state is None:
+        assert await q.count(f, states=(ItemState.PENDING,)) == 0
     assert await q.replay(f) == len(expected)
     assert {by_id[i.id] for i in await q.list(ItemFilter(state=ItemState.PENDING))} == expected
     # Bury them again (one key head at a time), then purge through the same filter.
@@ -550,6 +554,7 @@ async def test_stats_count_each_state_and_the_oldest_pending_age(h: Harness) -> 
     assert (stats.pending, stats.claimed, stats.dead, stats.done) == (3, 1, 1, 1)
     assert stats.due == 2  # two pending are due, "later" is not, c is still leased
     assert stats.oldest_pending_age == timedelta(seconds=15)
+    assert stats.retrying == 0
     h.clock.advance(LEASE)
     assert (await q.stats()).due == 3  # c's lease expired: claimable again
 

@@ -172,6 +172,14 @@ class Engine(ABC):
         )
         return [self._item(r) for r in rows]
 
+    async def count(
+        self, filter: ItemFilter | None = None, *, states: tuple[ItemState, ...] | None = None
+    ) -> int:
+        """How many items match (``states`` narrows further), e.g. to confirm a bulk action."""
+        clause, params = self._where(filter, states)
+        rows = await self._rows("count", params, {"where": clause})
+        return int(rows[0]["n"])
+
     async def get(self, id: uuid.UUID) -> Item:
         rows = await self._rows("get", {"id": id})
         if not rows:
@@ -228,5 +236,6 @@ class Engine(ABC):
             dead=int(row["dead"] or 0),
             done=int(row["done"] or 0),
             due=int(row["due"] or 0),
+            retrying=int(row["retrying"] or 0),
             oldest_pending_age=None if oldest is None else now - codec.iso_to_dt(oldest),
         )

@@ -112,12 +112,16 @@ class ItemFilter:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
+    """``pending`` includes ``retrying`` (pending after a failed attempt); ``due`` counts what
+    a claim could take now (pending and due, or claimed with an expired lease)."""
+
     pending: int
     claimed: int
     dead: int
     done: int
     due: int
     oldest_pending_age: timedelta | None
+    retrying: int = 0
 
 
 TxT_contra = TypeVar("TxT_contra", contravariant=True)
@@ -129,6 +133,10 @@ class ItemAdmin(Protocol):
     async def list(
         self, filter: ItemFilter | None = None, *, limit: int = 100, offset: int = 0
     ) -> list[Item]: ...
+
+    async def count(
+        self, filter: ItemFilter | None = None, *, states: tuple[ItemState, ...] | None = None
+    ) -> int: ...
 
     async def get(self, id: uuid.UUID) -> Item:
         """Raise :class:`NotFoundError` when no item has this id."""

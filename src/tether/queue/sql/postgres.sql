@@ -90,6 +90,9 @@ WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 -- name: list
 SELECT {columns} FROM {table} WHERE {where} ORDER BY seq LIMIT :limit OFFSET :offset
 
+-- name: count
+SELECT count(*) AS n FROM {table} WHERE {where}
+
 -- name: get
 SELECT {columns} FROM {table} WHERE id = :id
 
@@ -111,6 +114,7 @@ WHERE seq IN (SELECT seq FROM {table}
 -- name: stats
 SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'claimed') AS claimed,
+       count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying,
        count(*) FILTER (WHERE state = 'dead') AS dead,
        count(*) FILTER (WHERE state = 'done') AS done,
        count(*) FILTER (WHERE state IN ('pending', 'claimed') AND available_at <= :now) AS due,
