@@ -206,3 +206,18 @@ def test_bad_subject_template_is_refused_at_once() -> None:
         JetStreamSink(NATS(), subject_prefix="bad prefix")
     with pytest.raises(ConfigError):
         JetStreamSink(NATS(), ack_timeout=0)
+
+
+async def test_docs_example(nats_url: str) -> None:
+    from tests.unit.sinks.test_docs_examples import doc_block
+
+    token = uuid.uuid4().hex[:12]
+    unique = {'"SHOP"': f'"DOCS_{token}"', '"shop"': f'"docs{token}"'}
+    deliver = doc_block("JetStreamSink.connect", unique)["deliver"]
+    try:
+        [outcome] = await deliver([make_event("A", {}, topic="order")], nats_url)
+        assert outcome.ok
+    finally:
+        nc = await nats.connect(nats_url)
+        await nc.jetstream().delete_stream(f"DOCS_{token}")
+        await nc.close()
