@@ -4,17 +4,22 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import orjson
 
-from tether.http.ratelimit.algorithms import Decision
+from tether.http.ratelimit.algorithms import Decision, Limit
+
+
+@functools.cache
+def _policy_item(limit: Limit) -> str:
+    return f'"{limit.name}";q={limit.limit};w={math.ceil(limit.period)}'
 
 
 def policy_header(decisions: Sequence[Decision]) -> bytes:
-    items = (f'"{d.limit.name}";q={d.limit.limit};w={math.ceil(d.limit.period)}' for d in decisions)
-    return ", ".join(items).encode()
+    return ", ".join(_policy_item(d.limit) for d in decisions).encode()
 
 
 def ratelimit_header(decisions: Sequence[Decision]) -> bytes:

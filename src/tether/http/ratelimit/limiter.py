@@ -73,6 +73,8 @@ class RateLimiter:
         self.on_store_error = on_store_error
         self.timeout = timeout
         self.cooldown = cooldown
+        # An in-process store cannot hang; skipping the timeout guard saves its cost per call.
+        self._guard = not getattr(store, "in_process", False)
         # After a store failure the store is not asked again for ``cooldown`` seconds, so an
         # outage costs each request nothing instead of a connect timeout (a circuit breaker).
         self._skip_until = 0.0
@@ -87,10 +89,7 @@ class RateLimiter:
             if limit is None or key is None:
                 continue
             try:
-                async with asyncio.timeout(self.timeout):
-                    decision = await self.store.hit(
-                        f"{limit.name}:{key}", limit, rule.algorithm, rule.cost
-                    )
+                decision = await self._hit(f"{limit.name}:{key}", limit, rule)
             except (StoreError, TimeoutError):
                 self._skip_until = time.monotonic() + self.cooldown
                 return self._failed(decisions)
@@ -100,6 +99,12 @@ class RateLimiter:
                 metrics.REJECTED.labels(limit=limit.name).inc()
                 return Verdict(tuple(decisions), decision)
         return Verdict(tuple(decisions))
+
+    async def _hit(self, key: str, limit: Limit, rule: Rule) -> Decision:
+        if not self._guard:
+            return await self.store.hit(key, limit, rule.algorithm, rule.cost)
+        async with asyncio.timeout(self.timeout):
+            return await self.store.hit(key, limit, rule.algorithm, rule.cost)
 
     def _failed(self, decisions: list[Decision]) -> Verdict:
         metrics.STORE_ERRORS.labels(policy=self.on_store_error.value).inc()

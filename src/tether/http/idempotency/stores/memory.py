@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +33,7 @@ class MemoryIdempotencyStore:
         if record is not None and record.expires_at <= now:
             record = None
         if record is None:
-            token = uuid.uuid4().hex
+            token = secrets.token_hex(16)
             self._records[key] = _Record(fingerprint, token, now + lease_ttl)
             return Begin(Outcome.ACQUIRED, token=token)
         if record.fingerprint != fingerprint:

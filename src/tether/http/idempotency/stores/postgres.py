@@ -8,7 +8,7 @@ taken over updates no row, gets ``LeaseLostError`` and its transaction rolls bac
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from typing import Any
 
 from sqlalchemy import text
@@ -30,7 +30,7 @@ class PostgresIdempotencyStore:
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         params = {
             "scope_key": key, "tenant_id": tenant, "fingerprint": fingerprint,
             "token": token, "lease_ttl": lease_ttl,

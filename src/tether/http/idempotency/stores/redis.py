@@ -6,7 +6,7 @@ The in-flight record's TTL *is* the lease: a crashed worker's record vanishes af
 
 from __future__ import annotations
 
-import uuid
+import secrets
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,7 +58,7 @@ class RedisIdempotencyStore:
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         args: list[str | int | bytes] = [fingerprint, token, _ms(lease_ttl)]
         try:
             reply = await self._begin(keys=[self._prefix + key], args=args)

@@ -12,6 +12,8 @@ from tether.http.ratelimit.algorithms import Algorithm, Decision, Limit, WindowS
 class MemoryRateLimitStore:
     """No awaits inside ``hit``, so each decision is atomic on its event loop."""
 
+    in_process = True  # the limiter needs no timeout guard around it
+
     def __init__(self, clock: Callable[[], float] = time.time, max_keys: int = 100_000) -> None:
         self._clock = clock
         self._max_keys = max_keys
