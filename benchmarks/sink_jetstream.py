@@ -47,9 +47,9 @@ async def fresh_stream(js: nats.js.JetStreamContext, prefix: str) -> str:
 
 
 async def run_tether(
-    events: Sequence[Event], batch: int, prefix: str, raw: bool = True
+    events: Sequence[Event], batch: int, prefix: str, raw: bool = True, hook: bool = True
 ) -> tuple[float, float]:
-    sink = await JetStreamSink.connect(URL, subject_prefix=prefix, raw_frames=raw)
+    sink = await JetStreamSink.connect(URL, subject_prefix=prefix, raw_frames=raw, fast_acks=hook)
     try:
         start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(events), batch):
@@ -62,10 +62,16 @@ async def run_tether(
         await sink.close()
 
 
+async def run_tether_subscription_acks(
+    events: Sequence[Event], batch: int, prefix: str
+) -> tuple[float, float]:
+    return await run_tether(events, batch, prefix, hook=False)
+
+
 async def run_tether_public(
     events: Sequence[Event], batch: int, prefix: str
 ) -> tuple[float, float]:
-    return await run_tether(events, batch, prefix, raw=False)
+    return await run_tether(events, batch, prefix, raw=False, hook=False)
 
 
 async def run_peer(events: Sequence[Event], batch: int, prefix: str) -> tuple[float, float]:
@@ -110,13 +116,15 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-public", action="store_true", help="skip tether's public-API path")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="only tether's default path and the peer")
     args = parser.parse_args()
     events = build_events(args.n)
     size = statistics.mean(len(e.data) for e in events[:1000])
     contenders: dict[str, Runner] = {"tether JetStreamSink": run_tether}
-    if not args.no_public:
-        contenders["tether JetStreamSink (raw_frames=False)"] = run_tether_public
+    if not args.no_variants:
+        contenders["tether, acks via subscription (fast_acks=False)"] = run_tether_subscription_acks
+        contenders["tether, public nats-py API only"] = run_tether_public
     contenders["nats-py publish_async"] = run_peer
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     cpus: dict[str, list[float]] = {name: [] for name in contenders}
@@ -127,11 +135,11 @@ async def main() -> None:
             rates[name].append(rate)
             cpus[name].append(cpu)
     print(f"N={args.n} payload≈{size:.0f} B batch={args.batch} runs={args.runs} (median msg/s)")
-    print(f"{'contender':44} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'CPU us/msg':>11}")
+    print(f"{'contender':50} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'CPU us/msg':>11}")
     for name, values in rates.items():
         med, lo, hi = statistics.median(values), min(values), max(values)
         cpu = statistics.median(cpus[name])
-        print(f"{name:44} {med:10.0f} {lo:10.0f} {hi:10.0f} {cpu:11.1f}")
+        print(f"{name:50} {med:10.0f} {lo:10.0f} {hi:10.0f} {cpu:11.1f}")
     tether = statistics.median(rates["tether JetStreamSink"])
     peer = statistics.median(rates["nats-py publish_async"])
     print(json.dumps({"bench": "sink_jetstream", "tether_per_s": round(tether),

@@ -78,6 +78,7 @@ class JetStreamSink:
         subject: str | Callable[[Event], str] = DEFAULT_SUBJECT,
         ack_timeout: float = 5.0,
         raw_frames: bool = True,
+        fast_acks: bool = True,
         owns_connection: bool = False,
     ) -> None:
         if ack_timeout <= 0:
@@ -89,6 +90,7 @@ class JetStreamSink:
         self._nc = nc
         self._owns = owns_connection
         self._raw = raw_frames and _has_raw_api(nc)
+        self._fast_acks = fast_acks
         self._sub: Subscription | None = None
         self._inbox = ""
         self._seq = 0
@@ -110,6 +112,7 @@ class JetStreamSink:
         subject: str | Callable[[Event], str] = DEFAULT_SUBJECT,
         ack_timeout: float = 5.0,
         raw_frames: bool = True,
+        fast_acks: bool = True,
         **nats_options: Any,
     ) -> JetStreamSink:
         """Connect (reconnecting forever after a server restart) and, if ``stream`` is
@@ -122,6 +125,7 @@ class JetStreamSink:
             subject=subject,
             ack_timeout=ack_timeout,
             raw_frames=raw_frames,
+            fast_acks=fast_acks,
             owns_connection=True,
         )
         options: dict[str, Any] = {
@@ -152,6 +156,8 @@ class JetStreamSink:
             self._inbox = self._nc.new_inbox()
             self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
             self._inbox += "."
+            if self._fast_acks:
+                self._hook_acks()
 
     async def ensure_stream(
         self, name: str, subjects: Sequence[str], duplicate_window: float = 120.0
@@ -305,17 +311,20 @@ class JetStreamSink:
 
     async def _on_ack(self, msg: Msg) -> None:
         entry = self._pending.pop(msg.subject, None)
-        if entry is None:
-            return  # late ack of a batch that already timed out
+        if entry is not None:  # else: a late ack of a batch that already timed out
+            status = msg.headers.get("Status") if msg.headers else None
+            self._settle(entry, msg.data, status, msg.subject)
+
+    def _settle(
+        self, entry: tuple[_Batch, int], data: bytes, status: str | None, reply: str
+    ) -> None:
         batch, i = entry
-        data = msg.data
-        if msg.headers is None and data[:9] == b'{"stream"' and b'"error"' not in data:
+        if status is None and data[:9] == b'{"stream"' and b'"error"' not in data:
             batch.outcomes[i] = OK
             if b'"duplicate"' in data:
                 self.stats["duplicates"] += 1
         else:
-            status = msg.headers.get("Status") if msg.headers else None
-            ack = wire.parse_ack(data, status, msg.subject)
+            ack = wire.parse_ack(data, status, reply)
             if ack.ok:
                 batch.outcomes[i] = OK
                 self.stats["duplicates"] += ack.duplicate
@@ -323,6 +332,34 @@ class JetStreamSink:
                 self.stats["refused"] += 1
                 batch.outcomes[i] = Outcome.failed(ack.error or "refused", retryable=ack.retryable)
         _count_down(batch)
+
+    def _hook_acks(self) -> None:
+        """Take this sink's PubAcks straight from nats-py's protocol parser (**private API**:
+        ``Client._process_msg`` and ``Subscription._id``), skipping the Msg object, the
+        subscription queue and a task switch per ack. Only on a connection the sink owns.
+        Anything else (other subscriptions, acks with headers, late acks) goes on to nats-py,
+        and if nats-py stops calling ``_process_msg`` the subscription callback still
+        settles every ack: the hook is a shortcut, never the only path."""
+        nc = self._nc
+        original = getattr(nc, "_process_msg", None)
+        sid = getattr(self._sub, "_id", None)
+        if not self._owns or original is None or not isinstance(sid, int):
+            return
+        pending = self._pending
+        settle = self._settle
+
+        async def process_msg(
+            msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+        ) -> None:
+            if msg_sid == sid and headers is None:
+                key = subject.decode()
+                entry = pending.pop(key, None)
+                if entry is not None:
+                    settle(entry, data, None, key)
+                    return
+            await original(msg_sid, subject, reply, data, headers)
+
+        setattr(nc, "_process_msg", process_msg)  # noqa: B010 - private hook, see docstring
 
     async def _on_disconnected(self) -> None:
         self._fail_in_flight()

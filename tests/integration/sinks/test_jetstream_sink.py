@@ -53,12 +53,16 @@ def evs(n: int, **kw: Any) -> list[Event]:
             for i in range(n)]
 
 
-@pytest.mark.parametrize("raw_frames", [True, False], ids=["raw", "public-api"])
-async def test_both_write_paths_publish_and_dedup(
-    nats_url: str, stream: Stream, raw_frames: bool
+@pytest.mark.parametrize(
+    ("raw_frames", "fast_acks"),
+    [(True, True), (True, False), (False, True), (False, False)],
+    ids=["raw-hooked", "raw-subscription", "public-hooked", "public-subscription"],
+)
+async def test_every_write_and_ack_path_publishes_and_dedups(
+    nats_url: str, stream: Stream, raw_frames: bool, fast_acks: bool
 ) -> None:
     sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
-                                       raw_frames=raw_frames)
+                                       raw_frames=raw_frames, fast_acks=fast_acks)
     try:
         batch = evs(10, tenant_id="acme")
         assert all(o.ok for o in await sink.publish(batch))
@@ -74,8 +78,12 @@ async def test_both_write_paths_publish_and_dedup(
         await sink.close()
 
 
-async def test_stream_limit_refusal_is_retryable(nats_url: str, stream: Stream) -> None:
-    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix)
+@pytest.mark.parametrize("fast_acks", [True, False], ids=["hooked", "subscription"])
+async def test_stream_limit_refusal_is_retryable(
+    nats_url: str, stream: Stream, fast_acks: bool
+) -> None:
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
+                                       fast_acks=fast_acks)
     try:
         outcomes = await sink.publish(evs(60))
         assert [o.ok for o in outcomes] == [True] * 50 + [False] * 10
