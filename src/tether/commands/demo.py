@@ -20,12 +20,15 @@ class _PlainPrinter:
     def __init__(self) -> None:
         self._next = 0.0
         self._notes = 0
+        self._down = False
 
     def __call__(self, frame: Frame) -> None:
         for at, note in frame.notes[self._notes :]:
             common.out.print(f"{at:5.1f}s >> {note}", soft_wrap=True)
         self._notes = len(frame.notes)
-        if frame.elapsed >= self._next or frame.phase == "done":
+        changed = frame.broker_down != self._down
+        self._down = frame.broker_down
+        if changed or frame.elapsed >= self._next or frame.phase == "done":
             common.out.print(plain_line(frame), soft_wrap=True)
             self._next = frame.elapsed + 1.0
 

@@ -3,14 +3,20 @@
 -- name: status_pg
 -- On PostgreSQL the relay's lease is a row lock held by its open transaction, so "in flight"
 -- is a pending row whose xmax is a transaction still running (locked or being deleted now),
--- plus rows in the engine's 'claimed' state. pg_snapshot_xip gives 64-bit ids; xmax is the
--- low 32 bits.
-WITH busy AS (
-    SELECT coalesce(array_agg((x::text::bigint % 4294967296)::text), '{}') AS xids
-    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+-- plus rows in the engine's 'claimed' state. A transaction is running if the snapshot lists
+-- it (xip) or if it is at or just past the snapshot's xmax (ids compared in their low 32 bits,
+-- modulo 2^32, as xmax holds them).
+WITH snap AS (SELECT pg_current_snapshot() AS s), busy AS (
+    SELECT coalesce((SELECT array_agg((x::text::bigint % 4294967296)::text)
+                     FROM pg_snapshot_xip(snap.s) AS x), '{}') AS xids,
+           pg_snapshot_xmax(snap.s)::text::bigint % 4294967296 AS horizon
+    FROM snap
 ), rows AS (
     SELECT o.state, o.last_error, o.created_at,
-           (o.state = 'claimed' OR (o.state = 'pending' AND o.xmax::text = ANY(busy.xids))) AS busy
+           (o.state = 'claimed' OR (o.state = 'pending' AND o.xmax::text <> '0' AND (
+                o.xmax::text = ANY(busy.xids)
+                OR (o.xmax::text::bigint - busy.horizon + 4294967296) % 4294967296 < 1000000
+           ))) AS busy
     FROM tether_outbox o CROSS JOIN busy
 )
 SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,

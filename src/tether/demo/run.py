@@ -172,7 +172,9 @@ class Demo:
                 asyncio.create_task(shipping.run(stop_consumer)),
                 asyncio.create_task(self._scenario(broker)),
             ]
-            producing = asyncio.create_task(self._produce(Shop(producer, self._rng), store, 0.8 * d))
+            producing = asyncio.create_task(
+                self._produce(Shop(producer, self._rng), store, 0.8 * d)
+            )
             try:
                 while not producing.done():
                     await self._sample(monitor, relay, shipping, broker)

@@ -45,6 +45,8 @@ def test_status_counts_rows_locked_by_a_relay_as_in_flight(cli: CliRunner, pg_ds
         ).fetchall()
         data = json.loads(invoke(cli, "status", "--db", pg_dsn, "--json", "--window", "0").stdout)
     assert (data["in_flight"], data["pending"]) == (3, 1)
+    after = json.loads(invoke(cli, "status", "--db", pg_dsn, "--json", "--window", "0").stdout)
+    assert (after["in_flight"], after["pending"]) == (0, 4)  # the lock ended with its transaction
 
 
 def test_status_measures_throughput(cli: CliRunner, pg_dsn: str) -> None:
