@@ -27,6 +27,7 @@ from tether.queue import OUTBOX, FilterError, ItemFilter, ItemState, NewItem
 from tether.queue.engine import Engine
 from tether.queue.postgres import PostgresQueue, create_pool
 from tether.queue.sqlite import SqliteQueue, open_database
+from tether.store.drivers import NotInTransactionError
 
 
 @dataclass
@@ -50,6 +51,19 @@ class Harness:
         conn = await open_database(self.path)
         self._closers.append(conn)
         return SqliteQueue(conn, **options)
+
+    @asynccontextmanager
+    async def autocommit_connection(self) -> AsyncIterator[Any]:
+        """A caller's connection with no transaction open."""
+        if self.kind == "postgres":
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                yield conn
+            finally:
+                await conn.close()
+        else:
+            async with aiosqlite.connect(str(self.path), isolation_level=None) as sconn:
+                yield sconn
 
     @asynccontextmanager
     async def transaction(self, *, commit: bool) -> AsyncIterator[Any]:
@@ -139,6 +153,14 @@ async def test_enqueue_in_callers_transaction_rolls_back_with_it(h: Harness) -> 
     async with h.transaction(commit=True) as conn:
         ids = await q.enqueue(items(2), tx=conn)
     assert [i.id for i in await q.list()] == ids
+
+
+async def test_enqueue_refuses_a_caller_connection_without_a_transaction(h: Harness) -> None:
+    q = await h.queue()
+    async with h.autocommit_connection() as conn:
+        with pytest.raises(NotInTransactionError, match="no open transaction"):
+            await q.enqueue(items(1), tx=conn)
+    assert await q.list() == []
 
 
 async def test_enqueue_keeps_payload_and_fields(h: Harness) -> None:
@@ -513,6 +535,15 @@ async def test_completed_items_are_deleted_by_default(h: Harness) -> None:
     for c in await claim_all(q):
         await q.complete(c)
     assert await q.list() == []
+
+
+async def test_complete_many_reports_the_lost_leases(h: Harness) -> None:
+    q = await h.queue(keep_done=True)
+    await q.enqueue(items(3))
+    batch = await claim_all(q)
+    await q.complete(batch[1])
+    assert await q.complete_many(batch) == [batch[1]]
+    assert (await q.stats()).done == 3
 
 
 async def test_sweep_removes_finished_items_past_retention(h: Harness) -> None:

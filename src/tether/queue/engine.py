@@ -100,6 +100,16 @@ class Engine(ABC):
         if await self._count(name, params) == 0:
             raise self._lost(claimed)
 
+    async def complete_many(self, batch: Sequence[Claimed]) -> list[Claimed]:
+        """Complete a batch; returns the items whose lease was lost (the rest are done)."""
+        lost = []
+        for claimed in batch:
+            try:
+                await self.complete(claimed)
+            except LeaseLostError:
+                lost.append(claimed)
+        return lost
+
     async def fail(
         self, claimed: Claimed, error: str, *, policy: RetryPolicy | None = None
     ) -> ItemState:

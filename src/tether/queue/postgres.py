@@ -23,6 +23,7 @@ from tether.queue import codec
 from tether.queue.engine import Engine
 from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
+from tether.store.drivers import NotInTransactionError
 
 # A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
 # row once the table fills (PERFORMANCE.md, "the cached plan of the claim query").
@@ -134,6 +135,11 @@ class PostgresQueue(Engine):
             "payloads": [codec.encode_payload(i.payload) for i in items],
         }
         query = render("postgres", "enqueue", self.spec)
+        if tx is not None and not tx.is_in_transaction():
+            raise NotInTransactionError(
+                "enqueue(tx=conn): the asyncpg connection has no open transaction, so the items "
+                "would commit on their own; call it inside `async with conn.transaction():`"
+            )
         async with _wrapped("enqueue"):
             if tx is None:
                 await self.pool.execute(query.numbered, *query.args(params))

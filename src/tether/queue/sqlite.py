@@ -28,6 +28,7 @@ from tether.queue import codec
 from tether.queue.engine import Engine
 from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
+from tether.store.drivers import NotInTransactionError
 from tether.store.sqlite import ddl
 
 
@@ -165,6 +166,12 @@ class SqliteQueue(Engine):
             return []
         sql = render("sqlite", "enqueue", self.spec).sql
         if tx is not None:
+            # In autocommit mode with no BEGIN each insert would commit on its own.
+            if tx.isolation_level is None and not tx.in_transaction:
+                raise NotInTransactionError(
+                    "enqueue(tx=conn): the aiosqlite connection has no open transaction, so "
+                    "the items would commit on their own; execute BEGIN first"
+                )
             async with _wrapped("enqueue"):
                 await tx.executemany(sql, rows)
             return ids

@@ -144,4 +144,3 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
         self._wake.clear()
-
