@@ -5,6 +5,7 @@ Pure functions, no I/O, so they are unit-tested without a server.
 
 from __future__ import annotations
 
+import operator
 import re
 import string
 from collections.abc import Callable
@@ -26,13 +27,13 @@ _MAX_SUBJECT = 1024
 # ASCII are percent-encoded as UTF-8, like the CloudEvents HTTP binding does.
 _SAFE = "\t" + "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
-# Fields a subject template may use, and how each is read from the event.
-_TEMPLATE_FIELDS: dict[str, Callable[[Event], object]] = {
-    "topic": lambda e: e.topic,
-    "type": lambda e: e.type,
-    "version": lambda e: e.version,
-    "tenant": lambda e: e.tenant_id,
-    "aggregate_type": lambda e: e.aggregate_type,
+# Fields a subject template may use, and the event attribute each one reads.
+_TEMPLATE_FIELDS = {
+    "topic": "topic",
+    "type": "type",
+    "version": "version",
+    "tenant": "tenant_id",
+    "aggregate_type": "aggregate_type",
 }
 
 SubjectFn = Callable[[Event], str]
@@ -67,18 +68,24 @@ def template_subject(template: str, prefix: str) -> SubjectFn:
             f"use named fields from: prefix, {', '.join(_TEMPLATE_FIELDS)}"
         )
     used = tuple(dict.fromkeys(f for f in fields if f != "prefix"))
-    getters = tuple(_TEMPLATE_FIELDS[f] for f in used)
-    cache: dict[tuple[object, ...], str] = {}
+    # attrgetter of one name returns the value itself, of several a tuple: both hashable.
+    get_key: Callable[[Event], object] = (
+        operator.attrgetter(*(_TEMPLATE_FIELDS[f] for f in used)) if used else lambda e: ()
+    )
+    cache: dict[object, str] = {}
 
     def subject(event: Event) -> str:
-        key = tuple(get(event) for get in getters)
+        key = get_key(event)
         found = cache.get(key)
         if found is not None:
             return found
-        missing = [name for name, value in zip(used, key, strict=True) if value is None]
+        values = key if len(used) > 1 else (key,) if used else ()
+        assert isinstance(values, tuple)
+        missing = [name for name, value in zip(used, values, strict=True) if value is None]
         if missing:
             raise SubjectError(f"subject template {template!r} needs {missing}; the event has none")
-        built = check_subject(template.format(prefix=prefix, **dict(zip(used, key, strict=True))))
+        named = dict(zip(used, values, strict=True))
+        built = check_subject(template.format(prefix=prefix, **named))
         if len(cache) >= 10_000:
             cache.clear()
         cache[key] = built
