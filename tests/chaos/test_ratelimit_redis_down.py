@@ -34,7 +34,9 @@ async def _ok(request: object) -> PlainTextResponse:
 def client_for(redis: Redis, mode: FailureMode) -> httpx.AsyncClient:
     limiter = RateLimiter(
         RedisRateLimitStore(redis, prefix=f"test:chaos:{uuid.uuid4().hex}:"),
-        on_store_error=mode, timeout=0.2, cooldown=0.05,
+        on_store_error=mode,
+        timeout=0.2,
+        cooldown=0.05,
     )
     app = RateLimitMiddleware(Starlette(routes=[Route("/", _ok)]), limiter, [Rule(by_ip(), LIMIT)])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -66,7 +68,9 @@ async def test_redis_stopping_mid_traffic_keeps_each_policy(redis_url: str) -> N
         await burst("up", 20)
         subprocess.run(
             ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"],
-            check=False, timeout=10, capture_output=True,
+            check=False,
+            timeout=10,
+            capture_output=True,
         )
         await wait_for(lambda: not services.answers("redis", 0.2), 10)
         await burst("down", 20)

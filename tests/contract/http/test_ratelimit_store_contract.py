@@ -58,7 +58,9 @@ async def test_concurrent_hits_admit_exactly_the_limit(
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
-async def test_quota_returns_after_retry_after(rl_store: RateLimitStore, algorithm: Algorithm) -> None:
+async def test_quota_returns_after_retry_after(
+    rl_store: RateLimitStore, algorithm: Algorithm
+) -> None:
     fast = Limit("fast", 2, 0.2)
     for _ in range(2):
         await rl_store.hit("k", fast, algorithm)

@@ -21,7 +21,9 @@ async def _ok(request: object) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-async def _drive(redis_url: str, prefix: str, requests: int, limit: Limit, algorithm: str) -> Counter[int]:
+async def _drive(
+    redis_url: str, prefix: str, requests: int, limit: Limit, algorithm: str
+) -> Counter[int]:
     client = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=20))
     limiter = RateLimiter(RedisRateLimitStore(client, prefix=prefix), timeout=5)
     app = RateLimitMiddleware(
@@ -37,8 +39,13 @@ async def _drive(redis_url: str, prefix: str, requests: int, limit: Limit, algor
 
 
 def run(
-    barrier: Barrier, results: Queue[dict[int, int]], redis_url: str, prefix: str,
-    requests: int, limit: Limit, algorithm: str,
+    barrier: Barrier,
+    results: Queue[dict[int, int]],
+    redis_url: str,
+    prefix: str,
+    requests: int,
+    limit: Limit,
+    algorithm: str,
 ) -> None:
     barrier.wait(timeout=60)  # every process starts hammering at the same moment
     results.put(dict(asyncio.run(_drive(redis_url, prefix, requests, limit, algorithm))))

@@ -76,7 +76,9 @@ async def test_rollback_after_complete_in_leaves_no_record(engine: AsyncEngine) 
     knobs = Knobs()
     knobs.fail_after_complete = True
     async with client_for(make_app(engine, knobs, IdempotencyPolicy())) as c:
-        assert (await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"})).status_code == 500
+        assert (
+            await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"})
+        ).status_code == 500
         knobs.fail_after_complete = False
         ok = await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"})
         again = await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"})
@@ -88,7 +90,9 @@ async def test_record_exists_the_moment_the_business_change_commits(engine: Asyn
     knobs = Knobs()
     knobs.gate = asyncio.Event()
     async with client_for(make_app(engine, knobs, IdempotencyPolicy())) as c:
-        first = asyncio.create_task(c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"}))
+        first = asyncio.create_task(
+            c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k"})
+        )
         async with asyncio.timeout(5):
             while await count_orders(engine) == 0:
                 await asyncio.sleep(0.01)
@@ -120,7 +124,10 @@ async def test_500_concurrent_duplicates_execute_once_on_postgres(engine: AsyncE
     knobs = Knobs()
     async with client_for(make_app(engine, knobs, IdempotencyPolicy())) as c:
         responses = await asyncio.gather(
-            *(c.post("/orders", content=b"tea", headers={"Idempotency-Key": "once"}) for _ in range(500))
+            *(
+                c.post("/orders", content=b"tea", headers={"Idempotency-Key": "once"})
+                for _ in range(500)
+            )
         )
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {201, 409} and statuses.count(201) >= 1
@@ -134,8 +141,12 @@ async def test_tenant_a_never_replays_tenant_b(engine: AsyncEngine) -> None:
 
     knobs = Knobs()
     async with client_for(make_app(engine, knobs, IdempotencyPolicy(identity=tenant_of))) as c:
-        a = await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k", "x-tenant": "A"})
-        b = await c.post("/orders", content=b"tea", headers={"Idempotency-Key": "k", "x-tenant": "B"})
+        a = await c.post(
+            "/orders", content=b"tea", headers={"Idempotency-Key": "k", "x-tenant": "A"}
+        )
+        b = await c.post(
+            "/orders", content=b"tea", headers={"Idempotency-Key": "k", "x-tenant": "B"}
+        )
     assert a.json()["id"] != b.json()["id"]
     assert "idempotent-replayed" not in b.headers
     assert await count_orders(engine) == 2

@@ -24,7 +24,10 @@ async def test_500_concurrent_duplicates_execute_once_on_redis(redis_url: str) -
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             responses = await asyncio.gather(
-                *(c.post("/items", content=b"pay", headers={"Idempotency-Key": "once"}) for _ in range(500))
+                *(
+                    c.post("/items", content=b"pay", headers={"Idempotency-Key": "once"})
+                    for _ in range(500)
+                )
             )
     finally:
         await client.aclose()

@@ -42,7 +42,9 @@ class TenantFromHeader:
         await self.app(scope, receive, send)
 
 
-def build(store: IdempotencyStore, calls: Calls, policy: IdempotencyPolicy | None = None) -> ASGIApp:
+def build(
+    store: IdempotencyStore, calls: Calls, policy: IdempotencyPolicy | None = None
+) -> ASGIApp:
     async def create(request: Request) -> Response:
         calls.count += 1
         body = await request.body()

@@ -30,7 +30,10 @@ def test_the_chain_is_walked_right_to_left_past_trusted_hops() -> None:
 def test_ports_brackets_and_repeated_headers() -> None:
     resolve = ClientIPResolver(("10.0.0.0/8", "2001:db8::/32"))
     s = scope("10.0.0.2")
-    s["headers"] = [(b"x-forwarded-for", b"[2001:db9::5]:4711"), (b"x-forwarded-for", b"10.0.0.9:80")]
+    s["headers"] = [
+        (b"x-forwarded-for", b"[2001:db9::5]:4711"),
+        (b"x-forwarded-for", b"10.0.0.9:80"),
+    ]
     assert resolve(s) == "2001:db9::5"
     assert resolve(scope("10.0.0.2", "203.0.113.7:9999")) == "203.0.113.7"
 

@@ -38,7 +38,9 @@ async def test_without_a_key_every_request_runs(client: httpx.AsyncClient, calls
     assert calls.count == 2
 
 
-async def test_completed_request_is_replayed_exactly(client: httpx.AsyncClient, calls: Calls) -> None:
+async def test_completed_request_is_replayed_exactly(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
     first = await client.post("/items", content=b"hello", headers=key('"k-1"'))
     again = await client.post("/items", content=b"hello", headers=key("k-1"))
     assert calls.count == 1
@@ -58,7 +60,9 @@ async def test_reuse_with_another_body_is_422(client: httpx.AsyncClient, calls: 
     assert calls.count == 1
 
 
-async def test_other_method_or_route_is_another_record(client: httpx.AsyncClient, calls: Calls) -> None:
+async def test_other_method_or_route_is_another_record(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
     await client.post("/items", content=b"x", headers=key("k"))
     await client.put("/items", content=b"x", headers=key("k"))
     await client.post("/payments", content=b"x", headers=key("k"))
@@ -117,7 +121,9 @@ async def test_handler_exception_leaves_the_key_retryable(
     assert calls.count == 2
 
 
-async def test_status_policy_decides_what_is_stored(client: httpx.AsyncClient, calls: Calls) -> None:
+async def test_status_policy_decides_what_is_stored(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
     for code, stored in [(200, True), (404, True), (429, False), (503, False)]:
         before = calls.count
         for _ in range(2):
@@ -167,7 +173,9 @@ async def test_500_concurrent_duplicates_execute_once(calls: Calls) -> None:
     assert statuses.count(201) >= 1
 
 
-async def raw_call(app: object, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> list[Message]:
+async def raw_call(
+    app: object, chunks: list[bytes], headers: list[tuple[bytes, bytes]]
+) -> list[Message]:
     """Drive the ASGI app by hand, sending the body in several chunks."""
     incoming: list[Message] = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -185,9 +193,18 @@ async def raw_call(app: object, chunks: list[bytes], headers: list[tuple[bytes, 
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/stream", "raw_path": b"/stream", "root_path": "",
-        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1), "server": None,
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/stream",
+        "raw_path": b"/stream",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": None,
     }
     await app(scope, receive, send)  # type: ignore[operator]
     return sent

@@ -58,7 +58,9 @@ def closed_port() -> int:
 
 
 def dead_redis() -> Redis:
-    return Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    return Redis(
+        host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.2, socket_timeout=0.2
+    )
 
 
 def test_presets() -> None:
@@ -147,7 +149,9 @@ def errors_counted(policy: str) -> float:
 
 
 @pytest.mark.parametrize(("mode", "status"), [(FailureMode.OPEN, 200), (FailureMode.CLOSED, 503)])
-async def test_unreachable_redis_follows_the_policy_never_500(mode: FailureMode, status: int) -> None:
+async def test_unreachable_redis_follows_the_policy_never_500(
+    mode: FailureMode, status: int
+) -> None:
     client = dead_redis()
     limiter = RateLimiter(RedisRateLimitStore(client), on_store_error=mode, timeout=0.1)
     before = errors_counted(mode.value)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from examples.tradedesk import db
+from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.events import record
+from examples.tradedesk.models import Availability
+from examples.tradedesk.routes.lookups import partner_of_kind
+from examples.tradedesk.schemas import AvailabilityIn, AvailabilityOut
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+router = APIRouter(prefix="/availabilities", tags=["availabilities"])
+
+
+@router.post("", status_code=201)
+async def post_availability(
+    body: AvailabilityIn,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> AvailabilityOut:
+    async with session.begin():
+        await partner_of_kind(session, body.partner_id, tenant, "seller")
+        row = Availability(tenant_id=tenant, **body.model_dump())
+        session.add(row)
+        await session.flush()
+        out = AvailabilityOut.model_validate(row)
+        await record(
+            session,
+            out,
+            event="AvailabilityPosted",
+            aggregate="availability",
+            aggregate_id=row.id,
+            tenant=tenant,
+        )
+    return out
+
+
+@router.get("")
+async def list_availabilities(
+    commodity: str | None = None,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> list[AvailabilityOut]:
+    query = select(Availability).where(Availability.tenant_id == tenant)
+    if commodity:
+        query = query.where(Availability.commodity == commodity)
+    return [AvailabilityOut.model_validate(r) for r in await session.scalars(query)]

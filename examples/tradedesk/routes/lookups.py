@@ -1,0 +1,30 @@
+"""Tenant-scoped loads shared by the routes: another tenant's rows are simply not found."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from examples.tradedesk.models import Availability, Partner, Requirement
+from fastapi import HTTPException
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Row = TypeVar("Row", Partner, Availability, Requirement)
+
+
+async def owned(session: AsyncSession, model: type[Row], row_id: int, tenant: str) -> Row:
+    # FOR UPDATE: concurrent matches against one offer serialize on its row (no-op on SQLite).
+    query = select(model).where(model.id == row_id, model.tenant_id == tenant).with_for_update()
+    row = (await session.scalars(query)).first()
+    if row is None:
+        raise HTTPException(404, f"no such {model.__name__.lower()} {row_id}")
+    return row
+
+
+async def partner_of_kind(
+    session: AsyncSession, partner_id: int, tenant: str, kind: str
+) -> Partner:
+    partner = await owned(session, Partner, partner_id, tenant)
+    if partner.kind not in (kind, "both"):
+        raise HTTPException(422, f"partner {partner_id} is not a {kind}")
+    return partner

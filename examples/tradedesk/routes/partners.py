@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from examples.tradedesk import db
+from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.events import record
+from examples.tradedesk.models import Partner
+from examples.tradedesk.schemas import PartnerIn, PartnerOut
+from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+router = APIRouter(prefix="/partners", tags=["partners"])
+
+
+@router.post("", status_code=201)
+async def create_partner(
+    body: PartnerIn,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> PartnerOut:
+    async with session.begin():
+        partner = Partner(tenant_id=tenant, **body.model_dump())
+        session.add(partner)
+        await session.flush()
+        out = PartnerOut.model_validate(partner)
+        await record(
+            session,
+            out,
+            event="PartnerCreated",
+            aggregate="partner",
+            aggregate_id=partner.id,
+            tenant=tenant,
+        )
+    return out
+
+
+@router.get("")
+async def list_partners(
+    tenant: str = Depends(tenant_of), session: AsyncSession = Depends(db.session)
+) -> list[PartnerOut]:
+    rows = await session.scalars(select(Partner).where(Partner.tenant_id == tenant))
+    return [PartnerOut.model_validate(p) for p in rows]
+
+
+@router.get("/{partner_id}")
+async def get_partner(
+    partner_id: int,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> PartnerOut:
+    partner = await session.get(Partner, partner_id)
+    if partner is None or partner.tenant_id != tenant:
+        raise HTTPException(404, "no such partner")
+    return PartnerOut.model_validate(partner)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from examples.tradedesk import db
+from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.events import record
+from examples.tradedesk.models import Requirement
+from examples.tradedesk.routes.lookups import partner_of_kind
+from examples.tradedesk.schemas import RequirementIn, RequirementOut
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+router = APIRouter(prefix="/requirements", tags=["requirements"])
+
+
+@router.post("", status_code=201)
+async def post_requirement(
+    body: RequirementIn,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> RequirementOut:
+    async with session.begin():
+        await partner_of_kind(session, body.partner_id, tenant, "buyer")
+        row = Requirement(tenant_id=tenant, **body.model_dump())
+        session.add(row)
+        await session.flush()
+        out = RequirementOut.model_validate(row)
+        await record(
+            session,
+            out,
+            event="RequirementPosted",
+            aggregate="requirement",
+            aggregate_id=row.id,
+            tenant=tenant,
+        )
+    return out
+
+
+@router.get("")
+async def list_requirements(
+    commodity: str | None = None,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> list[RequirementOut]:
+    query = select(Requirement).where(Requirement.tenant_id == tenant)
+    if commodity:
+        query = query.where(Requirement.commodity == commodity)
+    return [RequirementOut.model_validate(r) for r in await session.scalars(query)]
