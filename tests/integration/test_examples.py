@@ -1,0 +1,47 @@
+"""Every runnable example under examples/ runs and prints what the docs say it prints.
+
+The docs' code blocks are copied from these files (tests/unit/test_docs_code_blocks.py), so
+running the files is what keeps the tutorial true. To add an example, add it to EXAMPLES with
+the lines its output must contain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXAMPLES: dict[str, list[str]] = {
+    "examples/quickstart_outbox.py": [
+        "placed o0",
+        "relayed 3",
+        "handled 3 redelivery handled again: False",
+    ],
+}
+
+
+def test_every_quickstart_is_listed() -> None:
+    found = {str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("quickstart_*.py")}
+    assert found <= set(EXAMPLES), f"add these to EXAMPLES: {sorted(found - set(EXAMPLES))}"
+
+
+@pytest.mark.parametrize(("path", "expected"), sorted(EXAMPLES.items()), ids=sorted(EXAMPLES))
+def test_example_runs(path: str, expected: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in expected:
+        assert line in result.stdout, result.stdout
