@@ -225,6 +225,19 @@ async def test_queues_are_separate(h: Harness) -> None:
     assert (await b.stats()).pending == 0
 
 
+async def test_an_adapter_without_a_queue_administers_all_queues(h: Harness) -> None:
+    a, b = await h.queue(queue="a"), await h.queue(queue="b")
+    await a.enqueue(items(2))
+    await b.enqueue(items(3))
+    everything = await h.queue(queue=None)
+    assert (await everything.stats()).pending == 5
+    assert await everything.count(ItemFilter(queue="b")) == 3
+    with pytest.raises(ConfigError, match="needs a queue"):
+        await everything.claim(1, lease=LEASE, worker="w")
+    with pytest.raises(ConfigError, match="needs a queue"):
+        await everything.enqueue(items(1))
+
+
 async def test_concurrent_claimers_never_share_an_item(h: Harness) -> None:
     producer = await h.queue()
     await producer.enqueue(items(h.race_items))

@@ -41,8 +41,6 @@ class Engine(ABC):
     ) -> None:
         if queue is not None and not spec.has_queue_column:
             raise ConfigError(f"table {spec.name} has no queue column: pass queue=None")
-        if queue is None and spec.has_queue_column:
-            raise ConfigError(f"table {spec.name} holds many queues: name one with queue=...")
         self.spec = spec
         self.queue = queue
         self.policy = policy or RetryPolicy()
@@ -143,7 +141,13 @@ class Engine(ABC):
         if await self._count("bury", params) == 0:
             raise self._lost(claimed)
 
+    def _require_queue(self, what: str) -> None:
+        # queue=None on a many-queue table is an admin view over all queues: it cannot work.
+        if self.spec.has_queue_column and self.queue is None:
+            raise ConfigError(f"{what} needs a queue: create the adapter with queue='name'")
+
     def _claim_params(self, limit: int, lease: timedelta, worker: str) -> dict[str, Any]:
+        self._require_queue("claim")
         if limit < 1:
             raise ConfigError(f"claim limit must be at least 1, got {limit}")
         if lease <= timedelta(0):

@@ -31,6 +31,16 @@ class FilterError(TetherError, ValueError):
     """An item filter names a column or value the table does not allow."""
 
 
+class InvalidItemError(TetherError, ValueError):
+    """A new item was refused before anything was written."""
+
+
+def _require_aware(label: str, value: datetime | None, error: type[TetherError]) -> None:
+    # A naive time would be read as UTC by one driver and as local time by another.
+    if value is not None and value.tzinfo is None:
+        raise error(f"{label} must be timezone-aware (e.g. datetime.now(UTC)), got {value!r}")
+
+
 class ItemState(enum.StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
@@ -47,6 +57,11 @@ class NewItem:
     run_at: datetime | None = None
     max_attempts: int | None = None
     id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        _require_aware("run_at", self.run_at, InvalidItemError)
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise InvalidItemError(f"max_attempts must be at least 1, got {self.max_attempts}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +123,10 @@ class ItemFilter:
     created_before: datetime | None = None
     created_after: datetime | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_aware("created_before", self.created_before, FilterError)
+        _require_aware("created_after", self.created_after, FilterError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,7 @@ class PostgresQueue(Engine):
     ) -> list[uuid.UUID]:
         if not self.spec.has_queue_column:
             raise ConfigError(f"enqueue writes work items; {self.spec.name} is filled elsewhere")
+        self._require_queue("enqueue")
         if not items:
             return []
         now = self.clock.now()

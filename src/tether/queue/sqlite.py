@@ -146,6 +146,7 @@ class SqliteQueue(Engine):
     ) -> list[uuid.UUID]:
         if not self.spec.has_queue_column:
             raise ConfigError(f"enqueue writes work items; {self.spec.name} is filled elsewhere")
+        self._require_queue("enqueue")
         now = self.clock.now()
         ids = [i.id or new_id() for i in items]
         rows = [

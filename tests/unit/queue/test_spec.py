@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 import pytest
 
 from tether.core.errors import ConfigError
-from tether.queue import ITEMS, OUTBOX, FilterError, ItemFilter, ItemState, TableSpec
+from tether.queue import (
+    ITEMS,
+    OUTBOX,
+    FilterError,
+    InvalidItemError,
+    ItemFilter,
+    ItemState,
+    NewItem,
+    TableSpec,
+)
 from tether.queue.spec import render, where
 
 HOSTILE = "x'); DROP TABLE tether_items; --"
@@ -84,3 +93,12 @@ def test_render_fills_the_table_and_fragments() -> None:
     assert q.params == ("limit", "offset")
     claim = render("postgres", "claim", ITEMS, key_order="")
     assert "t.queue = $" in claim.numbered and "MATERIALIZED" in claim.sql
+
+
+def test_naive_times_and_bad_attempt_limits_are_refused() -> None:
+    with pytest.raises(InvalidItemError, match="timezone-aware"):
+        NewItem("x", run_at=datetime(2026, 1, 1))
+    with pytest.raises(InvalidItemError, match="at least 1"):
+        NewItem("x", max_attempts=0)
+    with pytest.raises(FilterError, match="created_before must be timezone-aware"):
+        ItemFilter(created_before=datetime(2026, 1, 1))
