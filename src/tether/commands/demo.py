@@ -61,12 +61,16 @@ def demo(
     # The view reports outages itself; the relay's own warnings would scroll it away.
     logging.getLogger("tether.relay").setLevel(logging.ERROR)
     where = f"SQLite {db}" if db else "SQLite (temporary file)"
-    with common.errors_handled():
-        if live and common.out.is_terminal:
-            with Live(console=common.out, refresh_per_second=8, transient=False) as view:
-                result = asyncio.run(run_demo(options, lambda f: view.update(render(f, where))))
-        else:
-            result = asyncio.run(run_demo(options, _PlainPrinter()))
+    try:
+        with common.errors_handled():
+            if live and common.out.is_terminal:
+                with Live(console=common.out, refresh_per_second=8, transient=False) as view:
+                    result = asyncio.run(run_demo(options, lambda f: view.update(render(f, where))))
+            else:
+                result = asyncio.run(run_demo(options, _PlainPrinter()))
+    except KeyboardInterrupt:
+        common.err.print("demo interrupted")
+        raise typer.Exit(code=130) from None
     style = "bold green" if result.ok else "bold red"
     common.out.print(f"[{style}]{result.closing_line()}[/]", soft_wrap=True)
     if db is not None:
