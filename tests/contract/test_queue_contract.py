@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +20,7 @@ import aiosqlite
 import asyncpg
 import pytest
 
+from tests.support import pg, services
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import FrozenClock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
@@ -122,10 +123,21 @@ async def sqlite(path: Path) -> Harness:
 LEASE = timedelta(seconds=30)
 
 
+@pytest.fixture(scope="module")
+def shared_pg_dsn() -> Iterator[str]:
+    """One fresh database for this module, emptied before each test: creating a database per
+    test cost more than the tests themselves."""
+    services.require("postgres")
+    with pg.fresh_database() as dsn:
+        yield dsn
+
+
 @pytest.fixture(params=["postgres", "sqlite"])
 async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     if request.param == "postgres":
-        harness = await postgres(request.getfixturevalue("pg_dsn"))
+        harness = await postgres(request.getfixturevalue("shared_pg_dsn"))
+        assert harness.pool is not None
+        await harness.pool.execute("TRUNCATE tether_items, tether_outbox RESTART IDENTITY")
     else:
         harness = await sqlite(tmp_path / "queue.db")
     try:
