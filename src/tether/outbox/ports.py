@@ -6,7 +6,9 @@ the rows are free again at once, with no lease to wait out. Settling deletes (or
 was published and records failures in the same transaction.
 
 Only the head of each partition key is claimable (no earlier live row with the same key), so
-events of one aggregate reach the sinks in commit order across relays and retries.
+events of one aggregate reach the sinks in commit order across relays and retries. With
+``run > 1`` the batch also carries up to ``run - 1`` consecutive due followers of each head it
+claimed; no other relay can take them, since their head is still live until this batch commits.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tether.core.envelope import Event
 
@@ -44,6 +46,26 @@ class Retry:
     done_sinks: frozenset[str]
 
 
+# Column positions shared by both stores' claim and follower queries.
+KEY_COLUMN, DUE_COLUMN = 9, 20
+
+
+def merge_runs(heads: list[Any], followers: Sequence[Any], limit: int) -> list[Any]:
+    """Head rows plus each key's followers (rows ordered by seq), cut at a key's first row that
+    is not due, within ``limit`` rows in all."""
+    cut: set[str] = set()
+    out = list(heads)
+    for row in followers:
+        key = row[KEY_COLUMN]
+        if key in cut or not row[DUE_COLUMN]:
+            cut.add(key)
+            continue
+        if len(out) >= limit:
+            break
+        out.append(row)
+    return out
+
+
 class OutboxBatch(Protocol):
     @property
     def events(self) -> Sequence[ClaimedEvent]: ...
@@ -52,8 +74,10 @@ class OutboxBatch(Protocol):
 
 
 class OutboxStore(Protocol):
-    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch]:
-        """Claim up to ``limit`` head rows; leaving the block commits what was settled."""
+    def claim(self, limit: int, *, run: int = 1) -> AbstractAsyncContextManager[OutboxBatch]:
+        """Claim up to ``limit`` rows: heads, each followed by at most ``run - 1`` of its due
+        followers in order; leaving the block commits what was settled. Rows neither published
+        nor retried stay as they were."""
         ...
 
     async def wait(self, timeout: float) -> bool:

@@ -1,8 +1,9 @@
 """The relay: claim outbox rows, publish them to their sinks, settle the outcome.
 
-One batch is one unit of work on the store (a transaction on PostgreSQL). Within a batch each
-partition key appears at most once, so the sinks can be called concurrently without breaking
-per-aggregate order. Outcomes, per event:
+One batch is one unit of work on the store (a transaction on PostgreSQL). A batch holds the head
+of each partition key it claimed and up to ``per_key_run - 1`` of its followers; it is published
+in waves (the n-th event of every key together), and a key whose event failed publishes nothing
+more in this batch: its later events stay untouched, behind it. Outcomes, per event:
 
 * every routed sink acknowledged      -> published (deleted, or kept as done)
 * a sink reported the event failed   -> one attempt spent; retried after backoff, or dead
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -39,6 +41,7 @@ _OUTAGE = RetryPolicy(
 class RelayConfig:
     batch_size: int = 500
     concurrency: int = 1
+    per_key_run: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     publish_timeout: float = 10.0
     poll_interval: float = 0.005
@@ -48,6 +51,8 @@ class RelayConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 10_000:
             raise ConfigError(f"relay batch_size must be 1..10000, got {self.batch_size}")
+        if not 1 <= self.per_key_run <= 1000:
+            raise ConfigError(f"relay per_key_run must be 1..1000, got {self.per_key_run}")
         if not 1 <= self.concurrency <= 64:
             raise ConfigError(f"relay concurrency must be 1..64, got {self.concurrency}")
         if self.publish_timeout <= 0:
@@ -129,7 +134,7 @@ class Relay:
     async def run_once(self) -> BatchReport:
         """Claim one batch, publish it, settle it. Returns what happened."""
         started = time.perf_counter()
-        async with self._store.claim(self.config.batch_size) as batch:
+        async with self._store.claim(self.config.batch_size, run=self.config.per_key_run) as batch:
             if not batch.events:
                 return BatchReport()
             published, retries, report = await self._deliver(batch.events)
@@ -171,19 +176,45 @@ class Relay:
         self, claimed: Sequence[ClaimedEvent]
     ) -> tuple[list[int], list[Retry], BatchReport]:
         targets = [self._router.sinks_for(c.event) for c in claimed]
+        by_event: list[dict[str, _Result] | None] = [None] * len(claimed)
+        blocked: set[str] = set()
+        for wave in _waves(claimed):
+            ready = [i for i in wave if claimed[i].event.partition_key not in blocked]
+            await self._publish_wave(claimed, targets, ready, by_event)
+            for i in ready:
+                results = by_event[i]
+                key = claimed[i].event.partition_key
+                if key is not None and (
+                    not targets[i] or any(not r.ok for r in (results or {}).values())
+                ):
+                    blocked.add(key)  # its later events wait: order before progress
+        attempted = [i for i, r in enumerate(by_event) if r is not None]
+        published, retries, report = self._settlements(
+            [claimed[i] for i in attempted],
+            [targets[i] for i in attempted],
+            [by_event[i] or {} for i in attempted],
+        )
+        return published, retries, dataclasses.replace(report, claimed=len(claimed))
+
+    async def _publish_wave(
+        self,
+        claimed: Sequence[ClaimedEvent],
+        targets: Sequence[frozenset[str]],
+        wave: Sequence[int],
+        by_event: list[dict[str, _Result] | None],
+    ) -> None:
         per_sink: dict[str, list[int]] = {}
-        for i, c in enumerate(claimed):
-            for name in targets[i] - c.done_sinks:
+        for i in wave:
+            by_event[i] = {}
+            for name in targets[i] - claimed[i].done_sinks:
                 per_sink.setdefault(name, []).append(i)
         names = list(per_sink)
         results = await asyncio.gather(
             *(self._publish(n, [claimed[i] for i in per_sink[n]]) for n in names)
         )
-        by_event: list[dict[str, _Result]] = [{} for _ in claimed]
         for name, sink_results in zip(names, results, strict=True):
             for i, result in zip(per_sink[name], sink_results, strict=True):
-                by_event[i][name] = result
-        return self._settlements(claimed, targets, by_event)
+                by_event[i][name] = result  # type: ignore[index]
 
     def _settlements(
         self,
@@ -279,6 +310,23 @@ class Relay:
                 metrics.RELAY_EVENTS.labels(outcome).inc(value)
         self.batch_done.set()
         self.batch_done.clear()
+
+
+def _waves(claimed: Sequence[ClaimedEvent]) -> list[list[int]]:
+    """Wave n holds the n-th claimed event of every partition key (unkeyed events go in wave 0),
+    so no wave holds two events of one key and a key's events go out one wave after another."""
+    depth: dict[str, int] = {}
+    waves: list[list[int]] = [[]]
+    for i, c in enumerate(claimed):
+        key = c.event.partition_key
+        n = 0
+        if key is not None:
+            n = depth.get(key, 0)
+            depth[key] = n + 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(i)
+    return waves
 
 
 def _from_outcome(outcome: Outcome) -> _Result:

@@ -24,6 +24,23 @@ SELECT t.seq, t.id, t.type, t.payload, t.topic, t.version, t.tenant_id, t.aggreg
 FROM tether_outbox t JOIN c USING (seq)
 ORDER BY t.seq
 
+-- name: followers
+-- The rows after each claimed head, in order. Rows not yet due end a run (the relay cuts it
+-- there), so a follower is never published ahead of an earlier row of its key.
+SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggregate_type,
+       f.aggregate_id, f.partition_key, f.source, f.created_at, f.user_id, f.correlation_id,
+       f.causation_id, f.traceparent, f.idempotency_key, f.attempts, f.max_attempts, f.done_sinks,
+       f.available_at <= now() AS due
+FROM unnest(:keys::text[], :heads::bigint[]) AS h(key, seq)
+CROSS JOIN LATERAL (
+    SELECT t.* FROM tether_outbox t
+    WHERE t.partition_key = h.key AND t.seq > h.seq AND t.state = 'pending'
+    ORDER BY t.seq
+    LIMIT :per_key
+    FOR UPDATE OF t
+) f
+ORDER BY f.seq
+
 -- name: delete_published
 DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[])
 

@@ -16,6 +16,16 @@ WHERE o.state = 'pending'
 ORDER BY o.seq
 LIMIT :limit
 
+-- name: followers
+SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
+       o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
+       o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks,
+       o.available_at <= :now AS due
+FROM tether_outbox o
+WHERE o.partition_key = :key AND o.seq > :head AND o.state = 'pending'
+ORDER BY o.seq
+LIMIT :per_key
+
 -- name: delete_published
 DELETE FROM tether_outbox WHERE seq = :seq
 

@@ -13,12 +13,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from tether.core.envelope import Event
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, merge_runs
 from tether.store.sqlfile import load
 
 CHANNEL = "tether_outbox"
 _Q = load("tether.outbox", "relay_pg.sql")
 _CLAIM = _Q["claim"].numbered
+_FOLLOWERS = _Q["followers"].numbered
 _DELETE = _Q["delete_published"].numbered
 _MARK = _Q["mark_published"].numbered
 _RETRIES = _Q["record_retries"].numbered
@@ -101,9 +102,13 @@ class PostgresOutboxStore:
         return cls(pool, dsn, keep_published=keep_published)
 
     @contextlib.asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[OutboxBatch]:
+    async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, limit)
+            rows = list(await conn.fetch(_CLAIM, limit))
+            keyed = [r for r in rows if r[9] is not None]
+            if run > 1 and keyed and len(rows) < limit:
+                keys, heads = [r[9] for r in keyed], [r[0] for r in keyed]
+                rows = merge_runs(rows, await conn.fetch(_FOLLOWERS, keys, heads, run - 1), limit)
             yield _Batch(conn, [row_to_claimed(r) for r in rows], self._keep)
 
     def _notified(self, *_: object) -> None:

@@ -18,7 +18,7 @@ import aiosqlite
 
 from tether.core import jsonutil
 from tether.core.envelope import Event
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, merge_runs
 from tether.store.drivers import sqlite_time
 from tether.store.sqlfile import load
 from tether.store.sqlite.ddl import PRAGMAS, migrate
@@ -101,7 +101,7 @@ class SqliteOutboxStore:
         return cls(conn, keep_published=keep_published)
 
     @contextlib.asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[OutboxBatch]:
+    async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._lock:
             now = datetime.now(UTC)
             await self._conn.execute("BEGIN IMMEDIATE")
@@ -109,13 +109,26 @@ class SqliteOutboxStore:
                 cursor = await self._conn.execute(
                     _Q["claim"].sql, {"now": sqlite_time(now), "limit": limit}
                 )
-                rows = await cursor.fetchall()
+                rows = list(await cursor.fetchall())
                 await cursor.close()
+                if run > 1 and len(rows) < limit:
+                    rows = merge_runs(rows, await self._followers(rows, run - 1, now), limit)
                 yield _Batch(self._conn, [_row_to_claimed(r) for r in rows], self._keep, now)
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    async def _followers(self, heads: list[Any], per_key: int, now: datetime) -> list[Any]:
+        found: list[Any] = []
+        for head in heads:
+            if head[9] is None:
+                continue
+            values = {"key": head[9], "head": head[0], "per_key": per_key, "now": sqlite_time(now)}
+            cursor = await self._conn.execute(_Q["followers"].sql, values)
+            found.extend(await cursor.fetchall())
+            await cursor.close()
+        return sorted(found, key=lambda r: r[0])
 
     def notify(self) -> None:
         """Wake a waiting relay at once (for producers in the same process)."""

@@ -22,6 +22,7 @@ class Harness(Protocol):
     async def produce(self, n: int, **fields: Any) -> list[str]: ...
     async def rows(self) -> list[dict[str, Any]]: ...
     async def make_due(self) -> None: ...
+    async def postpone(self, event_id: str) -> None: ...
     def store(self, *, keep_published: bool = False) -> Any: ...
     async def close(self) -> None: ...
 
@@ -46,6 +47,12 @@ class PgHarness:
     async def make_due(self) -> None:
         await self.conn.execute(
             "UPDATE tether_outbox SET available_at = now() WHERE state = 'pending'"
+        )
+
+    async def postpone(self, event_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE tether_outbox SET available_at = now() + interval '1 hour' WHERE id = $1::uuid",
+            event_id,
         )
 
     @asynccontextmanager
@@ -90,6 +97,13 @@ class SqliteHarness:
     async def make_due(self) -> None:
         await self.conn.execute(
             "UPDATE tether_outbox SET available_at = '1970-01-01T00:00:00.000000+00:00' WHERE state = 'pending'"
+        )
+        await self.conn.commit()
+
+    async def postpone(self, event_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE tether_outbox SET available_at = '9999-01-01T00:00:00.000000+00:00' WHERE id = ?",
+            (event_id,),
         )
         await self.conn.commit()
 

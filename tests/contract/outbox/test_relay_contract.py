@@ -179,12 +179,55 @@ async def test_dead_head_releases_its_followers(h: Harness) -> None:
     assert [(r["id"], r["state"]) for r in await h.rows()] == [(a[0], "dead")]
 
 
-async def test_one_event_per_key_per_batch(h: Harness) -> None:
+async def test_without_runs_one_event_per_key_per_batch(h: Harness) -> None:
     await h.produce(4, aggregate_type="order", aggregate_id="A")
     async with h.store() as store:
-        relay = Relay(store, [ScriptedSink()])
+        relay = Relay(store, [ScriptedSink()], config=RelayConfig(per_key_run=1))
         sizes = [(await relay.run_once()).claimed for _ in range(5)]
     assert sizes == [1, 1, 1, 1, 0]
+
+
+async def test_runs_move_a_hot_key_in_order_one_event_per_sink_call(h: Harness) -> None:
+    ids = await h.produce(40, aggregate_type="order", aggregate_id="hot")
+    sink = ScriptedSink()
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(per_key_run=16))
+        sizes = [(await relay.run_once()).claimed for _ in range(4)]
+    assert sizes == [16, 16, 8, 0]
+    assert [str(e.id) for e in sink.received] == ids
+    assert all(len(call) == 1 for call in sink.calls)  # never two events of a key in one call
+
+
+async def test_failure_mid_run_holds_back_the_rest_of_the_key(h: Harness) -> None:
+    a = await h.produce(4, aggregate_type="order", aggregate_id="A")
+    b = await h.produce(2, aggregate_type="order", aggregate_id="B")
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("later") if str(e.id) == a[1] else None
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(retry=LATER))
+        report = await relay.run_once()
+        assert (report.claimed, report.published, report.retried) == (6, 3, 1)
+        rows = {r["id"]: r for r in await h.rows()}
+        assert set(rows) == {a[1], a[2], a[3]}
+        assert rows[a[2]]["attempts"] == 0 and rows[a[3]]["attempts"] == 0  # untouched
+        assert (await relay.run_once()).claimed == 0  # a[1] not due, a[2] behind it
+        await h.make_due()
+        sink.fail = lambda e: None
+        await drain(relay)
+    assert [str(e.id) for e in sink.received] == [a[0], b[0], b[1], a[1], a[2], a[3]]
+
+
+async def test_run_stops_at_a_follower_that_is_not_due(h: Harness) -> None:
+    a = await h.produce(4, aggregate_type="order", aggregate_id="A")
+    await h.postpone(a[2])
+    sink = ScriptedSink()
+    async with h.store() as store:
+        relay = Relay(store, [sink])
+        assert (await relay.run_once()).claimed == 2
+        assert (await relay.run_once()).claimed == 0  # a[2] is now the head, and not due
+        await h.make_due()
+        await drain(relay)
+    assert [str(e.id) for e in sink.received] == a
 
 
 @pytest.fixture
