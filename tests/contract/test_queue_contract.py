@@ -638,6 +638,41 @@ async def test_only_the_head_of_each_partition_key_is_claimable(h: Harness) -> N
     assert await names() == ["A3"]
 
 
+async def test_concurrent_claimers_keep_each_key_in_order(h: Harness) -> None:
+    keys, per_key = 10, 20
+    producer = await h.queue()
+    await producer.enqueue(
+        [
+            NewItem({"k": k, "i": i}, partition_key=f"k{k}")
+            for i in range(per_key)
+            for k in range(keys)
+        ]
+    )
+    # More claimers than keys would mostly find nothing: only one item per key is claimable.
+    claimers = [await h.queue() for _ in range(min(h.claimers, 6))]
+    in_flight: set[str] = set()
+    finished: dict[str, list[int]] = {f"k{k}": [] for k in range(keys)}
+    total = keys * per_key
+
+    async def work(q: Engine) -> None:
+        while sum(map(len, finished.values())) < total:
+            batch = await q.claim(5, lease=LEASE, worker="w")
+            for c in batch:
+                key = c.item.partition_key
+                assert key not in in_flight, f"two items of {key} in flight at once"
+                in_flight.add(key)
+            for c in batch:
+                await asyncio.sleep(0)  # let other claimers try to take this key meanwhile
+                in_flight.discard(c.item.partition_key)
+                finished[c.item.partition_key].append(c.item.payload["i"])
+                await q.complete(c)
+            if not batch:
+                await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(*(work(q) for q in claimers)), 60)
+    assert all(order == list(range(per_key)) for order in finished.values())
+
+
 async def test_key_ordering_can_be_switched_off(h: Harness) -> None:
     q = await h.queue(key_ordering=False)
     await q.enqueue(items(3, partition_key="same"))
