@@ -1,6 +1,7 @@
 -- SQLite mirror of postgres/schema/010_outbox.sql: same tables, columns and defaults.
 -- uuid → TEXT; json/jsonb/text[] → JSON TEXT; timestamptz → ISO-8601 UTC TEXT
--- ("2026-01-01T00:00:00.000000+00:00"; fixed-width UTC text sorts in time order).
+-- ("2026-01-01T00:00:00.000000+00:00"; fixed-width UTC text sorts in time order; the SQL
+-- defaults pad strftime's milliseconds with 000 to keep that width).
 -- AUTOINCREMENT keeps seq from being reused after deletes, as an identity column would.
 
 CREATE TABLE IF NOT EXISTS tether_outbox (
@@ -11,13 +12,13 @@ CREATE TABLE IF NOT EXISTS tether_outbox (
                     CHECK (state IN ('pending', 'claimed', 'done', 'dead')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     max_attempts    INTEGER,
-    available_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    available_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     lease_token     TEXT,
     worker          TEXT,
     last_error      TEXT,
     errors          TEXT    NOT NULL DEFAULT '[]',
     done_sinks      TEXT    NOT NULL DEFAULT '[]',
-    created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     finished_at     TEXT,
     tenant_id       TEXT,
     topic           TEXT    NOT NULL,
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS tether_outbox_keys (
     tenant_id  TEXT NOT NULL DEFAULT '',
     key        TEXT NOT NULL,
     event_id   TEXT NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     PRIMARY KEY (tenant_id, key)
 );
 CREATE INDEX IF NOT EXISTS tether_outbox_keys_created ON tether_outbox_keys (created_at);
@@ -52,7 +53,7 @@ CREATE INDEX IF NOT EXISTS tether_outbox_keys_created ON tether_outbox_keys (cre
 CREATE TABLE IF NOT EXISTS tether_inbox (
     consumer     TEXT NOT NULL,
     event_id     TEXT NOT NULL,
-    processed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    processed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     PRIMARY KEY (consumer, event_id)
 );
 CREATE INDEX IF NOT EXISTS tether_inbox_processed ON tether_inbox (processed_at);
@@ -66,12 +67,12 @@ CREATE TABLE IF NOT EXISTS tether_items (
                     CHECK (state IN ('pending', 'claimed', 'done', 'dead')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     max_attempts    INTEGER,
-    available_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    available_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     lease_token     TEXT,
     worker          TEXT,
     last_error      TEXT,
     errors          TEXT    NOT NULL DEFAULT '[]',
-    created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
     finished_at     TEXT,
     payload         TEXT    NOT NULL
 );
