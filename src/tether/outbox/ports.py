@@ -13,9 +13,11 @@ claimed; no other relay can take them, since their head is still live until this
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from tether.core.envelope import Event
@@ -48,6 +50,32 @@ class Retry:
 
 # Column positions shared by both stores' claim and follower queries.
 KEY_COLUMN, DUE_COLUMN = 9, 20
+
+
+def claimed_from_row(
+    row: Any, *, id: uuid.UUID, created_at: datetime, done_sinks: Iterable[str]
+) -> ClaimedEvent:
+    """Build a claimed event from a claim/follower row; the store converts the columns its
+    driver returns in another form (ids, times, the sink list)."""
+    event = Event(
+        id=id,
+        type=row[2],
+        data=row[3].encode(),
+        topic=row[4],
+        version=row[5],
+        tenant_id=row[6],
+        aggregate_type=row[7],
+        aggregate_id=row[8],
+        partition_key=row[KEY_COLUMN],
+        source=row[10],
+        created_at=created_at,
+        user_id=row[12],
+        correlation_id=row[13],
+        causation_id=row[14],
+        traceparent=row[15],
+        idempotency_key=row[16],
+    )
+    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(done_sinks))
 
 
 def merge_runs(heads: list[Any], followers: Sequence[Any], limit: int) -> list[Any]:

@@ -12,8 +12,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from tether.core.envelope import Event
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, merge_runs
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, claimed_from_row, merge_runs
 from tether.store.sqlfile import load
 
 CHANNEL = "tether_outbox"
@@ -36,25 +35,10 @@ MAX_ERROR_CHARS = 2000
 
 
 def row_to_claimed(row: Any) -> ClaimedEvent:
-    event = Event(
-        id=uuid.UUID(bytes=row[1].bytes),
-        type=row[2],
-        data=row[3].encode(),
-        topic=row[4],
-        version=row[5],
-        tenant_id=row[6],
-        aggregate_type=row[7],
-        aggregate_id=row[8],
-        partition_key=row[9],
-        source=row[10],
-        created_at=row[11],
-        user_id=row[12],
-        correlation_id=row[13],
-        causation_id=row[14],
-        traceparent=row[15],
-        idempotency_key=row[16],
+    # asyncpg returns its own UUID subclass; a plain UUID keeps events comparable and picklable.
+    return claimed_from_row(
+        row, id=uuid.UUID(bytes=row[1].bytes), created_at=row[11], done_sinks=row[19]
     )
-    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(row[19]))
 
 
 @dataclass(slots=True)

@@ -17,8 +17,7 @@ from typing import Any
 import aiosqlite
 
 from tether.core import jsonutil
-from tether.core.envelope import Event
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, merge_runs
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, claimed_from_row, merge_runs
 from tether.store.drivers import sqlite_time
 from tether.store.sqlfile import load
 from tether.store.sqlite.ddl import PRAGMAS, migrate
@@ -28,25 +27,12 @@ MAX_ERROR_CHARS = 2000
 
 
 def _row_to_claimed(row: Any) -> ClaimedEvent:
-    event = Event(
+    return claimed_from_row(
+        row,
         id=uuid.UUID(row[1]),
-        type=row[2],
-        data=row[3].encode(),
-        topic=row[4],
-        version=row[5],
-        tenant_id=row[6],
-        aggregate_type=row[7],
-        aggregate_id=row[8],
-        partition_key=row[9],
-        source=row[10],
         created_at=datetime.fromisoformat(row[11]),
-        user_id=row[12],
-        correlation_id=row[13],
-        causation_id=row[14],
-        traceparent=row[15],
-        idempotency_key=row[16],
+        done_sinks=jsonutil.loads(row[19]),
     )
-    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(jsonutil.loads(row[19])))
 
 
 @dataclass(slots=True)
