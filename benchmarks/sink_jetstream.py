@@ -15,14 +15,17 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 import nats
+import nats.errors
 from nats.js.api import StreamConfig
 
 from tether.core.envelope import Event, make_event
+from tether.core.errors import SinkUnavailableError
 from tether.sinks import _nats_wire as wire
 from tether.sinks.jetstream import JetStreamSink
 
@@ -111,6 +114,20 @@ async def measure(
         await admin.close()
 
 
+async def measure_retrying(
+    name: str, runner: Runner, events: Sequence[Event], batch: int, attempts: int = 3
+) -> tuple[float, float]:
+    """A run cut short by a NATS restart (other suites' chaos tests share the server) is
+    repeated, and said so on stderr."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await measure(name, runner, events, batch)
+        except (SinkUnavailableError, nats.errors.Error, OSError, TimeoutError) as exc:
+            print(f"{name}: run {attempt} interrupted ({exc!r}); repeating", file=sys.stderr)
+            await asyncio.sleep(3)
+    raise RuntimeError(f"{name}: NATS kept failing")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
@@ -131,7 +148,7 @@ async def main() -> None:
     await measure("warm-up", run_tether, events[:5000], args.batch)
     for _ in range(args.runs):
         for name, runner in contenders.items():
-            rate, cpu = await measure(name, runner, events, args.batch)
+            rate, cpu = await measure_retrying(name, runner, events, args.batch)
             rates[name].append(rate)
             cpus[name].append(cpu)
     print(f"N={args.n} payload≈{size:.0f} B batch={args.batch} runs={args.runs} (median msg/s)")
