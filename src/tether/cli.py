@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from tether.commands import demo, dlq, migrate, relay, status
+from tether.commands import demo, dlq, migrate, relay, status  # one module per command
 
 app = typer.Typer(
     name="tether",
