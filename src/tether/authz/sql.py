@@ -8,10 +8,11 @@ transaction; Postgres delivers the notification only on commit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,8 +40,13 @@ from tether.authz import events
 from tether.authz import tables as t
 from tether.authz.errors import UnknownSubjectError
 from tether.authz.model import Grant, GrantRecord
+from tether.store import sqlfile
+
+if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users lack it
+    import asyncpg
 
 CHANNEL = "tether_authz"
+_QUERIES = sqlfile.load("tether.authz", "queries.sql")
 _USER = t.user_capabilities
 _ROLES = t.user_roles
 
@@ -192,9 +198,14 @@ class _SqlTx:
 class SqlAuthzStore:
     """Implements :class:`tether.authz.port.AuthzStore` on an SQLAlchemy ``AsyncEngine``."""
 
-    def __init__(self, engine: AsyncEngine, *, outbox: bool | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, outbox: bool | None = None, read_pool_size: int = 10
+    ) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.read_pool_size = read_pool_size
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._pool_lock = asyncio.Lock()
         # Outbox events by default on PostgreSQL; on SQLite only when asked, because the
         # outbox tables there belong to the application's embedded setup.
         self.outbox = self.is_postgres if outbox is None else outbox
@@ -236,7 +247,22 @@ class SqlAuthzStore:
         async with self.engine.connect() as conn:
             return frozenset((await conn.execute(select(t.capabilities.c.name))).scalars())
 
+    async def _reads(self) -> asyncpg.Pool[asyncpg.Record]:
+        """The asyncpg pool for hot-path reads on PostgreSQL, created on first use."""
+        import asyncpg
+
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    asyncpg_dsn(self.engine), min_size=1, max_size=self.read_pool_size
+                )
+        return self._pool
+
     async def load_grants(self, user: str) -> list[Grant]:
+        if self.is_postgres:
+            pool = self._pool or await self._reads()
+            query = _QUERIES["load_grants_pg"]
+            return [Grant(*row) for row in await pool.fetch(query.numbered, user)]
         async with self.engine.connect() as conn:
             rows = (await conn.execute(self._load, {"user": user})).all()
         return [Grant(row[0], row[1], _aware(row[2]), row[3]) for row in rows]
@@ -281,6 +307,9 @@ class SqlAuthzStore:
         ]
 
     async def version(self) -> int:
+        if self.is_postgres:
+            pool = self._pool or await self._reads()
+            return int(await pool.fetchval(_QUERIES["version_pg"].numbered))
         async with self.engine.connect() as conn:
             value = (await conn.execute(select(t.version.c.value))).scalar_one()
         return int(value)
@@ -294,7 +323,15 @@ class SqlAuthzStore:
             yield _SqlTx(self, own)
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()
+
+
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    """The plain ``postgresql://`` DSN asyncpg takes, from an SQLAlchemy engine's URL."""
+    return str(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tether.authz.cache import GrantCache
 from tether.authz.port import AuthzStore
-from tether.authz.sql import CHANNEL
+from tether.authz.sql import CHANNEL, asyncpg_dsn
 
 _log = logging.getLogger("tether.authz.watch")
 
@@ -104,5 +104,4 @@ def listen_dsn_of(store: Any) -> str | None:
     engine = getattr(store, "engine", None)
     if engine is None or engine.dialect.name != "postgresql":
         return None
-    url = engine.url.set(drivername="postgresql")
-    return str(url.render_as_string(hide_password=False))
+    return asyncpg_dsn(engine)
