@@ -16,6 +16,7 @@ from typing import Any
 import nats
 import orjson
 import pytest
+from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
@@ -114,7 +115,9 @@ async def log_harness() -> AsyncGenerator[Harness, None]:
     await sink.close()
 
 
-async def jetstream_harness(nats_url: str) -> AsyncGenerator[Harness, None]:
+async def jetstream_harness(nats_url: str, own: bool = True) -> AsyncGenerator[Harness, None]:
+    """``own``: the sink's own connection (``connect()``); else a nats-py client the test
+    owns and hands to ``JetStreamSink(nc)``."""
     token = uuid.uuid4().hex[:12]
     prefix, stream = f"contract{token}", f"CONTRACT_{token}"
     admin = await nats.connect(nats_url)
@@ -126,7 +129,13 @@ async def jetstream_harness(nats_url: str) -> AsyncGenerator[Harness, None]:
     )
     proxy = TcpProxy("127.0.0.1", int(nats_url.rsplit(":", 1)[1]))
     await proxy.start()
-    sink = await JetStreamSink.connect(proxy.url, subject_prefix=prefix, ack_timeout=5.0)
+    client: NATS | None = None
+    if own:
+        sink = await JetStreamSink.connect(proxy.url, subject_prefix=prefix, ack_timeout=5.0)
+    else:
+        client = await nats.connect(proxy.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        sink = JetStreamSink(client, subject_prefix=prefix, ack_timeout=2.0)
+        await sink.start()
 
     async def stored_count() -> int:
         return (await js.stream_info(stream)).state.messages
@@ -154,6 +163,8 @@ async def jetstream_harness(nats_url: str) -> AsyncGenerator[Harness, None]:
         )
     finally:
         await sink.close()
+        if client is not None:
+            await client.close()
         await proxy.cut()
         await js.delete_stream(stream)
         await admin.close()
@@ -163,8 +174,9 @@ FEATURES = {
     "memory": MemorySink().features,
     "log": LogSink.features,
     "jetstream": JetStreamSink.features,
+    "jetstream-own-client": JetStreamSink.features,
 }
-MARKS = {"jetstream": [pytest.mark.nats]}
+MARKS = {"jetstream": [pytest.mark.nats], "jetstream-own-client": [pytest.mark.nats]}
 
 
 def adapters(*required: str) -> pytest.MarkDecorator:
@@ -181,7 +193,8 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     elif request.param == "log":
         gen = log_harness()
     else:
-        gen = jetstream_harness(request.getfixturevalue("nats_url"))
+        own = request.param == "jetstream"
+        gen = jetstream_harness(request.getfixturevalue("nats_url"), own=own)
     h = await anext(gen)
     assert h.features == FEATURES[request.param]
     try:
