@@ -11,19 +11,21 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Annotated, TypeVar
 
 import typer
 
 from tether.commands import common
 from tether.config import Database, Settings
+from tether.core.errors import SinkUnavailableError
 from tether.outbox.ports import OutboxStore
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.routing import Router
 from tether.sinks.base import Sink
 
 log = logging.getLogger("tether.cli.relay")
+T = TypeVar("T")
 
 
 def relay_config(cfg: Settings) -> RelayConfig:
@@ -38,17 +40,43 @@ def relay_config(cfg: Settings) -> RelayConfig:
     )
 
 
-async def open_sinks(cfg: Settings) -> list[Sink]:
+async def _patiently(
+    what: str, open_: Callable[[], Awaitable[T]], stop: asyncio.Event, patient: bool
+) -> T | None:
+    """Open a connection. A long-running relay keeps trying while its dependency is down (it
+    may start after the relay); ``--drain`` fails at once. None if stopped meanwhile."""
+    failures = 0
+    while True:
+        try:
+            return await open_()
+        except (SinkUnavailableError, OSError, TimeoutError) as exc:
+            if not patient:
+                raise
+            failures += 1
+            delay = min(10.0, 0.5 * 2 ** (failures - 1))
+            log.warning("%s not reachable (%s); retrying in %.1fs", what, exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+                return None
+
+
+async def open_sinks(cfg: Settings, stop: asyncio.Event, patient: bool) -> list[Sink] | None:
     sinks: list[Sink] = []
     nats = cfg.sinks.nats
     if nats.url is not None:
         from tether.sinks.jetstream import JetStreamSink
 
-        sinks.append(
-            await JetStreamSink.connect(
-                nats.url, stream=nats.stream, subject_prefix=nats.subject_prefix, name="nats"
+        url = nats.url
+
+        async def connect() -> Sink:
+            return await JetStreamSink.connect(
+                url, stream=nats.stream, subject_prefix=nats.subject_prefix, name="nats"
             )
-        )
+
+        sink = await _patiently("NATS", connect, stop, patient)
+        if sink is None:
+            return None
+        sinks.append(sink)
     if cfg.sinks.log.enabled:
         from tether.sinks.log import LogSink
 
@@ -70,12 +98,22 @@ async def open_store(db: Database, connections: int) -> OutboxStore:
 
 
 @contextlib.asynccontextmanager
-async def relay_for(cfg: Settings, db: Database) -> AsyncIterator[Relay]:
-    sinks = await open_sinks(cfg)
+async def relay_for(
+    cfg: Settings, db: Database, stop: asyncio.Event, *, patient: bool
+) -> AsyncIterator[Relay | None]:
+    sinks = await open_sinks(cfg, stop, patient)
+    if sinks is None:
+        yield None
+        return
     try:
         names = [s.name for s in sinks]
         router = Router.from_mapping(cfg.routes, names) if cfg.routes else None
-        store = await open_store(db, cfg.relay.concurrency)
+        store = await _patiently(
+            "database", lambda: open_store(db, cfg.relay.concurrency), stop, patient
+        )
+        if store is None:
+            yield None
+            return
         try:
             yield Relay(store, sinks, router=router, config=relay_config(cfg))
         finally:
@@ -94,13 +132,16 @@ async def drain(relay: Relay, stop: asyncio.Event) -> None:
             return
 
 
-async def serve(cfg: Settings, db: Database, *, drain_only: bool) -> Relay:
+async def serve(cfg: Settings, db: Database, *, drain_only: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(stop, sig))
     try:
-        async with relay_for(cfg, db) as relay:
+        async with relay_for(cfg, db, stop, patient=not drain_only) as relay:
+            if relay is None:
+                log.info("relay stopped before it could connect")
+                return
             log.info(
                 "relay started: %s -> %s (batch %d, concurrency %d)",
                 db.masked,
@@ -114,7 +155,6 @@ async def serve(cfg: Settings, db: Database, *, drain_only: bool) -> Relay:
                 "relay stopped: %d published, %d retried, %d deferred, %d dead",
                 s.published, s.retried, s.deferred, s.dead,
             )  # fmt: skip
-            return relay
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

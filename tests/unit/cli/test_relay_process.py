@@ -86,3 +86,32 @@ def test_relay_serves_metrics_and_stops_on_sigterm(cli: CliRunner, tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_relay_waits_for_its_database_until_stopped() -> None:
+    """A relay started before its database keeps retrying (logged), and still stops cleanly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    proc = subprocess.Popen(
+        [*TETHER, "relay", "--db", f"postgresql://nobody@127.0.0.1:{free_port()}/x", "--log-sink"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        read_until(proc.stderr, "database not reachable", timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert "relay stopped before it could connect" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_drain_fails_fast_when_the_database_is_down(cli: CliRunner) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/x"
+    result = invoke(cli, "relay", "--db", url, "--log-sink", "--drain")
+    assert result.exit_code == 1
+    assert "cannot reach the database" in result.stderr and "Traceback" not in result.output
