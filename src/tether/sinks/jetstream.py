@@ -200,11 +200,7 @@ class JetStreamSink:
             else:
                 await self._publish_each(events, batch, keys)
             if keys:
-                await asyncio.wait((batch.done,), timeout=self.ack_timeout)
-            if batch.done.done():
-                batch.done.result()
-            elif not nc.is_connected:
-                raise _Disconnected
+                await self._wait_for_acks(batch)
         except (_Disconnected, nats.errors.ConnectionClosedError, OSError) as exc:
             raise SinkUnavailableError(
                 f"sink {self.name!r}: lost the NATS connection while publishing; "
@@ -237,6 +233,21 @@ class JetStreamSink:
             state = "closed" if nc.is_closed else "not connected (reconnecting)"
             raise SinkUnavailableError(f"sink {self.name!r}: NATS connection is {state}")
         return nc
+
+    async def _wait_for_acks(self, batch: _Batch) -> None:
+        """Until every ack is in or the deadline passes. The connection state is looked at
+        every 250 ms too: on a caller-owned client no ``disconnected_cb`` tells us."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_timeout
+        done = batch.done
+        while not done.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.wait((done,), timeout=min(remaining, 0.25))
+            if not done.done() and not self._nc.is_connected:
+                raise _Disconnected
+        done.result()
 
     def _encode(self, events: Sequence[Event], batch: _Batch, keys: list[str]) -> list[bytes]:
         """HPUB frames of the publishable events, joined into chunks of ~256 KiB; each one
