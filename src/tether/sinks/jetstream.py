@@ -14,9 +14,9 @@ per message), which caps near 16-18k msg/s; see ``docs/sinks.md`` for figures.
 * Connection down or closed → :class:`SinkUnavailableError` for the whole call.
 
 The fast path writes a batch's pre-encoded HPUB frames into nats-py's output buffer in one
-go (``Client._send_command`` / ``_flush_pending``, private). If a future nats-py lacks those,
-the sink falls back to the public ``Client.publish(..., headers=...)``; pass
-``raw_frames=False`` to force the public path.
+go, and on a connection it owns settles PubAcks straight from nats-py's parser: both touch
+nats-py's private API, all of it in ``_nats_private`` with a public fallback
+(``raw_frames=False`` / ``fast_acks=False`` force the public paths).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from nats.js.api import StreamConfig
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
+from tether.sinks import _nats_private as private
 from tether.sinks import _nats_wire as wire
 from tether.sinks.base import OK, Outcome, SinkFeatures
 
@@ -89,7 +90,7 @@ class JetStreamSink:
         self._subject = _subject_fn(subject, subject_prefix)
         self._nc = nc
         self._owns = owns_connection
-        self._raw = raw_frames and _has_raw_api(nc)
+        self._raw = raw_frames and private.can_write_frames(nc)
         self._fast_acks = fast_acks
         self._sub: Subscription | None = None
         self._inbox = ""
@@ -144,10 +145,14 @@ class JetStreamSink:
                 f"cannot reach NATS at {servers} within {connect_timeout}s: {exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
             ) from exc
-        sink._raw = raw_frames and _has_raw_api(nc)
-        await sink.start()
-        if stream is not None:
-            await sink.ensure_stream(stream, [f"{subject_prefix}.>"], duplicate_window)
+        sink._raw = raw_frames and private.can_write_frames(nc)
+        try:
+            await sink.start()
+            if stream is not None:
+                await sink.ensure_stream(stream, [f"{subject_prefix}.>"], duplicate_window)
+        except BaseException:
+            await _close_quietly(nc)
+            raise
         return sink
 
     async def start(self) -> None:
@@ -156,8 +161,8 @@ class JetStreamSink:
             self._inbox = self._nc.new_inbox()
             self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
             self._inbox += "."
-            if self._fast_acks:
-                self._hook_acks()
+            if self._fast_acks and self._owns:
+                private.hook_acks(self._nc, self._sub, self._settle_raw)
 
     async def ensure_stream(
         self, name: str, subjects: Sequence[str], duplicate_window: float = 120.0
@@ -193,10 +198,7 @@ class JetStreamSink:
         keys: list[str] = []
         try:
             if self._raw:
-                chunks = self._encode(events, batch, keys)
-                for chunk in chunks:
-                    await nc._send_command(chunk)
-                await nc._flush_pending()
+                await private.write_frames(nc, self._encode(events, batch, keys))
             else:
                 await self._publish_each(events, batch, keys)
             if keys:
@@ -344,33 +346,12 @@ class JetStreamSink:
                 batch.outcomes[i] = Outcome.failed(ack.error or "refused", retryable=ack.retryable)
         _count_down(batch)
 
-    def _hook_acks(self) -> None:
-        """Take this sink's PubAcks straight from nats-py's protocol parser (**private API**:
-        ``Client._process_msg`` and ``Subscription._id``), skipping the Msg object, the
-        subscription queue and a task switch per ack. Only on a connection the sink owns.
-        Anything else (other subscriptions, acks with headers, late acks) goes on to nats-py,
-        and if nats-py stops calling ``_process_msg`` the subscription callback still
-        settles every ack: the hook is a shortcut, never the only path."""
-        nc = self._nc
-        original = getattr(nc, "_process_msg", None)
-        sid = getattr(self._sub, "_id", None)
-        if not self._owns or original is None or not isinstance(sid, int):
-            return
-        pending = self._pending
-        settle = self._settle
-
-        async def process_msg(
-            msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-        ) -> None:
-            if msg_sid == sid and headers is None:
-                key = subject.decode()
-                entry = pending.pop(key, None)
-                if entry is not None:
-                    settle(entry, data, None, key)
-                    return
-            await original(msg_sid, subject, reply, data, headers)
-
-        setattr(nc, "_process_msg", process_msg)  # noqa: B010 - private hook, see docstring
+    def _settle_raw(self, reply: str, data: bytes) -> bool:
+        entry = self._pending.pop(reply, None)
+        if entry is None:
+            return False
+        self._settle(entry, data, None, reply)
+        return True
 
     async def _on_disconnected(self) -> None:
         self._fail_in_flight()
@@ -420,12 +401,6 @@ def _subject_fn(subject: str | Callable[[Event], str], prefix: str) -> Callable[
         return wire.check_subject(subject(event))
 
     return checked
-
-
-def _has_raw_api(nc: NATS) -> bool:
-    return callable(getattr(nc, "_send_command", None)) and callable(
-        getattr(nc, "_flush_pending", None)
-    )
 
 
 async def _log_error(exc: Exception) -> None:

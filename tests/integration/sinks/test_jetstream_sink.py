@@ -11,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StreamConfig
 
@@ -229,3 +230,33 @@ async def test_docs_example(nats_url: str) -> None:
         nc = await nats.connect(nats_url)
         await nc.jetstream().delete_stream(f"DOCS_{token}")
         await nc.close()
+
+
+@pytest.mark.parametrize("fast_acks", [True, False], ids=["hooked", "subscription"])
+async def test_ack_hook_takes_the_acks_only_when_asked(
+    nats_url: str, stream: Stream, fast_acks: bool
+) -> None:
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
+                                       fast_acks=fast_acks)
+    try:
+        assert sink._sub is not None
+        through_subscription = 0
+        original = sink._on_ack
+
+        async def counting(msg: Msg) -> None:
+            nonlocal through_subscription
+            through_subscription += 1
+            await original(msg)
+
+        sink._sub._cb = counting
+        assert all(o.ok for o in await sink.publish(evs(20)))
+        assert (through_subscription == 0) is fast_acks
+    finally:
+        await sink.close()
+
+
+async def test_connect_closes_its_connection_when_the_stream_is_wrong(
+    nats_url: str, stream: Stream
+) -> None:
+    with pytest.raises(ConfigError):
+        await JetStreamSink.connect(nats_url, subject_prefix="elsewhere", stream=stream.name)
