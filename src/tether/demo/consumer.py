@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import aiosqlite
 
+from tether.core.envelope import Event
 from tether.outbox.inbox import Inbox
 from tether.sinks.memory import MemorySink
 
@@ -34,29 +36,36 @@ class Shipping:
             await self.catch_up()
 
     async def catch_up(self) -> None:
+        """Handle everything delivered so far, up to 100 events per transaction."""
         events = self._source.events[self._read :]
-        for event in events:
-            await self._handle(event.id, event.type, event.payload)
+        for i in range(0, len(events), 100):
+            await self._handle_batch(events[i : i + 100])
         self._read += len(events)
 
-    async def _handle(self, event_id: uuid.UUID, type: str, payload: dict[str, object]) -> None:
+    async def _handle_batch(self, events: Sequence[Event]) -> None:
+        # One transaction for the batch: each inbox row commits with the shipment it caused,
+        # or (on failure) neither does and the whole batch is handled again.
+        firsts = []
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            first = await self._inbox.first_time(self._conn, event_id)
-            if first and type == "OrderPaid":
-                await self._conn.execute(
-                    "INSERT OR IGNORE INTO shop_shipments (order_id, event_id) VALUES (?, ?)",
-                    (str(payload["order_id"]), str(event_id)),
-                )
+            for event in events:
+                first = await self._inbox.first_time(self._conn, event.id)
+                firsts.append(first)
+                if first and event.type == "OrderPaid":
+                    await self._conn.execute(
+                        "INSERT OR IGNORE INTO shop_shipments (order_id, event_id) VALUES (?, ?)",
+                        (str(event.payload["order_id"]), str(event.id)),
+                    )
         except BaseException:
             await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
-        if first:
-            self.received.add(event_id)
-            self._check_order(type, str(payload["order_id"]))
-        else:
-            self.duplicates += 1
+        for event, first in zip(events, firsts, strict=True):
+            if first:
+                self.received.add(event.id)
+                self._check_order(event.type, str(event.payload["order_id"]))
+            else:
+                self.duplicates += 1
 
     def _check_order(self, type: str, order_id: str) -> None:
         # Events of one order share a partition key: OrderPaid must never overtake OrderPlaced.
