@@ -23,7 +23,7 @@ import pytest
 from tests.support import pg, services
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import FrozenClock
-from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
+from tether.core.errors import ConfigError, LeaseLostError, NotFoundError, StoreError
 from tether.queue import OUTBOX, FilterError, ItemFilter, ItemState, NewItem
 from tether.queue.engine import Engine
 from tether.queue.postgres import PostgresQueue, create_pool
@@ -197,6 +197,23 @@ async def test_enqueue_same_id_twice_keeps_the_first(h: Harness) -> None:
     await q.enqueue([NewItem({"v": 1}, id=item_id)])
     await q.enqueue([NewItem({"v": 2}, id=item_id)])
     assert [i.payload for i in await q.list()] == [{"v": 1}]
+
+
+async def test_driver_errors_surface_as_store_errors(h: Harness) -> None:
+    q = await h.queue()
+    await q.close()  # the harness passed the pool/connection in: close() leaves it open
+    assert (await q.stats()).pending == 0
+    # A closed pool or connection: every call now fails in the driver.
+    if isinstance(q, PostgresQueue):
+        await q.pool.close()
+        h.pool = None
+    else:
+        assert isinstance(q, SqliteQueue)
+        await q.conn.close()
+    with pytest.raises(StoreError, match="failed during"):
+        await q.stats()
+    with pytest.raises(StoreError):
+        await q.enqueue(items(1))
 
 
 async def test_get_unknown_id_raises_not_found(h: Harness) -> None:

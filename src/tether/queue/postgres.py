@@ -87,14 +87,19 @@ class PostgresQueue(Engine):
             rng=rng,
         )
         self.pool = pool
+        self._owns_pool = False
 
     @classmethod
     async def connect(cls, dsn: str, **options: Any) -> PostgresQueue:
         """Open a pool of its own (closed by :meth:`close`)."""
-        return cls(await create_pool(dsn), **options)
+        queue = cls(await create_pool(dsn), **options)
+        queue._owns_pool = True
+        return queue
 
     async def close(self) -> None:
-        await self.pool.close()
+        """Close the pool if this queue opened it; a pool passed in belongs to the caller."""
+        if self._owns_pool:
+            await self.pool.close()
 
     def _item(self, row: Mapping[str, Any]) -> Item:
         return codec.item_from_row(row, self.spec, to_dt=codec.iso_to_dt, to_uuid=_uuid)

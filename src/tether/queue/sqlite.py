@@ -99,14 +99,19 @@ class SqliteQueue(Engine):
         )
         self.conn = conn
         self._lock = asyncio.Lock()
+        self._owns_conn = False
 
     @classmethod
     async def connect(cls, path: str | Path, **options: Any) -> SqliteQueue:
         """Open a connection of its own (closed by :meth:`close`)."""
-        return cls(await open_database(path), **options)
+        queue = cls(await open_database(path), **options)
+        queue._owns_conn = True
+        return queue
 
     async def close(self) -> None:
-        await self.conn.close()
+        """Close the connection if this queue opened it; one passed in belongs to the caller."""
+        if self._owns_conn:
+            await self.conn.close()
 
     def _item(self, row: Mapping[str, Any]) -> Item:
         return codec.item_from_row(row, self.spec, to_dt=codec.iso_to_dt, to_uuid=_uuid)
