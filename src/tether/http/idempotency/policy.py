@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,13 +38,15 @@ class RouteRule:
 
 
 Identity = Callable[[Scope], tuple[str, str]]
+_CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
 
 
 def default_identity(scope: Scope) -> tuple[str, str]:
     """(tenant, principal) from what authentication middleware left in the scope.
 
-    Falls back to a hash of the credential headers: a caller who cannot present another
-    caller's credential can never land in that caller's records.
+    Falls back to the credential headers themselves: a caller who cannot present another
+    caller's credential can never land in that caller's records. (They only ever reach a
+    store hashed into the record key.)
     """
     state = scope.get("state") or {}
     tenant = str(state.get("tenant_id") or "")
@@ -54,13 +55,12 @@ def default_identity(scope: Scope) -> tuple[str, str]:
     principal = state.get("principal") or identity
     if principal:
         return tenant, f"user:{principal}"
-    digest = hashlib.sha256()
-    seen = False
-    for name, value in scope.get("headers", ()):
-        if name in (b"authorization", b"x-api-key"):
-            digest.update(name + b"\x00" + value + b"\x00")
-            seen = True
-    return tenant, ("cred:" + digest.hexdigest()) if seen else "anonymous"
+    credentials = [
+        name + b"=" + value for name, value in scope.get("headers", ()) if name in _CREDENTIALS
+    ]
+    if not credentials:
+        return tenant, "anonymous"
+    return tenant, "cred:" + b"\n".join(credentials).decode("latin-1")
 
 
 def default_store_status(status: int) -> bool:
@@ -77,7 +77,7 @@ class IdempotencyPolicy:
     routes: tuple[RouteRule, ...] = ()
     record_ttl: float = 24 * 3600.0
     lease_ttl: float = 60.0
-    fingerprint_headers: tuple[bytes, ...] = (b"content-type",)
+    fingerprint_headers: frozenset[bytes] = frozenset({b"content-type"})
     store_status: Callable[[int], bool] = default_store_status
     identity: Identity = default_identity
     unstored_headers: frozenset[bytes] = frozenset({b"set-cookie", b"date", b"server"})
@@ -93,6 +93,8 @@ class IdempotencyPolicy:
         if self.max_body_bytes < 0 or self.max_response_bytes < 0:
             raise ConfigError("max_body_bytes and max_response_bytes must be >= 0")
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+        names = frozenset(h.lower() for h in self.fingerprint_headers)
+        object.__setattr__(self, "fingerprint_headers", names)
 
     def mode_for(self, method: str, path: str) -> tuple[Mode, str]:
         """The mode for this request and the route name its records are scoped by."""

@@ -9,10 +9,21 @@ no longer touch the record (stores return ``False`` or raise :class:`LeaseLostEr
 from __future__ import annotations
 
 import enum
+import itertools
+import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
+
+_TOKEN_PREFIX = secrets.token_hex(8)
+_TOKEN_COUNTER = itertools.count()
+
+
+def new_token() -> str:
+    """A lease token unique across processes (random per process, then a counter): cheap,
+    and it only has to tell lease holders apart, not be secret."""
+    return f"{_TOKEN_PREFIX}-{next(_TOKEN_COUNTER)}"
 
 
 @dataclass(frozen=True)

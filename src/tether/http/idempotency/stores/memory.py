@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tether.http.idempotency.records import Begin, Outcome, StoredResponse
+from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 
 
 @dataclass
@@ -33,7 +32,7 @@ class MemoryIdempotencyStore:
         if record is not None and record.expires_at <= now:
             record = None
         if record is None:
-            token = secrets.token_hex(16)
+            token = new_token()
             self._records[key] = _Record(fingerprint, token, now + lease_ttl)
             return Begin(Outcome.ACQUIRED, token=token)
         if record.fingerprint != fingerprint:

@@ -8,7 +8,6 @@ taken over updates no row, gets ``LeaseLostError`` and its transaction rolls bac
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from sqlalchemy import text
@@ -16,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tether.core.errors import LeaseLostError, StoreError
-from tether.http.idempotency.records import Begin, Outcome, StoredResponse
+from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 from tether.store import sqlfile
 
 _Q = {name: text(q.sql) for name, q in sqlfile.load(__package__ or "", "postgres.sql").items()}
@@ -30,7 +29,7 @@ class PostgresIdempotencyStore:
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
-        token = secrets.token_hex(16)
+        token = new_token()
         params = {
             "scope_key": key, "tenant_id": tenant, "fingerprint": fingerprint,
             "token": token, "lease_ttl": lease_ttl,

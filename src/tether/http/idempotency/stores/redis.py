@@ -6,14 +6,11 @@ The in-flight record's TTL *is* the lease: a crashed worker's record vanishes af
 
 from __future__ import annotations
 
-import secrets
-
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from tether.core.errors import ConfigError, StoreError
-from tether.http.idempotency.records import Begin, Outcome, StoredResponse
+from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 
 _BEGIN = """
 local r = redis.call('HMGET', KEYS[1], 'fp', 'state', 'status', 'headers', 'body')
@@ -43,7 +40,7 @@ end
 return 0
 """
 
-_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_ERRORS = (RedisError, OSError)
 
 
 class RedisIdempotencyStore:
@@ -58,7 +55,7 @@ class RedisIdempotencyStore:
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
-        token = secrets.token_hex(16)
+        token = new_token()
         args: list[str | int | bytes] = [fingerprint, token, _ms(lease_ttl)]
         try:
             reply = await self._begin(keys=[self._prefix + key], args=args)
