@@ -6,6 +6,7 @@ in short transactions while a progress bar counts them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -160,7 +161,7 @@ def list_(
         after=after,
         ids=id,
     )
-    f = ItemFilter(**{**_fields(f), "state": ItemState.DEAD})
+    f = dataclasses.replace(f, state=ItemState.DEAD)
     db = _open(config, database_url)
     with common.errors_handled(db.url):
         items: list[Item] = common.run(_with_admin(db, lambda a: a.list(f, limit)))
@@ -187,10 +188,6 @@ def list_(
             _short(item.last_error),
         )
     common.out.print(table)
-
-
-def _fields(f: ItemFilter) -> dict[str, Any]:
-    return {name: getattr(f, name) for name in ItemFilter.__dataclass_fields__}
 
 
 @app.command()

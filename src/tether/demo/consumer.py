@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from tether.core.envelope import Event
+from tether.demo.shop import SQL
 from tether.outbox.inbox import Inbox
 from tether.sinks.memory import MemorySink
 
@@ -52,10 +53,8 @@ class Shipping:
                 first = await self._inbox.first_time(self._conn, event.id)
                 firsts.append(first)
                 if first and event.type == "OrderPaid":
-                    await self._conn.execute(
-                        "INSERT OR IGNORE INTO shop_shipments (order_id, event_id) VALUES (?, ?)",
-                        (str(event.payload["order_id"]), str(event.id)),
-                    )
+                    ship = {"order_id": str(event.payload["order_id"]), "event_id": str(event.id)}
+                    await self._conn.execute(SQL["ship_order"].sql, ship)
         except BaseException:
             await self._conn.execute("ROLLBACK")
             raise

@@ -26,7 +26,7 @@ import aiosqlite
 from tether.core.backoff import RetryPolicy
 from tether.demo.broker import DemoBroker
 from tether.demo.consumer import Shipping
-from tether.demo.shop import SCHEMA, Shop
+from tether.demo.shop import SCHEMA, SQL, Shop
 from tether.demo.view import Frame
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.store_sqlite import SqliteOutboxStore
@@ -40,14 +40,6 @@ RELAY_CONFIG = RelayConfig(
     # Short retries so lost acks are retried within the demo; plenty of attempts, so none dies.
     retry=RetryPolicy(max_attempts=25, base=timedelta(milliseconds=100), cap=timedelta(seconds=1)),
 )
-
-_STATUS = """
-SELECT count(*) FILTER (WHERE state IN ('pending', 'claimed')),
-       count(*) FILTER (WHERE state = 'pending' AND last_error IS NOT NULL),
-       count(*) FILTER (WHERE state = 'dead'),
-       min(created_at) FILTER (WHERE state IN ('pending', 'claimed'))
-FROM tether_outbox
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +131,7 @@ class Demo:
 
     async def _sample(self, monitor: aiosqlite.Connection, relay: Relay, shipping: Shipping,
                       broker: DemoBroker) -> None:  # fmt: skip
-        async with monitor.execute(_STATUS) as cursor:
+        async with monitor.execute(SQL["outbox_status"].sql) as cursor:
             row = await cursor.fetchone()
         assert row is not None
         f = self.frame

@@ -8,20 +8,10 @@ import uuid
 import aiosqlite
 
 from tether.outbox import add_event
+from tether.store.sqlfile import load
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS shop_orders (
-    id         TEXT PRIMARY KEY,
-    customer   TEXT NOT NULL,
-    item       TEXT NOT NULL,
-    quantity   INTEGER NOT NULL,
-    status     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shop_shipments (
-    order_id   TEXT PRIMARY KEY,
-    event_id   TEXT NOT NULL
-);
-"""
+SQL = load("tether.demo", "demo.sql")
+SCHEMA = SQL["schema"].sql
 
 CUSTOMERS = ("ada", "grace", "linus", "margaret", "ken", "barbara", "edsger", "frances")
 ITEMS = ("espresso beans", "grinder", "kettle", "filter papers", "mug", "scale")
@@ -41,11 +31,8 @@ class Shop:
         quantity = self._rng.randint(1, 3)
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            await self._conn.execute(
-                "INSERT INTO shop_orders (id, customer, item, quantity, status) "
-                "VALUES (?, ?, ?, ?, 'placed')",
-                (order_id, customer, item, quantity),
-            )
+            row = {"id": order_id, "customer": customer, "item": item, "quantity": quantity}
+            await self._conn.execute(SQL["place_order"].sql, row)
             ref = await add_event(
                 self._conn,
                 "OrderPlaced",
@@ -67,9 +54,7 @@ class Shop:
         order_id = self._unpaid.pop(0)
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            await self._conn.execute(
-                "UPDATE shop_orders SET status = 'paid' WHERE id = ?", (order_id,)
-            )
+            await self._conn.execute(SQL["pay_order"].sql, {"id": order_id})
             ref = await add_event(
                 self._conn,
                 "OrderPaid",
