@@ -101,7 +101,9 @@ class RelaySettings(_Frozen):
 
 class NatsSettings(_Frozen):
     url: str | None = _hint("a nats:// URL", default=None, pattern=r"^(nats|tls|ws|wss)://.+")
-    stream: str = _hint("a JetStream stream name", default="TETHER", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    stream: str = _hint(
+        "a JetStream stream name", default="TETHER", pattern=r"^[A-Za-z0-9_-]{1,64}$"
+    )
     subject_prefix: str = _hint(
         "a subject prefix like tether or app.events",
         default="tether",
@@ -302,7 +304,8 @@ def _explain(exc: ValidationError, merged: Sourced) -> ConfigError:
         extra = LEAVES[key].json_schema_extra
         hint = extra.get("hint") if isinstance(extra, dict) else None
         custom = err["type"] == "value_error"  # our own validators explain themselves
-        reason = str(err["msg"]).removeprefix("Value error, ") if custom or not hint else f"must be {hint}"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        reason = message if custom or not hint else f"must be {hint}"
         lines.append(f"{label}={_shown(key, value)}: {reason}")
     return ConfigError("; ".join(dict.fromkeys(lines)))
 
