@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.support import pg, services
 from tether.core.backoff import RetryPolicy
@@ -83,6 +84,23 @@ class Harness:
                 await sconn.execute("BEGIN")
                 yield sconn
                 await sconn.execute("COMMIT" if commit else "ROLLBACK")
+
+    @asynccontextmanager
+    async def sqlalchemy_session(self, *, commit: bool) -> AsyncIterator[AsyncSession]:
+        """A SQLAlchemy AsyncSession in a transaction, as an application would hold one."""
+        if self.kind == "postgres":
+            assert self.dsn is not None
+            url = self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+        else:
+            url = f"sqlite+aiosqlite:///{self.path}"
+        engine = create_async_engine(url)
+        try:
+            async with AsyncSession(engine) as session:
+                await session.begin()
+                yield session
+                await (session.commit() if commit else session.rollback())
+        finally:
+            await engine.dispose()
 
     async def execute(self, sql_pg: str, sql_sqlite: str) -> None:
         if self.kind == "postgres":
@@ -165,6 +183,21 @@ async def test_enqueue_in_callers_transaction_rolls_back_with_it(h: Harness) -> 
     async with h.transaction(commit=True) as conn:
         ids = await q.enqueue(items(2), tx=conn)
     assert [i.id for i in await q.list()] == ids
+
+
+async def test_enqueue_in_a_sqlalchemy_session_commits_with_it(h: Harness) -> None:
+    q = await h.queue()
+    async with h.sqlalchemy_session(commit=False) as session:
+        await q.enqueue(items(2, partition_key="k"), tx=session)
+    assert await q.list() == []
+    async with h.sqlalchemy_session(commit=True) as session:
+        ids = await q.enqueue(items(2, partition_key="k"), tx=session)
+    stored = await q.list()
+    assert [i.id for i in stored] == ids
+    assert [(i.payload, i.partition_key, i.created_at) for i in stored] == [
+        ({"n": 0}, "k", h.clock.now()),
+        ({"n": 1}, "k", h.clock.now()),
+    ]
 
 
 async def test_enqueue_refuses_a_caller_connection_without_a_transaction(h: Harness) -> None:

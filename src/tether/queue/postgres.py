@@ -23,6 +23,7 @@ from tether.queue import codec
 from tether.queue.engine import Engine
 from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
+from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
 
 # A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
@@ -121,9 +122,10 @@ class PostgresQueue(Engine):
         async with _wrapped(name):
             return _affected(await self.pool.execute(query.numbered, *query.args(params)))
 
-    async def enqueue(
-        self, items: Sequence[NewItem], *, tx: asyncpg.Connection | None = None
-    ) -> list[uuid.UUID]:
+    async def enqueue(self, items: Sequence[NewItem], *, tx: object = None) -> list[uuid.UUID]:
+        """``tx``: an asyncpg connection, or any handle :mod:`tether.store.drivers` accepts
+        (SQLAlchemy ``AsyncSession``/``AsyncConnection``, psycopg ``AsyncConnection``), with
+        a transaction open. The rows are written there and never committed here."""
         if not self.spec.has_queue_column:
             raise ConfigError(f"enqueue writes work items; {self.spec.name} is filled elsewhere")
         self._require_queue("enqueue")
@@ -141,16 +143,20 @@ class PostgresQueue(Engine):
             "payloads": [codec.encode_payload(i.payload) for i in items],
         }
         query = render("postgres", "enqueue", self.spec)
-        if tx is not None and not tx.is_in_transaction():
-            raise NotInTransactionError(
-                "enqueue(tx=conn): the asyncpg connection has no open transaction, so the items "
-                "would commit on their own; call it inside `async with conn.transaction():`"
-            )
-        async with _wrapped("enqueue"):
-            if tx is None:
+        if tx is None:
+            async with _wrapped("enqueue"):
                 await self.pool.execute(query.numbered, *query.args(params))
-            else:
+        elif isinstance(tx, asyncpg.Connection):
+            if not tx.is_in_transaction():
+                raise NotInTransactionError(
+                    "enqueue(tx=conn): the asyncpg connection has no open transaction, so the "
+                    "items would commit on their own; call it inside "
+                    "`async with conn.transaction():`"
+                )
+            async with _wrapped("enqueue"):
                 await tx.execute(query.numbered, *query.args(params))
+        else:
+            await drivers.execute(tx, query, params)
         return ids
 
     async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]:

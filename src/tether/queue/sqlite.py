@@ -28,6 +28,7 @@ from tether.queue import codec
 from tether.queue.engine import Engine
 from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
+from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
 from tether.store.sqlite import ddl
 
@@ -146,32 +147,33 @@ class SqliteQueue(Engine):
                 raise
             await self.conn.commit()
 
-    async def enqueue(
-        self, items: Sequence[NewItem], *, tx: aiosqlite.Connection | None = None
-    ) -> list[uuid.UUID]:
+    async def enqueue(self, items: Sequence[NewItem], *, tx: object = None) -> list[uuid.UUID]:
+        """``tx``: an aiosqlite connection, or a SQLAlchemy ``AsyncSession``/``AsyncConnection``
+        on SQLite, with a transaction open. The rows are written there and never committed."""
         if not self.spec.has_queue_column:
             raise ConfigError(f"enqueue writes work items; {self.spec.name} is filled elsewhere")
         self._require_queue("enqueue")
         now = self.clock.now()
         ids = [i.id or new_id() for i in items]
-        rows = [
-            _params(
-                {
-                    "id": item_id,
-                    "queue": self.queue,
-                    "partition_key": i.partition_key,
-                    "max_attempts": i.max_attempts,
-                    "available_at": i.run_at or now,
-                    "now": now,
-                    "payload": codec.encode_payload(i.payload),
-                }
-            )
+        rows: list[dict[str, object]] = [
+            {
+                "id": item_id,
+                "queue": self.queue,
+                "partition_key": i.partition_key,
+                "max_attempts": i.max_attempts,
+                "available_at": i.run_at or now,
+                "now": now,
+                "payload": codec.encode_payload(i.payload),
+            }
             for item_id, i in zip(ids, items, strict=True)
         ]
         if not rows:
             return []
-        sql = render("sqlite", "enqueue", self.spec).sql
-        if tx is not None:
+        query = render("sqlite", "enqueue", self.spec)
+        if tx is None:
+            async with self._write("enqueue") as conn:
+                await conn.executemany(query.sql, [_params(r) for r in rows])
+        elif isinstance(tx, aiosqlite.Connection):
             # In autocommit mode with no BEGIN each insert would commit on its own.
             if tx.isolation_level is None and not tx.in_transaction:
                 raise NotInTransactionError(
@@ -179,10 +181,10 @@ class SqliteQueue(Engine):
                     "the items would commit on their own; execute BEGIN first"
                 )
             async with _wrapped("enqueue"):
-                await tx.executemany(sql, rows)
-            return ids
-        async with self._write("enqueue") as conn:
-            await conn.executemany(sql, rows)
+                await tx.executemany(query.sql, [_params(r) for r in rows])
+        else:
+            for row in rows:
+                await drivers.execute(tx, query, row)
         return ids
 
     async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]:
