@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from examples.tradedesk import authz as tradedesk_authz
 from examples.tradedesk import db, routes
 from examples.tradedesk.auth import ApiKeyAuth
 from examples.tradedesk.settings import Settings
@@ -66,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.create_schema(engine)
+        await tradedesk_authz.start(app, settings.api_keys)
         yield
+        await tradedesk_authz.stop(app)
         await engine.dispose()
         if redis is not None:
             await redis.aclose()
@@ -78,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_rate_limit_errors(app)
     for router in routes.ALL:
         app.include_router(router)
+    app.include_router(tradedesk_authz.router)
+    tradedesk_authz.attach(app, engine)  # after the routers: it checks their capabilities
 
     @app.get("/health")
     async def health() -> dict[str, str]:

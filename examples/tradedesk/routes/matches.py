@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from examples.tradedesk import db
 from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Availability, Match, Requirement
 from examples.tradedesk.routes.lookups import owned
@@ -24,7 +25,7 @@ async def matching_quota(request: Request, response: Response) -> None:
     await RateLimit(request.app.state.limiter, PER_USER)(request, response)
 
 
-@router.post("", status_code=201, dependencies=[Depends(matching_quota)])
+@router.post("", status_code=201, dependencies=[need(Cap.MATCH_CREATE), Depends(matching_quota)])
 async def make_match(
     body: MatchIn,
     tenant: str = Depends(tenant_of),
@@ -56,7 +57,7 @@ async def make_match(
     return out
 
 
-@router.get("")
+@router.get("", dependencies=[need(Cap.MATCH_VIEW)])
 async def list_matches(
     tenant: str = Depends(tenant_of), session: AsyncSession = Depends(db.session)
 ) -> list[MatchOut]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from examples.tradedesk import db
 from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Partner
 from examples.tradedesk.schemas import PartnerIn, PartnerOut
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 router = APIRouter(prefix="/partners", tags=["partners"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[need(Cap.PARTNER_CREATE)])
 async def create_partner(
     body: PartnerIn,
     tenant: str = Depends(tenant_of),
@@ -34,7 +35,7 @@ async def create_partner(
     return out
 
 
-@router.get("")
+@router.get("", dependencies=[need(Cap.PARTNER_VIEW)])
 async def list_partners(
     tenant: str = Depends(tenant_of), session: AsyncSession = Depends(db.session)
 ) -> list[PartnerOut]:
@@ -42,7 +43,7 @@ async def list_partners(
     return [PartnerOut.model_validate(p) for p in rows]
 
 
-@router.get("/{partner_id}")
+@router.get("/{partner_id}", dependencies=[need(Cap.PARTNER_VIEW)])
 async def get_partner(
     partner_id: int,
     tenant: str = Depends(tenant_of),

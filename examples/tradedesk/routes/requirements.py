@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from examples.tradedesk import db
 from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Requirement
 from examples.tradedesk.routes.lookups import partner_of_kind
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 router = APIRouter(prefix="/requirements", tags=["requirements"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[need(Cap.REQUIREMENT_POST)])
 async def post_requirement(
     body: RequirementIn,
     tenant: str = Depends(tenant_of),
@@ -36,7 +37,7 @@ async def post_requirement(
     return out
 
 
-@router.get("")
+@router.get("", dependencies=[need(Cap.REQUIREMENT_VIEW)])
 async def list_requirements(
     commodity: str | None = None,
     tenant: str = Depends(tenant_of),

@@ -111,9 +111,18 @@ def _requirements(app: FastAPI) -> Iterator[Requirement]:
                 yield dep.call
             yield from walk(dep)
 
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            yield from walk(route.dependant)
+    def routes(container: Any) -> Iterator[Requirement]:
+        for depends in getattr(container, "dependencies", None) or ():
+            if isinstance(getattr(depends, "dependency", None), Requirement):
+                yield depends.dependency
+        for route in getattr(container, "routes", ()):
+            if isinstance(route, APIRoute):
+                yield from walk(route.dependant)
+            # Newer FastAPI keeps included routers as branches (``original_router``);
+            # mounts keep theirs in ``routes``.
+            yield from routes(getattr(route, "original_router", None) or route)
+
+    yield from routes(app.router)
 
 
 def check_routes(app: FastAPI, authz: Authz) -> list[str]:

@@ -1,0 +1,290 @@
+"""Capability authorization for the trade desk (Tether ``tether.authz``), kept in this one file.
+
+What it adds to the app:
+* ``Cap``: every capability the desk checks, declared in code and synced at start-up.
+* ``ROLES``: trader, approver, compliance, auditor, as org-scoped roles.
+* ``need(Cap.X)``: the route dependency (``dependencies=[need(Cap.PARTNER_CREATE)]``).
+* ``router``: the seeds' examples that need more than one capability or an owner check:
+  edit an availability (own vs any), approve one, approve a trade (over Rs 1 Cr needs
+  ``trade:approve-high-value`` on top), verify a partner's KYC.
+The user is the authenticated principal and the organization is the caller's tenant, both
+set by ``ApiKeyAuth``; with tokens, use ``OrgFrom.claim("org")`` instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from examples.tradedesk import db
+from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.events import record
+from examples.tradedesk.models import Availability, Match, Partner
+from examples.tradedesk.schemas import AvailabilityOut, MatchOut, PartnerOut
+from examples.tradedesk.settings import ApiClient
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tether.authz import (
+    Authz,
+    Forbidden,
+    InvalidationWatcher,
+    Registry,
+    SqlAuthzStore,
+    listen_dsn_of,
+)
+from tether.authz.fastapi import install, require
+
+HIGH_VALUE = Decimal(10_000_000)  # Rs 1 crore
+
+
+class Cap(StrEnum):
+    PARTNER_CREATE = "partner:create"
+    PARTNER_VIEW = "partner:view"
+    PARTNER_KYC_VERIFY = "partner:kyc-verify"
+    AVAILABILITY_POST = "availability:post"
+    AVAILABILITY_VIEW = "availability:view"
+    AVAILABILITY_EDIT_OWN = "availability:edit:own"
+    AVAILABILITY_EDIT_ANY = "availability:edit:any"
+    AVAILABILITY_APPROVE = "availability:approve"
+    REQUIREMENT_POST = "requirement:post"
+    REQUIREMENT_VIEW = "requirement:view"
+    MATCH_CREATE = "match:create"
+    MATCH_VIEW = "match:view"
+    TRADE_APPROVE = "trade:approve"
+    TRADE_APPROVE_HIGH_VALUE = "trade:approve-high-value"
+
+
+REGISTRY = Registry(Cap)
+_VIEW = [Cap.PARTNER_VIEW, Cap.AVAILABILITY_VIEW, Cap.REQUIREMENT_VIEW, Cap.MATCH_VIEW]
+ROLES: dict[str, list[Cap]] = {
+    "trader": [
+        *_VIEW,
+        Cap.PARTNER_CREATE,
+        Cap.AVAILABILITY_POST,
+        Cap.AVAILABILITY_EDIT_OWN,
+        Cap.REQUIREMENT_POST,
+        Cap.MATCH_CREATE,
+    ],
+    "approver": [*_VIEW, Cap.AVAILABILITY_EDIT_ANY, Cap.AVAILABILITY_APPROVE, Cap.TRADE_APPROVE],
+    "compliance": [Cap.PARTNER_VIEW, Cap.PARTNER_KYC_VERIFY],
+    "auditor": _VIEW,
+}
+
+
+def need(capability: Cap) -> Any:
+    """``dependencies=[need(Cap.X)]`` on a route."""
+    return Depends(require(capability))
+
+
+# --- ownership: who posted an availability -------------------------------------------------
+# The business tables have no author column, so the desk keeps one beside them, written in
+# the same transaction as the availability (an ORM hook), by the user the check let through.
+_metadata = MetaData()
+availability_authors = Table(
+    "td_availability_authors",
+    _metadata,
+    Column("availability_id", Integer, primary_key=True, autoincrement=False),
+    Column("user_id", String(64), nullable=False),
+)
+_principal: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "td_principal", default=None
+)
+
+
+@event.listens_for(Availability, "after_insert")
+def _remember_author(_mapper: Any, connection: Any, target: Availability) -> None:
+    user = _principal.get()
+    if user is not None:
+        connection.execute(
+            availability_authors.insert().values(availability_id=target.id, user_id=user)
+        )
+
+
+async def _principal_of(request: Request) -> str | None:
+    user = getattr(request.state, "principal", None)
+    _principal.set(user)
+    return None if user is None else str(user)
+
+
+def _tenant(request: Request) -> str | None:
+    tenant = getattr(request.state, "tenant_id", None)
+    return None if tenant is None else str(tenant)
+
+
+async def _author_of_availability(request: Request, user: str) -> bool:
+    sessions = request.app.state.sessions
+    async with sessions() as session:
+        author = await session.scalar(
+            select(availability_authors.c.user_id).where(
+                availability_authors.c.availability_id
+                == int(request.path_params["availability_id"])
+            )
+        )
+    return bool(author == user)
+
+
+# --- wiring --------------------------------------------------------------------------------
+
+
+def attach(app: FastAPI, engine: AsyncEngine) -> Authz:
+    """Create the Authz over the app's engine and install the dependency; call in create_app."""
+    store = SqlAuthzStore(engine, outbox=True)
+    authz = Authz(store, REGISTRY)
+    app.state.authz = authz
+    install(app, authz, user=_principal_of, org=_tenant)
+    return authz
+
+
+async def start(app: FastAPI, demo_clients: dict[str, ApiClient]) -> None:
+    """Tables, capabilities, roles, demo grants, then the invalidation watcher (in lifespan)."""
+    authz: Authz = app.state.authz
+    store = authz.store
+    assert isinstance(store, SqlAuthzStore)
+    if not store.is_postgres:
+        await store.create_sqlite_schema()
+    async with store.engine.begin() as conn:
+        await conn.run_sync(_metadata.create_all)
+    await authz.sync()
+    for role, caps in ROLES.items():
+        await authz.define_role(role, list(caps))
+    # Demo only: every configured API client trades in its own tenant.
+    for client in demo_clients.values():
+        await authz.add_user(client.principal)
+        await authz.add_org(client.tenant_id)
+        await authz.assign_role(client.principal, "trader", client.tenant_id)
+    assert authz.cache is not None
+    watcher = InvalidationWatcher(store, authz.cache, listen_dsn=listen_dsn_of(store))
+    await watcher.start()
+    app.state.authz_watcher = watcher
+
+
+async def stop(app: FastAPI) -> None:
+    watcher: InvalidationWatcher | None = getattr(app.state, "authz_watcher", None)
+    if watcher is not None:
+        await watcher.stop()
+    await app.state.authz.store.close()
+
+
+# --- the seeds' examples -------------------------------------------------------------------
+
+router = APIRouter(tags=["authorization examples"])
+_Row = TypeVar("_Row", Availability, Partner, Match)
+
+
+async def _in_tenant(session: AsyncSession, model: type[_Row], row_id: int, tenant: str) -> _Row:
+    # Like routes.lookups.owned, repeated here because routes import this module.
+    row = await session.get(model, row_id)
+    if row is None or row.tenant_id != tenant:
+        raise HTTPException(404, f"no such {model.__name__.lower()} {row_id}")
+    return row
+
+
+class AvailabilityEdit(BaseModel):
+    price: Decimal | None = Field(default=None, gt=0)
+    quantity: Decimal | None = Field(default=None, gt=0)
+
+
+@router.patch(
+    "/availabilities/{availability_id}",
+    dependencies=[Depends(require("availability:edit", owner=_author_of_availability))],
+)
+async def edit_availability(
+    availability_id: int,
+    body: AvailabilityEdit,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> AvailabilityOut:
+    """Traders edit their own offers (``:own``); approvers edit any (``:any``)."""
+    async with session.begin():
+        row = await _in_tenant(session, Availability, availability_id, tenant)
+        for field, value in body.model_dump(exclude_none=True).items():
+            setattr(row, field, value)
+        out = AvailabilityOut.model_validate(row)
+        await record(
+            session,
+            out,
+            event="AvailabilityEdited",
+            aggregate="availability",
+            aggregate_id=row.id,
+            tenant=tenant,
+            status_code=200,
+        )
+    return out
+
+
+@router.post(
+    "/availabilities/{availability_id}/approve", dependencies=[need(Cap.AVAILABILITY_APPROVE)]
+)
+async def approve_availability(
+    availability_id: int,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> AvailabilityOut:
+    async with session.begin():
+        row = await _in_tenant(session, Availability, availability_id, tenant)
+        out = AvailabilityOut.model_validate(row)
+        await record(
+            session,
+            out,
+            event="AvailabilityApproved",
+            aggregate="availability",
+            aggregate_id=row.id,
+            tenant=tenant,
+            status_code=200,
+        )
+    return out
+
+
+@router.post("/matches/{match_id}/approve", dependencies=[need(Cap.TRADE_APPROVE)])
+async def approve_trade(
+    match_id: int,
+    request: Request,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> MatchOut:
+    """Any approver approves a trade; one worth over Rs 1 Cr needs the high-value capability."""
+    async with session.begin():
+        match = await _in_tenant(session, Match, match_id, tenant)
+        if match.price * match.quantity > HIGH_VALUE:
+            authz: Authz = request.app.state.authz
+            try:
+                await authz.require(request.state.principal, Cap.TRADE_APPROVE_HIGH_VALUE, tenant)
+            except Forbidden as exc:
+                raise HTTPException(403, str(exc)) from exc
+        out = MatchOut.model_validate(match)
+        await record(
+            session,
+            out,
+            event="TradeApproved",
+            aggregate="match",
+            aggregate_id=match.id,
+            tenant=tenant,
+            status_code=200,
+        )
+    return out
+
+
+@router.post("/partners/{partner_id}/kyc-verify", dependencies=[need(Cap.PARTNER_KYC_VERIFY)])
+async def verify_partner_kyc(
+    partner_id: int,
+    tenant: str = Depends(tenant_of),
+    session: AsyncSession = Depends(db.session),
+) -> PartnerOut:
+    async with session.begin():
+        partner = await _in_tenant(session, Partner, partner_id, tenant)
+        out = PartnerOut.model_validate(partner)
+        await record(
+            session,
+            out,
+            event="PartnerKycVerified",
+            aggregate="partner",
+            aggregate_id=partner.id,
+            tenant=tenant,
+            status_code=200,
+        )
+    return out
