@@ -708,13 +708,13 @@ async def test_concurrent_claimers_keep_each_key_in_order(h: Harness) -> None:
         while sum(map(len, finished.values())) < total:
             batch = await q.claim(5, lease=LEASE, worker="w")
             for c in batch:
-                key = c.item.partition_key
+                key = str(c.item.partition_key)
                 assert key not in in_flight, f"two items of {key} in flight at once"
                 in_flight.add(key)
             for c in batch:
                 await asyncio.sleep(0)  # let other claimers try to take this key meanwhile
-                in_flight.discard(c.item.partition_key)
-                finished[c.item.partition_key].append(c.item.payload["i"])
+                in_flight.discard(str(c.item.partition_key))
+                finished[str(c.item.partition_key)].append(c.item.payload["i"])
                 await q.complete(c)
             if not batch:
                 await asyncio.sleep(0)
