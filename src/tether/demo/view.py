@@ -64,8 +64,13 @@ def render(frame: Frame, where: str) -> RenderableType:
         f"throughput [bold]{frame.throughput:,.0f}/s[/]",
         Text.assemble("broker ", _broker(frame)),
     )
+    legend = Text(
+        "pending: committed, not yet published · retrying: failed or deferred, waiting for its "
+        "next try · lag: age of the oldest pending event",
+        style="dim",
+    )
     relay = Text(
-        f"relay: {frame.relay_retried} retried (attempt spent) · {frame.relay_deferred} deferred "
+        f"relay: {frame.relay_retried} retried (attempt spent) · {frame.relay_deferred} deferrals "
         f"while the broker was down (no attempt spent) · inbox dropped {frame.duplicates} "
         "duplicate deliveries",
         style="dim",
@@ -81,6 +86,7 @@ def render(frame: Frame, where: str) -> RenderableType:
         Text(INTRO, style="italic"),
         Text(""),
         counts,
+        legend,
         relay,
         Text(""),
         Text.assemble(f"{frame.phase} ", (f"{frame.elapsed:.1f}s / {frame.duration:.0f}s", "dim")),
