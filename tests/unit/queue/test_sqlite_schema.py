@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from importlib import resources
 from pathlib import Path
 
 import aiosqlite
@@ -11,14 +12,13 @@ import aiosqlite
 from tether.outbox import producer
 from tether.queue import OUTBOX, ItemFilter
 from tether.queue.sqlite import SqliteQueue, open_database
-from tether.store.postgres import schema as pg_schema
 from tether.store.sqlite import ddl
 
 TABLES = ("tether_outbox", "tether_outbox_keys", "tether_inbox", "tether_items")
 
 
 def pg_columns(table: str) -> list[str]:
-    sql = pg_schema.full_schema_sql()
+    sql = resources.files("tether.store.postgres").joinpath("schema/010_outbox.sql").read_text()
     body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
     assert body is not None
     names = []
