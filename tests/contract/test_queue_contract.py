@@ -320,6 +320,12 @@ async def test_concurrent_claimers_never_share_an_item(h: Harness) -> None:
     assert (stats.claimed, stats.pending) == (h.race_items, 0)
 
 
+async def test_postgres_pool_forces_custom_plans(h: Harness) -> None:
+    if h.pool is None:
+        return  # SQLite has no plan cache to trap
+    assert await h.pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
 async def test_claim_after_polling_an_empty_table_takes_exactly_the_limit(h: Harness) -> None:
     # The cached-plan trap (PERFORMANCE.md): poll an empty table often, then load it.
     q = await h.queue()
