@@ -55,6 +55,8 @@ class Worker:
         self.poll_interval = poll_interval
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        # Set while ``run`` has found nothing to do: tests wait on it instead of sleeping.
+        self.idle = asyncio.Event()
         # Counters for tests and metrics.
         self.completed = 0
         self.failed = 0
@@ -130,7 +132,9 @@ class Worker:
                 log.warning("worker %s: store error, retrying: %s", self.name, exc)
                 handled = 0
             if handled:
+                self.idle.clear()
                 continue
+            self.idle.set()
             await self._idle(stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:

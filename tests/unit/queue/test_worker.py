@@ -119,3 +119,19 @@ def test_worker_settings_are_checked(queue: SqliteQueue) -> None:
         Worker(queue, handler, batch=0)
     with pytest.raises(ConfigError):
         Worker(queue, handler, lease=timedelta(0))
+
+
+async def test_idle_signal_tells_when_the_queue_is_drained(queue: SqliteQueue) -> None:
+    seen: list[object] = []
+
+    async def handler(c: Claimed) -> None:
+        seen.append(c.item.payload)
+
+    await queue.enqueue([NewItem(i) for i in range(25)])
+    worker = Worker(queue, handler, batch=10, lease=LEASE, poll_interval=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(worker.idle.wait(), 5)
+    assert seen == list(range(25)) and worker.batches == 3
+    stop.set()
+    await asyncio.wait_for(task, 5)
