@@ -108,3 +108,16 @@ def test_database_urls() -> None:
     assert parse_database_url("sqlite:////tmp/x.db").sqlite_path == Path("/tmp/x.db")
     with pytest.raises(ValueError, match="expected"):
         parse_database_url("sqlite://x.db")
+
+
+def test_the_documented_config_file_is_valid(tmp_path: Path) -> None:
+    """docs/cli.md shows every key; it must load exactly as written."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.DOTALL)
+    assert block is not None
+    s = load_settings(write(tmp_path, block.group(1)), env={})
+    assert s.sinks.enabled() == ("nats", "log")
+    assert s.routes["order.*"] == ("nats", "log")
+    assert s.relay.retry_policy().max_attempts == s.relay.retry_max_attempts == 10
