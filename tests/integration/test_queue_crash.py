@@ -64,6 +64,7 @@ async def test_sigkilled_worker_loses_no_item(pg_dsn: str) -> None:
         try:
 
             async def mid_batch() -> bool:
+                assert proc.poll() is None, f"the worker exited early with {proc.returncode}"
                 logged = await pool.fetchval("SELECT count(*) FROM crash_log")
                 return logged >= 50 and (await queue.stats()).claimed > 0
 
