@@ -145,3 +145,13 @@ def test_relay_routes_from_config_file(cli: CliRunner, pg_dsn: str, tmp_path) ->
     assert result.exit_code == 0, result.output
     assert result.stdout == ""  # no route matched: dead-lettered, never silently dropped
     assert states(pg_dsn) == {"dead": 2}
+
+
+def test_migrate_explains_a_schema_installed_without_alembic(cli: CliRunner, pg_dsn: str) -> None:
+    # pg_dsn's schema comes from the plain SQL file, with no Alembic record.
+    refused = invoke(cli, "migrate", "--db", pg_dsn)
+    assert refused.exit_code == 1, refused.output
+    assert "tether migrate --stamp" in refused.stderr and "Traceback" not in refused.output
+    stamped = invoke(cli, "migrate", "--db", pg_dsn, "--stamp")
+    assert stamped.exit_code == 0 and "(heads)" in stamped.stdout
+    assert invoke(cli, "migrate", "--db", pg_dsn).exit_code == 0
