@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tether.authz.errors import AuthzError
+from tether.authz.errors import (
+    AuthzError,
+    InvalidCapabilityName,
+    InvalidGrantError,
+    UnknownCapabilityError,
+    UnknownSubjectError,
+)
 from tether.authz.names import SUPER_ADMIN, Registry, parse
 from tether.authz.service import Authz
 from tether.authz.sql import SqlAuthzStore
@@ -38,9 +44,13 @@ OrgOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+BAD_INPUT = 2  # the exit codes of the main CLI: 1 runtime failure, 2 bad input
+DENIED = 3
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code=code)
 
 
 def _parse_expiry(text: str | None) -> datetime | None:
@@ -53,15 +63,17 @@ def _parse_expiry(text: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--expires {text!r} is neither an ISO time nor a duration like 7d") from None
+        raise _fail(
+            f"--expires {text!r} is neither an ISO time nor a duration like 7d", BAD_INPUT
+        ) from None
     if when.tzinfo is None:
-        raise _fail(f"--expires {text!r} has no time zone; add Z or +05:30")
+        raise _fail(f"--expires {text!r} has no time zone; add Z or +05:30", BAD_INPUT)
     return when
 
 
 async def _authz(dsn: str | None) -> Authz:
     if not dsn:
-        raise _fail("no database: pass --dsn or set TETHER_DATABASE_URL")
+        raise _fail("no database: pass --dsn or set TETHER_DATABASE_URL", BAD_INPUT)
     store = SqlAuthzStore.from_url(dsn)
     stored = await store.capabilities()
     declared = [n for n in stored if n != SUPER_ADMIN and not parse(n).is_wildcard]
@@ -81,6 +93,13 @@ def _run(dsn: str | None, action: Callable[[Authz], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except (
+        InvalidCapabilityName,
+        UnknownCapabilityError,
+        UnknownSubjectError,
+        InvalidGrantError,
+    ) as exc:
+        raise _fail(str(exc), BAD_INPUT) from None
     except (AuthzError, TetherError) as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
@@ -136,4 +155,4 @@ def explain(user: str, capability: str, dsn: DsnOption = None, org: OrgOption = 
     decision = _run(dsn, lambda a: a.explain(user, capability, org))
     _out.print(str(decision), markup=False, soft_wrap=True)
     if not decision.allowed:
-        raise typer.Exit(code=3)
+        raise typer.Exit(code=DENIED)

@@ -216,9 +216,11 @@ class SqlAuthzStore:
     def from_url(
         cls, url: str, *, outbox: bool | None = None, **engine_options: Any
     ) -> SqlAuthzStore:
-        """``postgresql://…`` (driven by asyncpg) or ``sqlite+aiosqlite:///path``."""
+        """``postgresql://…`` (driven by asyncpg) or ``sqlite:///path`` (aiosqlite)."""
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        elif url.startswith("sqlite://"):
+            url = "sqlite+aiosqlite://" + url.split("://", 1)[1]
         engine = create_async_engine(url, **engine_options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)

@@ -69,7 +69,7 @@ def test_grant_list_explain_revoke(dsn: str) -> None:
 )
 def test_bad_input_is_a_clear_error(dsn: str, args: list[str], message: str) -> None:
     code, out = caps(dsn, *args)
-    assert code == 1
+    assert code == 2  # bad input, as in the main CLI
     assert "error:" in out
     assert message in " ".join(out.split())
 
@@ -77,14 +77,14 @@ def test_bad_input_is_a_clear_error(dsn: str, args: list[str], message: str) -> 
 def test_expiry_in_the_past_is_refused(dsn: str) -> None:
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     code, out = caps(dsn, "grant", "alice", "trade:view", "--expires", past)
-    assert code == 1
+    assert code == 2
     assert "is not in the future" in out
 
 
 def test_missing_database_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TETHER_DATABASE_URL", raising=False)
     result = runner.invoke(app, ["list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "pass --dsn or set TETHER_DATABASE_URL" in result.output
 
 
