@@ -7,21 +7,15 @@ import hashlib
 from starlette.types import Scope
 
 
-class Fingerprinter:
-    """Hash method, path, query, chosen headers and body, fed chunk by chunk as they arrive."""
-
-    def __init__(self, scope: Scope, headers: frozenset[bytes]) -> None:
-        chosen = sorted(k + b": " + v for k, v in scope.get("headers", ()) if k in headers)
-        # Laid out like HTTP itself: no field can hold a line break (the path is the raw,
-        # percent-encoded one), so distinct requests never produce the same bytes.
-        head = [scope["method"].encode(), _path(scope), scope.get("query_string", b""), *chosen]
-        self._hash = hashlib.sha256(b"\n".join(head) + b"\n\n")
-
-    def update(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+def fingerprint(scope: Scope, headers: frozenset[bytes], body: bytes) -> str:
+    """SHA-256 of method, raw path, query string, the chosen headers and the body."""
+    chosen = sorted([k + b": " + v for k, v in scope.get("headers", ()) if k in headers])
+    # Laid out like HTTP itself: no field can hold a line break (the path is the raw,
+    # percent-encoded one), so distinct requests never produce the same bytes.
+    head = b"\n".join(
+        [scope["method"].encode(), _path(scope), scope.get("query_string", b""), *chosen]
+    )
+    return hashlib.sha256(head + b"\n\n" + body).hexdigest()
 
 
 def _path(scope: Scope) -> bytes:

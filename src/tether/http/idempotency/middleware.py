@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tether.core.errors import StoreError
 from tether.http import problem
 from tether.http.idempotency import context
-from tether.http.idempotency.fingerprint import Fingerprinter, scope_key
+from tether.http.idempotency.fingerprint import fingerprint, scope_key
 from tether.http.idempotency.keys import InvalidKeyError, parse_key
 from tether.http.idempotency.policy import IdempotencyPolicy, Mode
 from tether.http.idempotency.records import Begin, IdempotencyStore, Outcome, StoredResponse
@@ -67,7 +67,11 @@ async def _bad_key(send: Send, detail: str) -> None:
 
 
 class _Responder:
-    """The state of one keyed request: buffered body, lease, captured response."""
+    """The state of one keyed request: buffered body, lease, captured response.
+
+    The common path (body in one message, lease acquired, response stored) is kept to few
+    calls on purpose: it runs on every keyed request.
+    """
 
     def __init__(
         self,
@@ -90,21 +94,22 @@ class _Responder:
         self.finished = False
 
     async def run(self) -> None:
+        policy, scope = self.policy, self.scope
         try:
             fingerprint = await self._read_body()
         except _BodyTooLarge:
             await problem.send_problem(
                 self.send, 413, "idempotency-body-too-large", "Request body too large",
-                f"keyed requests are buffered up to {self.policy.max_body_bytes} bytes",
+                f"keyed requests are buffered up to {policy.max_body_bytes} bytes",
             )
             return
         except _Disconnected:
             return
-        tenant, principal = self.policy.identity(self.scope)
-        record = scope_key(tenant, principal, self.scope["method"], self.route, self.key)
+        tenant, principal = policy.identity(scope)
+        record = scope_key(tenant, principal, scope["method"], self.route, self.key)
         try:
             begin = await self.store.begin(
-                record, fingerprint, tenant, self.policy.lease_ttl, self.policy.record_ttl
+                record, fingerprint, tenant, policy.lease_ttl, policy.record_ttl
             )
         except StoreError as exc:
             log.warning("idempotency store unavailable: %s", exc)
@@ -114,12 +119,13 @@ class _Responder:
                 headers=[(b"retry-after", b"1")],
             )
             return
-        await self._answer(begin, record)
-
-    async def _answer(self, begin: Begin, record: str) -> None:
         if begin.outcome is Outcome.ACQUIRED:
             await self._execute(record, begin.token)
-        elif begin.outcome is Outcome.MISMATCH:
+        else:
+            await self._refuse(begin)
+
+    async def _refuse(self, begin: Begin) -> None:
+        if begin.outcome is Outcome.MISMATCH:
             await problem.send_problem(
                 self.send, 422, "idempotency-key-reused", "Idempotency-Key reused",
                 "this key was already used with a different request; use a new key",
@@ -143,20 +149,28 @@ class _Responder:
         await self.send({"type": "http.response.body", "body": response.body})
 
     async def _read_body(self) -> str:
-        fingerprint = Fingerprinter(self.scope, self.policy.fingerprint_headers)
+        message = await self.receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")  # the usual case: the whole body in one message
+            if len(body) > self.policy.max_body_bytes:
+                raise _BodyTooLarge
+            self.buffered.append(message)
+            return fingerprint(self.scope, self.policy.fingerprint_headers, body)
+        chunks: list[bytes] = []
         size = 0
         while True:
-            message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.policy.max_body_bytes:
                 raise _BodyTooLarge
-            fingerprint.update(chunk)
+            chunks.append(chunk)
             self.buffered.append(message)
             if not message.get("more_body", False):
-                return fingerprint.hexdigest()
+                body = b"".join(chunks)
+                return fingerprint(self.scope, self.policy.fingerprint_headers, body)
+            message = await self.receive()
 
     async def _replay_receive(self) -> Message:
         # The app sees exactly the messages we read, chunk by chunk, then the live channel.
@@ -179,7 +193,10 @@ class _Responder:
 
     async def _execute(self, record: str, token: str) -> None:
         ctx = context.IdempotencyContext(self.store, record, token, self.policy.record_ttl)
-        self.scope.setdefault("state", {})[context.STATE_KEY] = ctx
+        state = self.scope.get("state")
+        if state is None:
+            state = self.scope["state"] = {}
+        state[context.STATE_KEY] = ctx
         reset = context._current.set(ctx)
         try:
             await self.mw.app(self.scope, self._replay_receive, self._capture_send)
