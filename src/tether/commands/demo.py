@@ -74,7 +74,9 @@ def demo(
     style = "bold green" if result.ok else "bold red"
     common.out.print(f"[{style}]{result.closing_line()}[/]", soft_wrap=True)
     if db is not None:
-        common.out.print(f"Inspect it: tether status --db sqlite:///{db}", soft_wrap=True)
+        common.out.print(
+            f"Inspect it: tether status --db sqlite:///{db}", soft_wrap=True, markup=False
+        )
     if live and common.out.is_terminal:
         common.out.print("Next: put add_event in your own handler: docs/tutorial.md", style="dim")
     if not result.ok:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -178,7 +179,7 @@ def list_(
         else:
             table.add_column(column, overflow="ellipsis", no_wrap=column != "last error")
     for item in items:
-        table.add_row(
+        cells = (
             str(item.id),
             str(item.extra.get("type", "")),
             str(item.extra.get("topic", "")),
@@ -187,6 +188,8 @@ def list_(
             item.finished_at.strftime("%Y-%m-%d %H:%M:%S") if item.finished_at else "",
             _short(item.last_error),
         )
+        # Event fields and error texts are data, never Rich markup.
+        table.add_row(*(escape(cell) for cell in cells))
     common.out.print(table)
 
 
@@ -212,14 +215,14 @@ def show(
     table.add_column(overflow="fold")
     for key in ("type", "topic", "tenant_id", "aggregate_type", "aggregate_id", "state",
                 "attempts", "created_at", "dead_at", "last_error"):  # fmt: skip
-        table.add_row(key, "" if data.get(key) is None else str(data[key]))
+        table.add_row(key, "" if data.get(key) is None else escape(str(data[key])))
     common.out.print(table)
     if item.errors:
         history = Table(title="error history", title_justify="left")
         for column in ("attempt", "at", "error"):
             history.add_column(column, overflow="fold")
         for e in item.errors:
-            history.add_row(str(e.attempt), e.at.isoformat(), e.error)
+            history.add_row(str(e.attempt), e.at.isoformat(), escape(e.error))
         common.out.print(history)
     common.out.print("[bold]payload[/]")
     common.out.print_json(json.dumps(item.payload, default=str))

@@ -83,7 +83,9 @@ def migrate(
     with common.errors_handled(db.url):
         if db.kind == "postgres":
             heads = migrate_postgres(db, stamp=stamp)
-            common.out.print(f"PostgreSQL {db.masked}: schema at {', '.join(heads)} (heads)")
+            common.out.print(
+                f"PostgreSQL {db.masked}: schema at {', '.join(heads)} (heads)", markup=False
+            )
         else:
             version = asyncio.run(migrate_sqlite(db))
-            common.out.print(f"SQLite {db.sqlite_path}: schema version {version}")
+            common.out.print(f"SQLite {db.sqlite_path}: schema version {version}", markup=False)

@@ -112,5 +112,5 @@ def status(
     if as_json:
         common.out.print_json(json.dumps(as_dict(snap, speed)))
     else:
-        common.out.print(f"tether outbox · {db.masked}", soft_wrap=True)
+        common.out.print(f"tether outbox · {db.masked}", soft_wrap=True, markup=False)
         common.out.print(render(snap, speed, db.masked))

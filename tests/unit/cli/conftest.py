@@ -52,9 +52,9 @@ async def _seed(dsn: str, n: int, dead: set[int]) -> list[str]:
         if dead:
             await conn.execute(
                 "UPDATE tether_outbox SET state = 'dead', finished_at = now(), attempts = 3, "
-                "last_error = 'HTTP 503 from billing', "
+                "last_error = 'HTTP 503 from billing [upstream]', "
                 "errors = jsonb_build_array(jsonb_build_object('at', now(), 'attempt', 3, "
-                "'error', 'HTTP 503 from billing')) WHERE id = ANY($1::uuid[])",
+                "'error', 'HTTP 503 from billing [upstream]')) WHERE id = ANY($1::uuid[])",
                 [ids[i] for i in dead],
             )
     finally:
