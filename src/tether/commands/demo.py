@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 
 from tether.commands import common
 from tether.demo.view import Frame, plain_line, render
@@ -60,7 +61,7 @@ def demo(
     options = DemoOptions(duration=duration, rate=rate, db=db, seed=seed)
     # The view reports outages itself; the relay's own warnings would scroll it away.
     logging.getLogger("tether.relay").setLevel(logging.ERROR)
-    where = f"SQLite {db}" if db else "SQLite (temporary file)"
+    where = escape(f"SQLite {db}") if db else "SQLite (temporary file)"  # a title is markup
     try:
         with common.errors_handled():
             if live and common.out.is_terminal:
