@@ -56,3 +56,11 @@ def test_interactive_confirmation(cli: CliRunner, tmp_path: Path, monkeypatch) -
 def test_caps_sub_app_is_mounted(cli: CliRunner) -> None:
     result = invoke(cli, "caps", "--help")
     assert result.exit_code == 0 and "capabilit" in result.stdout.lower()
+
+
+def test_version_and_help(cli: CliRunner) -> None:
+    assert invoke(cli, "--version").stdout.startswith("tether ")
+    result = invoke(cli, "--help")
+    assert result.exit_code == 0
+    for command in ("migrate", "relay", "status", "dlq", "demo"):
+        assert command in result.stdout
