@@ -315,7 +315,8 @@ async def test_concurrent_claimers_never_share_an_item(h: Harness) -> None:
     results = await asyncio.gather(*(drain(q, f"w{i}") for i, q in enumerate(claimers)))
     flat = [i for r in results for i in r]
     assert len(flat) == len(set(flat)) == h.race_items
-    assert sum(1 for r in results if r) > 1  # the race really was a race
+    if h.kind == "postgres":  # SQLite's busy handler may let one connection win every round
+        assert sum(1 for r in results if r) > 1  # the race really was a race
     stats = await producer.stats()
     assert (stats.claimed, stats.pending) == (h.race_items, 0)
 
