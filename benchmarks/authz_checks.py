@@ -230,6 +230,9 @@ async def main() -> None:
         for q in unc_qs[:200]:  # warm the pool and prepared statements
             await uncached.has(*q)
         unc_s, latencies = await time_async(uncached.has, unc_qs)
+        # The floor on this machine: the same number of bare round trips through asyncpg.
+        pool = await store._reads()
+        _, floor = await time_async(lambda *_: pool.fetchval("SELECT 1"), unc_qs)
 
         plain_n, plain_s = time_casbin(plain, qs, budget=5)
         fast_n, fast_s = time_casbin(fast, qs, budget=5)
@@ -250,9 +253,16 @@ async def main() -> None:
             len(unc_qs),
             f"p50 {pct(latencies, 0.5):.3f} ms, p99 {pct(latencies, 0.99):.3f} ms",
         ),
+        (
+            "  floor: asyncpg SELECT 1",
+            rate(len(floor), sum(floor)),
+            len(floor),
+            f"p50 {pct(floor, 0.5):.3f} ms, p99 {pct(floor, 0.99):.3f} ms",
+        ),
         ("pycasbin Enforcer", plain_rate, plain_n, ""),
         ("pycasbin FastEnforcer (by domain)", fast_rate, fast_n, ""),
     ]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, Postgres on this host")
     print(
         f"grants: {grants} tether rows / {casbin_rules} casbin rules; "
         f"{allowed}/{len(check_qs)} sample queries allowed; answers identical"
@@ -269,6 +279,8 @@ async def main() -> None:
                 "tether_uncached_per_s": round(tether_uncached),
                 "tether_uncached_p50_ms": round(pct(latencies, 0.5), 3),
                 "tether_uncached_p99_ms": round(pct(latencies, 0.99), 3),
+                "select1_p99_ms": round(pct(floor, 0.99), 3),
+                "loadavg": round(os.getloadavg()[0], 1),
                 "peer": "pycasbin",
                 "peer_per_s": round(peer),
                 "peer_plain_per_s": round(plain_rate),

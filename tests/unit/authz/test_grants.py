@@ -92,3 +92,21 @@ def test_cache_evicts_the_oldest_entry_when_full() -> None:
     assert cache.get("a") is None
     assert cache.get("c") is not None
     assert len(cache) == 2
+
+
+async def test_version_poll_clears_the_cache_when_another_writer_changed_grants(
+    authz: Authz, store: MemoryAuthzStore
+) -> None:
+    from tether.authz import InvalidationWatcher
+
+    assert authz.cache is not None
+    watcher = InvalidationWatcher(store, authz.cache, interval=0.01)
+    await watcher.run_once()  # records the version
+    await authz.grant("alice", "trade:view", "acme")
+    assert await authz.has("alice", "trade:view", "acme")
+    other = Authz(store, authz.registry, clock=authz.clock)  # another instance, its own cache
+    await other.revoke("alice", "trade:view", "acme")
+    assert await authz.has("alice", "trade:view", "acme")  # stale until the poll runs
+    await watcher.run_once()
+    assert watcher.polls_that_cleared == 1
+    assert not await authz.has("alice", "trade:view", "acme")
