@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -233,11 +234,33 @@ def load_note() -> str:
     return f"loadavg {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
 
 
+def tether_source() -> dict[str, str]:
+    """Which Tether code ran: its path and commit (``TETHER_BENCH_COMMIT`` when the run uses
+    an exported snapshot on ``PYTHONPATH``, else the repository HEAD, ``-dirty`` if
+    ``src/tether`` has uncommitted changes). The tree is shared and changes during the day."""
+    import subprocess
+
+    import tether.outbox
+
+    path = str(Path(tether.outbox.__file__).resolve().parent.parent)
+    commit = os.environ.get("TETHER_BENCH_COMMIT", "")
+    if not commit:
+        repo = Path(__file__).resolve().parent.parent
+        git = ["git", "-C", str(repo)]
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "src/tether"],
+                               capture_output=True, text=True, check=False).stdout.strip()
+        commit += "-dirty" if dirty else ""
+    return {"tether_commit": commit, "tether_path": path}
+
+
 def environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
+        **tether_source(),
     }
 
 

@@ -16,6 +16,9 @@ Contenders (each drains its own table into its own fresh stream, one after the o
 * ``bare_raw``    the same loop, but the batch's HPUB frames are built by hand and handed to
                   nats-py's outgoing buffer in one piece (private ``_send_command``): what a
                   relay gains by skipping nats-py's per-message publish path.
+* ``bare_tt``     (opt-in) ``bare_raw`` draining Tether's own table with Tether's claim and
+                  delete SQL and only a ``Nats-Msg-Id`` header: separates what Tether's schema
+                  and SQL cost from what its Python (envelope, CloudEvents headers) costs.
 
 Each contender gets the same payloads (~314 bytes of JSON), the same Postgres and NATS, and a
 settled table (VACUUM ANALYZE + CHECKPOINT after loading). The clock starts when every worker
@@ -91,7 +94,7 @@ class Result:
     stream_msgs: int
     distinct_ids: int
     ids_match: bool
-    notes: str = ""
+    cpu_us_per_event: float = 0.0  # relay processes' own CPU (user+sys), all processes summed
 
 
 # --------------------------------------------------------------------------- backlog loaders
@@ -238,21 +241,36 @@ async def bare_worker(
     await nc.subscribe(f"{inbox}.*", cb=on_ack, pending_msgs_limit=1_000_000)
     await nc.flush()
     subject = target.subject.encode()
-    raw = target.contender == "bare_raw"
+    raw = target.contender in ("bare_raw", "bare_tt")
     counter = 0
     done = 0
+    cpu0 = 0.0
 
     async def run_task(task_no: int) -> None:
-        nonlocal counter, done
+        nonlocal counter, done, cpu0
         conn = await asyncpg.connect(target.dsn)
         try:
-            pick = await conn.prepare(
-                "SELECT seq, id::text, payload::text FROM bare_outbox "
-                "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
-            )
-            finish = await conn.prepare("DELETE FROM bare_outbox WHERE seq = ANY($1::bigint[])")
+            if target.contender == "bare_tt":
+                # Tether's own table and its claim/delete SQL, driven by the bare loop.
+                from tether.store.sqlfile import load
+
+                q = load("tether.outbox", "relay_pg.sql")
+                await conn.execute("SET plan_cache_mode = force_custom_plan")
+                claim = q["claim"].numbered.replace(
+                    "SELECT t.seq, t.id, t.type,", "SELECT t.seq, t.id::text, t.payload::text,")
+                pick = await conn.prepare(claim)
+                finish = await conn.prepare(q["delete_published"].numbered)
+            else:
+                pick = await conn.prepare(
+                    "SELECT seq, id::text, payload::text FROM bare_outbox "
+                    "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+                )
+                finish = await conn.prepare(
+                    "DELETE FROM bare_outbox WHERE seq = ANY($1::bigint[])")
             ready.put(("ready", os.getpid(), task_no))
             await _wait_event(go)
+            if task_no == 0:
+                cpu0 = time.process_time()
             while not stop.is_set():
                 async with conn.transaction():
                     rows = await pick.fetch(settings.bare_batch)
@@ -266,7 +284,7 @@ async def bare_worker(
                     if raw:
                         await _publish_raw(nc, subject, token.encode(), rows)
                     else:
-                        for _, eid, payload in rows:
+                        for eid, payload in ((r[1], r[2]) for r in rows):
                             await nc.publish(
                                 target.subject, payload.encode(), reply=token,
                                 headers={"Nats-Msg-Id": eid},
@@ -281,14 +299,16 @@ async def bare_worker(
             await conn.close()
 
     await asyncio.gather(*(run_task(t) for t in range(settings.bare_tasks)))
+    cpu = time.process_time() - cpu0
     await nc.close()
-    return {"published": done}
+    return {"published": done, "cpu_s": cpu}
 
 
 async def _publish_raw(nc: Any, subject: bytes, reply: bytes, rows: list[Any]) -> None:
     """Write a whole batch of HPUB frames to nats-py's outgoing buffer in one piece."""
     frames = bytearray()
-    for _, eid, payload in rows:
+    for row in rows:
+        eid, payload = row[1], row[2]
         hdr = b"NATS/1.0\r\nNats-Msg-Id: " + eid.encode() + b"\r\n\r\n"
         body = payload.encode()
         frames += b"HPUB %b %b %d %d\r\n%b%b\r\n" % (
@@ -330,12 +350,14 @@ async def faststream_worker(
     await nats_broker.start()
     ready.put(("ready", os.getpid(), 0))
     await _wait_event(go)
+    cpu0 = time.process_time()
     await outbox.start()
     await _until_stop(stop)
+    cpu = time.process_time() - cpu0
     await outbox.stop()
     await nats_broker.stop()
     await engine.dispose()
-    return {}
+    return {"cpu_s": cpu}
 
 
 async def tether_worker(
@@ -356,6 +378,7 @@ async def tether_worker(
     relay = Relay(store, [sink], config=config)
     ready.put(("ready", os.getpid(), 0))
     await _wait_event(go)
+    cpu0 = time.process_time()
     stop_event = asyncio.Event()
 
     async def watch() -> None:
@@ -365,15 +388,17 @@ async def tether_worker(
     watcher = asyncio.create_task(watch())
     await relay.run(stop_event)
     await watcher
+    cpu = time.process_time() - cpu0
     await sink.close()
     await store.close()
-    return {"published": relay.stats.published, "batches": relay.stats.batches,
+    return {"cpu_s": cpu, "published": relay.stats.published, "batches": relay.stats.batches,
             "loop_errors": relay.stats.loop_errors, "last_error": relay.stats.last_error}
 
 
 WORKERS: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     "bare": bare_worker,
     "bare_raw": bare_worker,
+    "bare_tt": bare_worker,
     "faststream": faststream_worker,
     "tether": tether_worker,
 }
@@ -393,7 +418,7 @@ def _child(
 
 
 def _procs(contender: str, settings: Settings) -> int:
-    procs = {"bare": settings.bare_procs, "bare_raw": settings.bare_procs}
+    procs = {k: settings.bare_procs for k in ("bare", "bare_raw", "bare_tt")}
     return {**procs, "faststream": settings.fs_procs}.get(contender, settings.tether_procs)
 
 
@@ -417,6 +442,8 @@ async def _monitor(target: Target, n: int, timeout: float) -> float:
             try:
                 count = await common.stream_count(js, target.stream)
             except Exception:  # NATS restarting under someone's chaos test: keep watching
+                if time.monotonic() - last_change > 60:
+                    raise
                 await asyncio.sleep(0.1)
                 continue
             if count >= n and await conn.fetchval(target.live_sql) == 0:
@@ -439,11 +466,12 @@ def _start_profiler(pids: list[int], settings: Settings, tag: str) -> list[Any]:
     Path(settings.out_dir).mkdir(parents=True, exist_ok=True)
     procs = []
     for pid in pids:
-        out = Path(settings.out_dir) / f"{tag}_{pid}.speedscope.json"
+        out = Path(settings.out_dir) / f"{tag}_{pid}.collapsed.txt"
+        py_spy = str(Path(sys.executable).parent / "py-spy")
         procs.append(
             subprocess.Popen(
-                ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format",
-                 "speedscope", "--output", str(out), "--nonblocking"],
+                [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format",
+                 "raw", "--output", str(out), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )
@@ -505,7 +533,8 @@ async def drain(target: Target, settings: Settings, n: int) -> tuple[float, list
 
 
 LOADERS = {
-    "bare": load_bare, "bare_raw": load_bare, "faststream": load_faststream, "tether": load_tether
+    "bare": load_bare, "bare_raw": load_bare, "bare_tt": load_tether,
+    "faststream": load_faststream, "tether": load_tether,
 }
 TABLES = {
     "bare": ("bare_outbox", "SELECT count(*) FROM bare_outbox"),
@@ -516,6 +545,7 @@ TABLES = {
         "SELECT count(*) FROM tether_outbox WHERE state IN ('pending', 'claimed')",
     ),
 }
+TABLES["bare_tt"] = TABLES["tether"]
 
 
 async def one_round(contender: str, settings: Settings, rnd: int, tag: str) -> Result:
@@ -552,7 +582,7 @@ async def _one_round(contender: str, settings: Settings, rnd: int, tag: str) -> 
         try:
             print(f"  [{contender} r{rnd}] loaded {n} in {load_s:.1f}s; draining "
                   f"({common.load_note()})", flush=True)
-            seconds, _ = await drain(target, settings, n)
+            seconds, reports = await drain(target, settings, n)
             read, ids = await common.collect_msg_ids(stream, subject)
         finally:
             await common.delete_stream(stream)
@@ -566,8 +596,11 @@ async def _one_round(contender: str, settings: Settings, rnd: int, tag: str) -> 
         stream_msgs=read,
         distinct_ids=len(ids),
         ids_match=ids == expected,
+        cpu_us_per_event=round(
+            sum(r[2].get("cpu_s", 0.0) for r in reports if r[0] == "ok") / n * 1e6, 1),
     )
-    print(f"  [{contender} r{rnd}] {res.per_s} events/s in {res.seconds}s; stream {read} msgs, "
+    print(f"  [{contender} r{rnd}] {res.per_s} events/s in {res.seconds}s, relay CPU "
+          f"{res.cpu_us_per_event} us/event; stream {read} msgs, "
           f"{len(ids)} distinct ids, ids match: {res.ids_match}", flush=True)
     return res
 
@@ -594,12 +627,14 @@ def report(results: list[Result], settings: Settings) -> None:
         ok = all(r.ids_match and r.stream_msgs == r.events for r in rs)
         rows.append([
             c, rs[0].procs, settings.events, " / ".join(str(r.per_s) for r in rs),
-            round(med[c]), "yes" if ok else "NO",
+            round(med[c]), round(common.median(r.cpu_us_per_event for r in rs), 1),
+            "yes" if ok else "NO",
         ])
     common.print_table(
         f"Relay drain, {settings.events} events of ~{common.PAYLOAD_BYTES} B, "
         "Postgres -> JetStream",
-        ["contender", "procs", "events", "events/s per round", "median events/s", "all ids, once"],
+        ["contender", "procs", "events", "events/s per round", "median events/s",
+         "relay CPU us/event", "all ids, once"],
         rows,
     )
     t, f, b, raw = med.get("tether"), med.get("faststream"), med.get("bare"), med.get("bare_raw")
@@ -616,6 +651,10 @@ def report(results: list[Result], settings: Settings) -> None:
         "ratio_vs_bare": round(t / b, 2) if t and b else None,
         "bare_raw_per_s": round(raw) if raw else None,
         "ratio_vs_bare_raw": round(t / raw, 2) if t and raw else None,
+        "median_per_s": {c: round(v) for c, v in med.items()},
+        "relay_cpu_us_per_event": {
+            c: round(common.median(r.cpu_us_per_event for r in rs), 1) for c, rs in by.items()
+        },
         "all_delivered_once": all(r.ids_match and r.stream_msgs == r.events for r in results),
         "runs": [asdict(r) for r in results],
         "settings": {k: v for k, v in asdict(settings).items() if k not in ("out_dir",)},
