@@ -233,6 +233,9 @@ def relay(
         if cfg.metrics_port is not None:
             from prometheus_client import start_http_server
 
-            start_http_server(cfg.metrics_port)
+            try:
+                start_http_server(cfg.metrics_port)
+            except OSError as exc:
+                common.fail(f"cannot serve metrics on port {cfg.metrics_port}: {exc}")
             log.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
         common.run(serve(cfg, db, drain_only=drain_only))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -16,7 +17,7 @@ def test_sqlite_migrate_status_dlq_relay(cli: CliRunner, tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path}/shop.db"
     migrated = invoke(cli, "migrate", "--db", url)
     assert migrated.exit_code == 0 and "schema version" in migrated.stdout
-    with sqlite3.connect(tmp_path / "shop.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as conn, conn:
         refs = [
             add_event_sync(
                 conn, "OrderPlaced", {"n": i}, aggregate_type="order", aggregate_id=str(i)
@@ -43,7 +44,7 @@ def test_sqlite_migrate_status_dlq_relay(cli: CliRunner, tmp_path: Path) -> None
 def test_interactive_confirmation(cli: CliRunner, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path}/shop.db"
     invoke(cli, "migrate", "--db", url)
-    with sqlite3.connect(tmp_path / "shop.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as conn, conn:
         add_event_sync(conn, "OrderPlaced", {}, aggregate_type="order", aggregate_id="1")
         conn.execute("UPDATE tether_outbox SET state = 'dead'")
     monkeypatch.setattr("tether.commands.common.is_interactive", lambda: True)
