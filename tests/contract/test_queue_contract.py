@@ -25,7 +25,7 @@ from tests.support import pg, services
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import FrozenClock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError, StoreError
-from tether.queue import OUTBOX, FilterError, ItemFilter, ItemState, NewItem
+from tether.queue import OUTBOX, FilterError, ItemFilter, ItemState, NewItem, TableSpec
 from tether.queue.engine import Engine
 from tether.queue.postgres import PostgresQueue, create_pool
 from tether.queue.sqlite import SqliteQueue, open_database
@@ -644,6 +644,31 @@ async def test_sweep_removes_finished_items_past_retention(h: Harness) -> None:
     assert await q.sweep(timedelta(hours=1)) == 1  # c3; c4 is still claimed
     with pytest.raises(ConfigError):
         await q.sweep(timedelta(0), states=(ItemState.PENDING,))
+
+
+async def test_sweep_can_archive_instead_of_delete(h: Harness) -> None:
+    await h.execute(
+        "CREATE TABLE tether_items_archive (LIKE tether_items)",
+        "CREATE TABLE tether_items_archive AS SELECT * FROM tether_items WHERE 0",
+    )
+    try:
+        q = await h.queue(keep_done=True)
+        await q.enqueue(items(3))
+        [c1, c2, c3] = await claim_all(q)
+        await q.complete(c1)
+        await q.dead_letter(c2, "kept for the record")
+        h.clock.advance(timedelta(days=8))
+        assert await q.sweep(timedelta(days=7), archive_to="tether_items_archive") == 2
+        assert [i.id for i in await q.list()] == [c3.id]
+        archived = await h.queue(spec=TableSpec("tether_items_archive", has_queue_column=True))
+        moved = {i.id: i for i in await archived.list()}
+        assert moved.keys() == {c1.id, c2.id}
+        assert moved[c2.id].errors[0].error == "kept for the record"
+        for bad in ("tether_items", "x; DROP TABLE tether_items"):
+            with pytest.raises(ConfigError):
+                await q.sweep(timedelta(0), archive_to=bad)
+    finally:
+        await h.execute("DROP TABLE tether_items_archive", "DROP TABLE tether_items_archive")
 
 
 # -- stats ---------------------------------------------------------------------------------

@@ -200,12 +200,25 @@ class Engine(ABC):
             raise NotFoundError(f"no item with id {id} in {self.spec.name}")
         return self._item(rows[0])
 
+    async def _archive(self, archive: str, clause: str, params: dict[str, Any]) -> int:
+        """Move one batch of finished rows into ``archive``; returns how many moved."""
+        return await self._count("sweep_archive", params, {"where": clause, "archive": archive})
+
     async def _batched(
-        self, name: str, clause: str, params: dict[str, Any], progress: Progress | None
+        self,
+        name: str,
+        clause: str,
+        params: dict[str, Any],
+        progress: Progress | None,
+        archive: str | None = None,
     ) -> int:
         total = 0
         while True:
-            n = await self._count(name, {**params, "batch": DEFAULT_BATCH}, {"where": clause})
+            values = {**params, "batch": DEFAULT_BATCH}
+            if archive is None:
+                n = await self._count(name, values, {"where": clause})
+            else:
+                n = await self._archive(archive, clause, values)
             total += n
             if progress is not None and n:
                 progress(n)
@@ -231,13 +244,22 @@ class Engine(ABC):
         older_than: timedelta,
         *,
         states: tuple[ItemState, ...] = _FINISHED,
+        archive_to: str | None = None,
         progress: Progress | None = None,
     ) -> int:
+        """Retention. With ``archive_to`` the rows are moved (same transaction) into that table,
+        which must have this table's columns in the same order, e.g. created with
+        ``CREATE TABLE tether_items_archive (LIKE tether_items)``."""
         if not set(states) <= set(_FINISHED):
             raise ConfigError("sweep removes finished items only: states must be done and/or dead")
+        if archive_to is not None:
+            archive_to = TableSpec(archive_to).name  # the same identifier check as any table
+            if archive_to == self.spec.name:
+                raise ConfigError("sweep cannot archive a table into itself")
         clause, params = self._where(None, states)
         cutoff: datetime = self.clock.now() - older_than
-        return await self._batched("sweep", clause, {**params, "cutoff": cutoff}, progress)
+        values = {**params, "cutoff": cutoff}
+        return await self._batched("sweep", clause, values, progress, archive_to)
 
     async def stats(self) -> QueueStats:
         now = self.clock.now()

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import aiosqlite
 
+from tether.core import jsonutil
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import Clock
 from tether.core.errors import ConfigError, StoreError
@@ -186,6 +187,20 @@ class SqliteQueue(Engine):
             for row in rows:
                 await drivers.execute(tx, query, row)
         return ids
+
+    async def _archive(self, archive: str, clause: str, params: dict[str, Any]) -> int:
+        parts = {"where": clause, "archive": archive}
+        pick = render("sqlite", "sweep_pick", self.spec, **parts)
+        copy = render("sqlite", "archive_copy", self.spec, **parts)
+        delete = render("sqlite", "archive_delete", self.spec, **parts)
+        values = _params(params)
+        async with self._write("sweep") as conn:
+            rows = await conn.execute_fetchall(pick.sql, {k: values[k] for k in pick.params})
+            picked = [row[0] for row in rows]
+            seqs = jsonutil.dumps(picked).decode()
+            await conn.execute(copy.sql, {"seqs": seqs})
+            await conn.execute(delete.sql, {"seqs": seqs})
+        return len(picked)
 
     async def claim(self, limit: int, *, lease: timedelta, worker: str) -> list[Claimed]:
         params = self._claim_params(limit, lease, worker)

@@ -111,6 +111,16 @@ DELETE FROM {table}
 WHERE seq IN (SELECT seq FROM {table}
               WHERE {where} AND finished_at < :cutoff LIMIT :batch)
 
+-- name: sweep_archive
+-- Move, not copy: the delete and the insert are one statement, so a row is never in both.
+WITH moved AS (
+    DELETE FROM {table}
+    WHERE seq IN (SELECT seq FROM {table}
+                  WHERE {where} AND finished_at < :cutoff LIMIT :batch)
+    RETURNING *
+)
+INSERT INTO {archive} SELECT * FROM moved
+
 -- name: stats
 SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'claimed') AS claimed,

@@ -81,6 +81,16 @@ DELETE FROM {table}
 WHERE seq IN (SELECT seq FROM {table}
               WHERE {where} AND finished_at < :cutoff LIMIT :batch)
 
+-- name: sweep_pick
+SELECT seq FROM {table} WHERE {where} AND finished_at < :cutoff LIMIT :batch
+
+-- name: archive_copy
+-- archive_copy then archive_delete run in one BEGIN IMMEDIATE transaction.
+INSERT INTO {archive} SELECT * FROM {table} WHERE seq IN (SELECT value FROM json_each(:seqs))
+
+-- name: archive_delete
+DELETE FROM {table} WHERE seq IN (SELECT value FROM json_each(:seqs))
+
 -- name: stats
 SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'claimed') AS claimed,
