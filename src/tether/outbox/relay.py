@@ -32,8 +32,10 @@ from tether.sinks.base import Outcome, Sink
 
 log = logging.getLogger("tether.relay")
 
+# A paused sink is probed again at most 2 s later: deferring a batch costs one UPDATE, while a
+# longer pause becomes delivery lag once the broker is back.
 _OUTAGE = RetryPolicy(
-    max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=10)
+    max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=2)
 )
 
 
