@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,10 +17,17 @@ from tether.core.backoff import RetryPolicy
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
 from tether.queue import codec
-from tether.queue.ports import Claimed, Item, ItemFilter, ItemState, NewItem, QueueStats
+from tether.queue.ports import (
+    Claimed,
+    Item,
+    ItemFilter,
+    ItemState,
+    NewItem,
+    Progress,
+    QueueStats,
+)
 from tether.queue.spec import Dialect, TableSpec, where
 
-Progress = Callable[[int], None]
 DEFAULT_BATCH = 5000
 _FINISHED = (ItemState.DONE, ItemState.DEAD)
 

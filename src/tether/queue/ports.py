@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -144,6 +144,7 @@ class QueueStats:
 
 
 TxT_contra = TypeVar("TxT_contra", contravariant=True)
+Progress = Callable[[int], None]
 
 
 class ItemAdmin(Protocol):
@@ -161,16 +162,29 @@ class ItemAdmin(Protocol):
         """Raise :class:`NotFoundError` when no item has this id."""
         ...
 
-    async def replay(self, filter: ItemFilter | None = None) -> int:
-        """Dead items → pending, attempts reset, error history kept. Returns the count."""
+    async def replay(
+        self, filter: ItemFilter | None = None, *, progress: Progress | None = None
+    ) -> int:
+        """Dead items → pending, attempts reset, error history kept. Returns the count.
+        ``progress`` is called with each batch's count (for a progress bar)."""
         ...
 
-    async def purge(self, filter: ItemFilter | None = None) -> int:
+    async def purge(
+        self, filter: ItemFilter | None = None, *, progress: Progress | None = None
+    ) -> int:
         """Delete matching items; ``filter.state`` defaults to dead. Returns the count."""
         ...
 
-    async def sweep(self, older_than: timedelta) -> int:
-        """Retention: delete done and dead items finished more than ``older_than`` ago."""
+    async def sweep(
+        self,
+        older_than: timedelta,
+        *,
+        states: tuple[ItemState, ...] = (ItemState.DONE, ItemState.DEAD),
+        archive_to: str | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Retention: delete (or move to ``archive_to``) finished items older than
+        ``older_than``."""
         ...
 
     async def stats(self) -> QueueStats: ...
