@@ -9,6 +9,7 @@ from tether.authz.model import Decision, Grant, Reason
 from tether.authz.names import implied_by
 
 _Key = tuple[str | None, str]
+_MAX_MEMO = 1024
 
 
 class UserGrants:
@@ -18,7 +19,7 @@ class UserGrants:
     so a cached snapshot is exact at the boundary and ``explain`` can say when a grant ended.
     """
 
-    __slots__ = ("_index", "grants", "user")
+    __slots__ = ("_candidates", "_index", "grants", "user")
 
     def __init__(self, user: str, grants: Iterable[Grant]) -> None:
         self.user = user
@@ -27,15 +28,30 @@ class UserGrants:
         for grant in self.grants:
             index.setdefault((grant.org, grant.capability), []).append(grant)
         self._index = {key: tuple(found) for key, found in index.items()}
+        # (capability, org) -> every grant that could satisfy it, most specific first. Filled
+        # on first use, so a repeated check is one lookup plus an expiry comparison.
+        self._candidates: dict[tuple[str, str | None], tuple[Grant, ...]] = {}
+
+    def _candidates_for(self, capability: str, org: str | None) -> tuple[Grant, ...]:
+        found: list[Grant] = []
+        for name in implied_by(capability):
+            if org is not None:
+                found.extend(self._index.get((org, name), ()))
+            found.extend(self._index.get((None, name), ()))
+        if len(self._candidates) >= _MAX_MEMO:
+            # Orgs can come from request headers: never let them grow this without bound.
+            self._candidates.clear()
+        candidates = self._candidates[(capability, org)] = tuple(found)
+        return candidates
 
     def match(self, capability: str, org: str | None, now: datetime) -> Grant | None:
         """The first active grant that satisfies ``capability`` in ``org``, or None."""
-        index = self._index
-        for name in implied_by(capability):
-            for key in ((org, name), (None, name)) if org is not None else ((None, name),):
-                for grant in index.get(key, ()):
-                    if grant.expires_at is None or now < grant.expires_at:
-                        return grant
+        candidates = self._candidates.get((capability, org))
+        if candidates is None:
+            candidates = self._candidates_for(capability, org)
+        for grant in candidates:
+            if grant.expires_at is None or now < grant.expires_at:
+                return grant
         return None
 
     def decide(self, capability: str, org: str | None, now: datetime) -> Decision:

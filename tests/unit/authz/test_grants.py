@@ -110,3 +110,15 @@ async def test_version_poll_clears_the_cache_when_another_writer_changed_grants(
     await watcher.run_once()
     assert watcher.polls_that_cleared == 1
     assert not await authz.has("alice", "trade:view", "acme")
+
+
+def test_decision_memo_stays_bounded_whatever_orgs_requests_name() -> None:
+    from datetime import UTC, datetime
+
+    from tether.authz import Grant
+
+    snapshot = UserGrants("alice", [Grant("trade:view", None)])
+    now = datetime.now(UTC)
+    for i in range(5000):
+        assert snapshot.match("trade:view", f"org-{i}", now) is not None
+    assert len(snapshot._candidates) <= 1024
