@@ -91,6 +91,8 @@ class Engine(ABC):
         )
 
     async def heartbeat(self, claimed: Claimed, lease: timedelta) -> Claimed:
+        if lease <= timedelta(0):
+            raise ConfigError(f"lease must be positive, got {lease}")
         until = self.clock.now() + lease
         rows = await self._rows("heartbeat", {**self._lease_params(claimed), "lease_until": until})
         if not rows:
