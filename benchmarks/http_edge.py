@@ -8,7 +8,8 @@ The endpoint is a FastAPI ``POST /orders`` returning ``{"ok": true}``. Two drive
 * ``asgi``: raw ASGI calls in this process (no server, no client library): the middleware's
   own cost with nothing around it. The strictest figure.
 * ``uvicorn``: each case served by ``uvicorn`` (uvloop, h11) on 127.0.0.1 in its own process,
-  loaded by an httpx client process over keep-alive connections: what a deployed app pays.
+  loaded over ``--concurrency`` keep-alive connections by a minimal HTTP/1.1 client in this
+  process: what a deployed app pays.
 
 Each case runs ``--rounds`` times, interleaved with the others, for ``--seconds`` each, with
 ``--concurrency`` requests in flight; the figure is the median. This machine is shared and
@@ -37,7 +38,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp, Message
@@ -195,6 +195,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def request_bytes(keys: Keys) -> bytes:
+    head = [b"POST /orders HTTP/1.1", b"host: 127.0.0.1", b"content-length: %d" % len(BODY)]
+    head += [k + b": " + v for k, v in keys.headers()]
+    return b"\r\n".join(head) + b"\r\n\r\n" + BODY
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keys: Keys) -> int:
+    """One request on a keep-alive connection, with a minimal HTTP/1.1 client: httpx costs
+    several times the server's CPU per request, and the load generator shares the machine."""
+    writer.write(request_bytes(keys))
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
 async def run_uvicorn(
     name: str, seconds: float, concurrency: int, prefix: str
 ) -> tuple[float, float]:
@@ -206,37 +226,35 @@ async def run_uvicorn(
          "--loop", "uvloop", "--http", "h11", "--log-level", "warning", "--no-access-log"],
         env=env,
     )  # fmt: skip
+    keys = Keys(CASES[name])
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-            keys = Keys(CASES[name])
+        async with asyncio.timeout(30):
+            while not connections:
+                with contextlib.suppress(OSError):
+                    connections.append(await asyncio.open_connection("127.0.0.1", port))
+                await asyncio.sleep(0.05)
+        for _ in range(concurrency - 1):
+            connections.append(await asyncio.open_connection("127.0.0.1", port))
+        for reader, writer in connections:  # warm-up
+            for _ in range(5):
+                assert await exchange(reader, writer, keys) == 200
+        done = 0
+        deadline = time.perf_counter() + seconds
 
-            async def one() -> None:
-                response = await client.post("/orders", content=BODY, headers=keys.headers())
-                assert response.status_code == 200, response.text
+        async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                assert await exchange(reader, writer, keys) == 200
+                done += 1
 
-            async with asyncio.timeout(30):
-                while True:
-                    with contextlib.suppress(httpx.TransportError):
-                        await one()
-                        break
-                    await asyncio.sleep(0.05)
-            for _ in range(100):
-                await one()
-            done = 0
-            deadline = time.perf_counter() + seconds
-
-            async def worker() -> None:
-                nonlocal done
-                while time.perf_counter() < deadline:
-                    await one()
-                    done += 1
-
-            start, cpu = time.perf_counter(), cpu_seconds(server.pid)
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            wall, used = time.perf_counter() - start, cpu_seconds(server.pid) - cpu
-            return done / wall, done / used
+        start, cpu = time.perf_counter(), cpu_seconds(server.pid)
+        await asyncio.gather(*(worker(r, w) for r, w in connections))
+        wall, used = time.perf_counter() - start, cpu_seconds(server.pid) - cpu
+        return done / wall, done / used
     finally:
+        for _, writer in connections:
+            writer.close()
         server.terminate()
         server.wait(timeout=10)
 

@@ -150,3 +150,18 @@ async def test_tenant_a_never_replays_tenant_b(engine: AsyncEngine) -> None:
     assert a.json()["id"] != b.json()["id"]
     assert "idempotent-replayed" not in b.headers
     assert await count_orders(engine) == 2
+
+
+async def test_purge_expired_deletes_only_expired_records(engine: AsyncEngine) -> None:
+    from tether.http.idempotency import StoredResponse
+
+    store = PostgresIdempotencyStore(engine)
+    done = await store.begin("old", "fp", "", 30, 60)
+    await store.complete("old", done.token, StoredResponse(200, (), b""), 0.001)
+    await store.begin("live", "fp", "", 30, 60)
+    async with asyncio.timeout(5):
+        while await store.purge_expired() == 0:
+            await asyncio.sleep(0.01)
+    async with engine.connect() as conn:
+        keys = (await conn.execute(text("SELECT scope_key FROM tether_idempotency"))).scalars()
+        assert list(keys) == ["live"]

@@ -10,7 +10,11 @@ import pytest
 from starlette.types import Message
 
 from tests.unit.http.idem_app import Calls, build
-from tether.http.idempotency import IdempotencyPolicy, MemoryIdempotencyStore
+from tether.http.idempotency import (
+    IdempotencyMiddleware,
+    IdempotencyPolicy,
+    MemoryIdempotencyStore,
+)
 
 URL = "http://test"
 
@@ -121,6 +125,34 @@ async def test_handler_exception_leaves_the_key_retryable(
     assert calls.count == 2
 
 
+async def test_policy_can_record_a_failure_instead_of_allowing_a_retry(calls: Calls) -> None:
+    policy = IdempotencyPolicy(retry_after_exception=False)
+    app = build(MemoryIdempotencyStore(), calls, policy)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=URL) as c:
+        first = await c.post("/boom", content=b"x", headers=key("k"))
+        again = await c.post("/boom", content=b"x", headers=key("k"))
+    assert first.status_code == again.status_code == 500
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content  # the 500 Starlette's error middleware sent
+    assert calls.count == 1
+
+
+async def test_a_raw_app_that_raises_before_answering_gets_a_stored_problem() -> None:
+    async def crash(scope: object, receive: object, send: object) -> None:
+        raise RuntimeError("boom")
+
+    store = MemoryIdempotencyStore()
+    mw = IdempotencyMiddleware(crash, store, IdempotencyPolicy(retry_after_exception=False))
+    transport = httpx.ASGITransport(app=mw, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=URL) as c:
+        await c.post("/x", content=b"x", headers=key("k"))
+        again = await c.post("/x", content=b"x", headers=key("k"))
+    assert again.status_code == 500
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.headers["idempotent-replayed"] == "true"
+
+
 async def test_status_policy_decides_what_is_stored(
     client: httpx.AsyncClient, calls: Calls
 ) -> None:
@@ -228,3 +260,17 @@ def test_policy_validation() -> None:
         IdempotencyPolicy(lease_ttl=0)
     with pytest.raises(ConfigError):
         IdempotencyPolicy(lease_ttl=100, record_ttl=10)
+
+
+async def test_memory_store_purges_expired_records() -> None:
+    from tether.http.idempotency import StoredResponse
+
+    now = [0.0]
+    store = MemoryIdempotencyStore(clock=lambda: now[0])
+    begin = await store.begin("a", "fp", "", 10, 100)
+    await store.complete("a", begin.token, StoredResponse(200, (), b""), 100)
+    await store.begin("b", "fp", "", 10, 100)
+    now[0] = 50.0
+    assert store.purge_expired() == 1  # "b" was in flight and its lease ran out
+    now[0] = 150.0
+    assert store.purge_expired() == 1

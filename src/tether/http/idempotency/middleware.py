@@ -92,6 +92,7 @@ class _Responder:
         self.body: list[bytes] = []
         self.body_size = 0
         self.finished = False
+        self.forced = False  # store whatever store_status says (a recorded failure)
 
     async def run(self) -> None:
         policy, scope = self.policy, self.scope
@@ -200,19 +201,36 @@ class _Responder:
         reset = context._current.set(ctx)
         try:
             await self.mw.app(self.scope, self._replay_receive, self._capture_send)
-        except BaseException:
+        except Exception:
+            if not self.policy.retry_after_exception:
+                # Starlette's error middleware may already have sent its 500: keep that one.
+                if self.finished:
+                    self.forced = True
+                else:
+                    self._record_failure()
+            await self._settle(ctx, allow_store=self.finished)
+            raise
+        except BaseException:  # cancelled: the client is gone; leave the key retryable
             await self._settle(ctx, allow_store=self.finished)
             raise
         finally:
             context._current.reset(reset)
         await self._settle(ctx, allow_store=True)
 
+    def _record_failure(self) -> None:
+        """Stand a 500 problem in for the response the handler never sent."""
+        body = problem.problem_body(
+            500, "internal-error", "Internal Server Error", "the request failed; do not retry"
+        )
+        self.status, self.finished, self.body_size, self.forced = 500, True, len(body), True
+        self.headers, self.body = [(b"content-type", problem.PROBLEM_CONTENT_TYPE)], [body]
+
     async def _settle(self, ctx: context.IdempotencyContext, allow_store: bool) -> None:
         storable = (
             allow_store
             and self.finished
             and self.body_size <= self.policy.max_response_bytes
-            and self.policy.store_status(self.status)
+            and (self.forced or self.policy.store_status(self.status))
         )
         try:
             if storable:

@@ -79,6 +79,9 @@ class IdempotencyPolicy:
     lease_ttl: float = 60.0
     fingerprint_headers: frozenset[bytes] = frozenset({b"content-type"})
     store_status: Callable[[int], bool] = default_store_status
+    # A handler that raises before answering: release the key so the client can retry (True),
+    # or store a 500 problem for it, so retries get that answer until the record expires.
+    retry_after_exception: bool = True
     identity: Identity = default_identity
     unstored_headers: frozenset[bytes] = frozenset({b"set-cookie", b"date", b"server"})
     max_body_bytes: int = 10 * 1024 * 1024
