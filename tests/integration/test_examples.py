@@ -17,6 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLES: dict[str, list[str]] = {
+    "examples/outbox_relay.py": ["processed once each: ['o-0', 'o-1', 'o-2', 'o-3', 'o-4']"],
+    "examples/quickstart_sinks.py": [
+        "jetstream outcomes: [True, True]",
+        "memory sink: one delivered, one refused",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
