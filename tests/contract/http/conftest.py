@@ -33,12 +33,13 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis", "postgres"])
+@pytest.fixture(params=["memory", "redis", "redis-unbatched", "postgres"])
 def store(request: pytest.FixtureRequest) -> IdempotencyStore:
     kind = request.param
     if kind == "memory":
         return MemoryIdempotencyStore()
-    if kind == "redis":
+    if kind.startswith("redis"):
         client = request.getfixturevalue("redis_client")
-        return RedisIdempotencyStore(client, prefix=f"test:idem:{uuid.uuid4().hex}:")
+        prefix = f"test:idem:{uuid.uuid4().hex}:"
+        return RedisIdempotencyStore(client, prefix=prefix, batch=kind == "redis")
     return PostgresIdempotencyStore(request.getfixturevalue("pg_engine"))

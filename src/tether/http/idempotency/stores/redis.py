@@ -6,11 +6,16 @@ The in-flight record's TTL *is* the lease: a crashed worker's record vanishes af
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from tether.core.errors import ConfigError, StoreError
 from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
+from tether.http.redis_pipeline import Pipeliner
 
 _BEGIN = """
 local r = redis.call('HMGET', KEYS[1], 'fp', 'state', 'status', 'headers', 'body')
@@ -44,23 +49,31 @@ _ERRORS = (RedisError, OSError)
 
 
 class RedisIdempotencyStore:
-    def __init__(self, client: Redis, prefix: str = "tether:idem:") -> None:
+    """``batch=True`` shares round trips between concurrent requests (``redis_pipeline``)."""
+
+    def __init__(self, client: Redis, prefix: str = "tether:idem:", *, batch: bool = True) -> None:
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigError("use a Redis client with decode_responses=False (bodies are bytes)")
         self._prefix = prefix
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
         self._release = client.register_script(_RELEASE)
+        self._pipeliner = Pipeliner(client) if batch else None
+
+    async def _call(self, script: AsyncScript, key: str, args: Sequence[str | int | bytes]) -> Any:
+        try:
+            if self._pipeliner is not None:
+                return await self._pipeliner.call(script, self._prefix + key, args)
+            return await script(keys=[self._prefix + key], args=args)
+        except _ERRORS as exc:
+            raise StoreError(f"redis idempotency store: {exc}") from exc
 
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
         token = new_token()
         args: list[str | int | bytes] = [fingerprint, token, _ms(lease_ttl)]
-        try:
-            reply = await self._begin(keys=[self._prefix + key], args=args)
-        except _ERRORS as exc:
-            raise StoreError(f"redis idempotency store: {exc}") from exc
+        reply = await self._call(self._begin, key, args)
         outcome = Outcome(reply[0].decode())
         if outcome is Outcome.ACQUIRED:
             return Begin(outcome, token=token)
@@ -75,18 +88,16 @@ class RedisIdempotencyStore:
         self, key: str, token: str, response: StoredResponse, record_ttl: float
     ) -> bool:
         args: list[str | int | bytes] = [
-            token, response.status, response.headers_json(), response.body, _ms(record_ttl)
+            token,
+            response.status,
+            response.headers_json(),
+            response.body,
+            _ms(record_ttl),
         ]
-        try:
-            return bool(await self._complete(keys=[self._prefix + key], args=args))
-        except _ERRORS as exc:
-            raise StoreError(f"redis idempotency store: {exc}") from exc
+        return bool(await self._call(self._complete, key, args))
 
     async def release(self, key: str, token: str) -> None:
-        try:
-            await self._release(keys=[self._prefix + key], args=[token])
-        except _ERRORS as exc:
-            raise StoreError(f"redis idempotency store: {exc}") from exc
+        await self._call(self._release, key, [token])
 
 
 def _ms(seconds: float) -> int:

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from tether.core.errors import StoreError
 from tether.http.ratelimit.algorithms import Algorithm, Decision, Limit
-from tether.http.ratelimit.stores.pipeliner import Pipeliner
+from tether.http.redis_pipeline import Pipeliner
 
 # Returns "allowed remaining reset_after_us retry_after_us" as one string: a bulk string parses
 # in two reads on the client where an array of four integers takes five (the parser is pure
@@ -77,7 +77,7 @@ _ERRORS = (RedisError, OSError)
 
 
 class RedisRateLimitStore:
-    """``batch=True`` shares round trips between concurrent decisions (see ``pipeliner``)."""
+    """``batch=True`` shares round trips between concurrent decisions (``redis_pipeline``)."""
 
     def __init__(self, client: Redis, prefix: str = "tether:rl:", *, batch: bool = True) -> None:
         self._scripts = {

@@ -1,9 +1,10 @@
-"""Share Redis round trips between concurrent rate-limit decisions.
+"""Share Redis round trips between concurrent script calls (rate-limit decisions, idempotency
+records).
 
-Decisions asked for during one event-loop turn are sent as one pipeline: one write, one read,
-one pooled connection, however many requests are waiting. Each decision is still its own
-EVALSHA, so each stays atomic; only the network trip is shared. Under no concurrency a batch
-holds one call and costs one loop turn of latency.
+Calls made during one event-loop turn are sent as one pipeline: one write, one read, one
+pooled connection, however many requests are waiting. Each call is still its own EVALSHA, so
+each stays atomic; only the network trip is shared. Under no concurrency a batch holds one
+call and costs one loop turn of latency.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ class Pipeliner:
         except BaseException as exc:  # cancelled mid-flight: nobody may wait forever
             for *_, future in batch:
                 if not future.done():
-                    future.set_exception(StoreError(f"redis rate-limit store: {exc!r}"))
+                    future.set_exception(StoreError(f"redis: {exc!r}"))
             raise
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():  # the caller gave up (timeout)
                 continue
             if isinstance(result, BaseException):
-                future.set_exception(StoreError(f"redis rate-limit store: {result}"))
+                future.set_exception(StoreError(f"redis: {result}"))
             else:
                 future.set_result(result)
 
