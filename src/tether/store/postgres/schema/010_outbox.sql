@@ -80,3 +80,5 @@ CREATE INDEX tether_items_live ON tether_items (queue, seq) WHERE state IN ('pen
 CREATE INDEX tether_items_key_live ON tether_items (queue, partition_key, seq)
     WHERE state IN ('pending', 'claimed') AND partition_key IS NOT NULL;
 CREATE INDEX tether_items_finished ON tether_items (finished_at) WHERE state IN ('done', 'dead');
+ALTER TABLE tether_items SET (autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);
