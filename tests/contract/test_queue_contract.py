@@ -328,7 +328,7 @@ async def test_postgres_pool_forces_custom_plans(h: Harness) -> None:
 
 
 async def test_claim_after_polling_an_empty_table_takes_exactly_the_limit(h: Harness) -> None:
-    # The cached-plan trap (PERFORMANCE.md): poll an empty table often, then load it.
+    # The cached-plan trap (docs/architecture.md): poll an empty table often, then load it.
     q = await h.queue()
     for _ in range(12):
         assert await claim_all(q) == []

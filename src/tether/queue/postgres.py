@@ -27,7 +27,7 @@ from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
 
 # A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
-# row once the table fills (PERFORMANCE.md, "the cached plan of the claim query").
+# row once the table fills (see docs/architecture.md, "The plan-cache trap").
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)

@@ -14,7 +14,7 @@ ON CONFLICT (id) DO NOTHING
 
 -- name: claim
 -- MATERIALIZED pins the pick so the planner cannot re-run the SKIP LOCKED scan per row
--- (see PERFORMANCE.md). Expired leases match too: available_at is the lease expiry while
+-- (see docs/architecture.md, "The plan-cache trap"). Expired leases match too: available_at is the lease expiry while
 -- claimed. An expired item that already used its last attempt (its worker kept dying) is
 -- dead-lettered here instead of being handed out again.
 WITH c AS MATERIALIZED (
