@@ -138,3 +138,17 @@ async def test_check_routes_lists_every_required_capability(seeded: Authz) -> No
 def test_require_refuses_a_modifier_with_an_owner() -> None:
     with pytest.raises(ValueError, match="base capability"):
         require("availability:edit:own", owner=owner_of_availability)
+
+
+async def test_decision_log_gets_the_request_correlation_id(
+    seeded: Authz, client: httpx.AsyncClient
+) -> None:
+    from tether.authz import AuditRecord, DecisionLog
+
+    records: list[AuditRecord] = []
+    seeded.audit = DecisionLog("denials", sink=records.append)
+    headers = {"X-User": "alice", "X-Org-Id": "acme", "X-Request-ID": "req-7"}
+    assert (await client.post("/trades/approve", headers=headers)).status_code == 403
+    assert [(r.user, r.capability, r.org, r.correlation_id) for r in records] == [
+        ("alice", "trade:approve", "acme", "req-7")
+    ]
