@@ -19,58 +19,78 @@ from redis.exceptions import NoScriptError, RedisError
 
 from tether.core.errors import StoreError
 
-_Call = tuple[AsyncScript, str, Sequence[Any], "asyncio.Future[Any]"]
+_Call = tuple[AsyncScript, str, Sequence[Any]]
 
 
 class Pipeliner:
-    def __init__(self, client: Redis, max_batch: int = 512) -> None:
+    """The first caller of an event-loop turn leads: it yields once so that every task ready in
+    the same turn can join, then sends the batch and hands each joiner its reply. No task or
+    timer is created per batch, so a lone caller pays one loop turn and a plain EVALSHA."""
+
+    def __init__(self, client: Redis) -> None:
         self._client = client
-        self._max_batch = max_batch
-        self._queue: list[_Call] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._batch: list[_Call] | None = None
+        self._futures: list[asyncio.Future[Any]] = []
 
     async def call(self, script: AsyncScript, key: str, args: Sequence[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((script, key, args, future))
-        if len(self._queue) == 1:
-            loop.call_soon(self._flush)
-        elif len(self._queue) >= self._max_batch:
-            self._flush()
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._queue = self._queue, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._tasks.add(task)  # keep a reference until done (asyncio holds only weak ones)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[_Call]) -> None:
+        if self._batch is not None:  # a leader is collecting this turn: join its batch
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._batch.append((script, key, args))
+            self._futures.append(future)
+            return await future
+        batch: list[_Call] = [(script, key, args)]
+        futures: list[asyncio.Future[Any]] = []
+        self._batch, self._futures = batch, futures
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled before sending: the joiners must not wait forever
+            self._batch, self._futures = None, []
+            _fail(futures, StoreError("redis: the batch was abandoned; retry"))
+            raise
+        self._batch, self._futures = None, []
+        if not futures:
+            return await self._one(script, key, args)
         try:
             results = await self._execute(batch)
+        except BaseException as exc:  # the leader failed or was cancelled: nobody waits forever
+            _fail(futures, StoreError(f"redis: {exc!r}"))
+            raise
+        for future, result in zip(futures, results[1:], strict=True):
+            if not future.done():  # the joiner may have given up (timeout)
+                if isinstance(result, BaseException):
+                    future.set_exception(StoreError(f"redis: {result}"))
+                else:
+                    future.set_result(result)
+        if isinstance(results[0], BaseException):
+            raise StoreError(f"redis: {results[0]}") from results[0]
+        return results[0]
+
+    async def _one(self, script: AsyncScript, key: str, args: Sequence[Any]) -> Any:
+        try:
+            return await script(keys=[key], args=args)  # reloads itself on NOSCRIPT
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis: {exc}") from exc
+
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        try:
+            results = await self._pipeline(batch)
             if any(isinstance(r, NoScriptError) for r in results):
                 # Redis restarted or flushed its script cache: load once, send again.
                 for script in {id(c[0]): c[0] for c in batch}.values():
                     await self._client.script_load(script.script)
-                results = await self._execute(batch)
+                results = await self._pipeline(batch)
         except (RedisError, OSError) as exc:
-            results = [exc] * len(batch)
-        except BaseException as exc:  # cancelled mid-flight: nobody may wait forever
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(StoreError(f"redis: {exc!r}"))
-            raise
-        for (*_, future), result in zip(batch, results, strict=True):
-            if future.done():  # the caller gave up (timeout)
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(StoreError(f"redis: {result}"))
-            else:
-                future.set_result(result)
+            return [exc] * len(batch)
+        return results
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
-            for script, key, args, _ in batch:
+            for script, key, args in batch:
                 pipe.evalsha(script.sha, 1, key, *args)
             return list(await pipe.execute(raise_on_error=False))
+
+
+def _fail(futures: list[asyncio.Future[Any]], error: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)

@@ -56,3 +56,19 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_batch(redis: Redis) -
     assert all(d.allowed for d in results)
     with pytest.raises(asyncio.CancelledError):
         await impatient
+
+
+async def test_joiners_are_answered_when_the_leader_is_cancelled(redis: Redis) -> None:
+    from tether.core.errors import StoreError
+
+    s = store(redis)
+    limit = Limit("leader", 100, 3600)
+    leader = asyncio.create_task(s.hit("k", limit, Algorithm.GCRA))
+    joiner = asyncio.create_task(s.hit("k", limit, Algorithm.GCRA))
+    await asyncio.sleep(0)  # the leader opened its batch and yielded; the joiner joined it
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    async with asyncio.timeout(5):
+        with pytest.raises(StoreError):
+            await joiner
