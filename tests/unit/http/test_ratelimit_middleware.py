@@ -248,3 +248,20 @@ async def test_after_a_failure_the_store_rests_for_the_cooldown() -> None:
         while (await limiter.check(scope, rules)).store_failed:
             await asyncio.sleep(0.01)
     assert store.calls == 2
+
+
+def test_user_identity_from_starlette_users() -> None:
+    from starlette.authentication import BaseUser, SimpleUser, UnauthenticatedUser
+
+    class NoIdentity(BaseUser):
+        @property
+        def is_authenticated(self) -> bool:
+            return True
+
+        @property
+        def display_name(self) -> str:
+            return "dana"
+
+    assert by_user()({"user": SimpleUser("carol")}) == "user:carol"
+    assert by_user()({"user": UnauthenticatedUser()}) is None
+    assert by_user()({"user": NoIdentity()}) == "user:dana"

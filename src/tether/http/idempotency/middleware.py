@@ -18,6 +18,7 @@ from tether.http.idempotency.records import Begin, IdempotencyStore, Outcome, St
 
 log = logging.getLogger("tether.http.idempotency")
 _REPLAYED = (b"idempotent-replayed", b"true")
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class _BodyTooLarge(Exception):
@@ -143,7 +144,8 @@ class _Responder:
             await self._replay(begin.response)
 
     async def _replay(self, response: StoredResponse) -> None:
-        headers = [h for h in response.headers if h[0] != b"content-length"]
+        # The body is replayed whole: framing headers of the original response do not apply.
+        headers = [h for h in response.headers if h[0] not in _FRAMING]
         headers += [(b"content-length", str(len(response.body)).encode()), _REPLAYED]
         start = {"type": "http.response.start", "status": response.status, "headers": headers}
         await self.send(start)

@@ -11,6 +11,7 @@ from starlette.routing import compile_path
 from starlette.types import Scope
 
 from tether.core.errors import ConfigError
+from tether.http import identity
 
 
 class Mode(enum.Enum):
@@ -48,11 +49,8 @@ def default_identity(scope: Scope) -> tuple[str, str]:
     caller's credential can never land in that caller's records. (They only ever reach a
     store hashed into the record key.)
     """
-    state = scope.get("state") or {}
-    tenant = str(state.get("tenant_id") or "")
-    user = scope.get("user")
-    identity = getattr(user, "identity", None) if user is not None else None
-    principal = state.get("principal") or identity
+    tenant = identity.tenant_of(scope) or ""
+    principal = identity.principal_of(scope)
     if principal:
         return tenant, f"user:{principal}"
     credentials = [

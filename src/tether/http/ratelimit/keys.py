@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from starlette.types import Scope
 
+from tether.http import identity
 from tether.http.clientip import ClientIPResolver
 
 KeyFunc = Callable[[Scope], str | None]
@@ -44,12 +45,7 @@ def by_user() -> KeyFunc:
     """
 
     def key(scope: Scope) -> str | None:
-        state = scope.get("state") or {}
-        principal = state.get("principal")
-        if principal is None:
-            user = scope.get("user")
-            if user is not None and getattr(user, "is_authenticated", False):
-                principal = getattr(user, "identity", None)
+        principal = identity.principal_of(scope)
         return f"user:{principal}" if principal else None
 
     return key
@@ -57,7 +53,7 @@ def by_user() -> KeyFunc:
 
 def by_tenant() -> KeyFunc:
     def key(scope: Scope) -> str | None:
-        tenant = (scope.get("state") or {}).get("tenant_id")
+        tenant = identity.tenant_of(scope)
         return f"tenant:{tenant}" if tenant else None
 
     return key
