@@ -21,7 +21,7 @@ from tether.http.idempotency.records import IdempotencyStore, StoredResponse, Tr
 STATE_KEY = "tether.idempotency"
 
 
-@dataclass
+@dataclass(slots=True)
 class IdempotencyContext:
     store: IdempotencyStore
     key: str

@@ -74,6 +74,11 @@ class _Responder:
     calls on purpose: it runs on every keyed request.
     """
 
+    __slots__ = (
+        "body", "body_size", "buffered", "finished", "forced", "headers", "key", "mw",
+        "policy", "receive", "route", "scope", "send", "status", "store",
+    )  # fmt: skip
+
     def __init__(
         self,
         mw: IdempotencyMiddleware,

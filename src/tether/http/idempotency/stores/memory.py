@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     fingerprint: str
     token: str
