@@ -39,14 +39,14 @@ def schema_db() -> Iterator[str]:
 
 
 def test_migrations_give_exactly_the_schema_files(empty_pg_dsn: str, schema_db: str) -> None:
-    migrations.upgrade(empty_pg_dsn, "heads")
+    migrations.upgrade(empty_pg_dsn, "head")
     assert dump(empty_pg_dsn) == dump(schema_db)
 
 
 def test_downgrade_to_base_and_back(empty_pg_dsn: str) -> None:
-    migrations.upgrade(empty_pg_dsn, "heads")
+    migrations.upgrade(empty_pg_dsn, "head")
     migrations.downgrade(empty_pg_dsn, "base")
     with psycopg.connect(empty_pg_dsn) as conn:
         left = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'tether_%%' AND tablename <> %s", (migrations.VERSION_TABLE,)).fetchall()
     assert left == []
-    migrations.upgrade(empty_pg_dsn, "heads")
+    migrations.upgrade(empty_pg_dsn, "head")
