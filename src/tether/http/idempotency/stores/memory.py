@@ -20,13 +20,21 @@ class _Record:
 class MemoryIdempotencyStore:
     """Every method runs without awaiting, so one event loop sees each step as atomic."""
 
+    # Expired records are evicted every this many begins, so a long-running process does not
+    # keep every key it ever saw; the sweep is amortized to a fraction of a dict walk per call.
+    SWEEP_EVERY = 4096
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._records: dict[str, _Record] = {}
+        self._begins = 0
 
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
+        self._begins += 1
+        if self._begins % self.SWEEP_EVERY == 0:
+            self.purge_expired()
         now = self._clock()
         record = self._records.get(key)
         if record is not None and record.expires_at <= now:
