@@ -7,6 +7,9 @@ The business transaction inserts one row into ``orders`` and commits. Variants:
 * ``asyncpg``               BEGIN; INSERT orders; COMMIT                       (baseline)
 * ``asyncpg+tether``        ... + ``tether.outbox.add_event(conn, ...)``         (the target)
 * ``asyncpg+tether_notify`` ... + ``add_event(..., notify=True)`` (one NOTIFY per transaction)
+* ``asyncpg+raw_row``       (diagnostic, opt-in) the same outbox row by one prepared INSERT,
+                            without Tether's Python: the database's share of the cost
+* ``asyncpg+cte``           (diagnostic, opt-in) business row and outbox row in ONE statement
 * ``sqlalchemy``            AsyncSession: ``session.begin()``; INSERT orders     (baseline)
 * ``sqlalchemy+tether``     ... + ``add_event(session, ...)``
 * ``sqlalchemy+faststream`` ... + faststream-outbox ``broker.publish(..., session=session)``
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
@@ -54,6 +58,13 @@ CREATE TABLE orders (
 INSERT_ORDER = "INSERT INTO orders (customer_id, amount) VALUES ($1, $2) RETURNING id"
 INSERT_ORDER_SA = "INSERT INTO orders (customer_id, amount) VALUES (:c, :a) RETURNING id"
 FS_QUEUE = "orders"
+# Diagnostics: the same outbox row written without Tether's Python (one prepared INSERT), and
+# the business row and the outbox row in one statement (one round trip instead of two).
+RAW_OUTBOX = """INSERT INTO tether_outbox (id, partition_key, topic, type, aggregate_type,
+    aggregate_id, payload) VALUES ($1, $2, 'order', 'OrderPlaced', 'order', $3, $4::json)"""
+CTE_BOTH = """WITH o AS (INSERT INTO orders (customer_id, amount) VALUES ($1, $2) RETURNING id)
+INSERT INTO tether_outbox (id, partition_key, topic, type, aggregate_type, aggregate_id, payload)
+SELECT $3, 'order:' || o.id, 'order', 'OrderPlaced', 'order', o.id::text, $4::json FROM o"""
 
 
 @dataclass
@@ -125,6 +136,18 @@ class Env:
         async def pg_tether_notify(i: int) -> None:
             await pg_tether(i, notify=True)
 
+        async def pg_raw_row(i: int) -> None:
+            payload = orjson.dumps(common.make_payload(i, "")).decode()
+            async with conn.transaction():
+                oid = await conn.fetchval(INSERT_ORDER, f"cust-{i % 9973}", i % 50000 / 100)
+                await conn.execute(RAW_OUTBOX, uuid.uuid4(), f"order:{oid}", str(oid), payload)
+
+        async def pg_cte(i: int) -> None:
+            payload = orjson.dumps(common.make_payload(i, "")).decode()
+            async with conn.transaction():
+                await conn.execute(CTE_BOTH, f"cust-{i % 9973}", i % 50000 / 100,
+                                   uuid.uuid4(), payload)
+
         async def sa_plain(i: int) -> None:
             async with self.sessions() as session, session.begin():
                 await session.execute(insert_sa, {"c": f"cust-{i % 9973}", "a": i % 50000 / 100})
@@ -147,6 +170,8 @@ class Env:
             "asyncpg": pg_plain,
             "asyncpg+tether": pg_tether,
             "asyncpg+tether_notify": pg_tether_notify,
+            "asyncpg+raw_row": pg_raw_row,
+            "asyncpg+cte": pg_cte,
             "sqlalchemy": sa_plain,
             "sqlalchemy+tether": sa_tether,
             "sqlalchemy+faststream": sa_faststream,

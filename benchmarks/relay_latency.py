@@ -308,10 +308,10 @@ def report(results: list[ModeResult], settings: Settings) -> None:
         rs = [r for r in results if r.mode == mode]
         if rs:
             best[mode] = {
-                "p50_ms": common.median(r.commit_p50_ms for r in rs),
-                "p95_ms": common.median(r.commit_p95_ms for r in rs),
-                "p99_ms": common.median(r.commit_p99_ms for r in rs),
-                "late_p99_ms": common.median(r.late_p99_ms for r in rs),
+                "p50_ms": round(common.median(r.commit_p50_ms for r in rs), 2),
+                "p95_ms": round(common.median(r.commit_p95_ms for r in rs), 2),
+                "p99_ms": round(common.median(r.commit_p99_ms for r in rs), 2),
+                "late_p99_ms": round(common.median(r.late_p99_ms for r in rs), 2),
             }
     default = best.get("notify") or next(iter(best.values()), {})
     common.emit_json({
