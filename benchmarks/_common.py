@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import nats
 import orjson
+from nats.aio.client import Client as NATSClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 PG_ADMIN_DSN = os.environ.get("TETHER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -121,7 +122,7 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
-async def nats_connect() -> nats.NATS:
+async def nats_connect() -> NATSClient:
     return await nats.connect(
         NATS_URL,
         max_reconnect_attempts=-1,
@@ -247,10 +248,15 @@ def tether_source() -> dict[str, str]:
     if not commit:
         repo = Path(__file__).resolve().parent.parent
         git = ["git", "-C", str(repo)]
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "src/tether"],
-                               capture_output=True, text=True, check=False).stdout.strip()
+        commit = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src/tether"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         commit += "-dirty" if dirty else ""
     return {"tether_commit": commit, "tether_path": path}
 

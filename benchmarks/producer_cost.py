@@ -75,8 +75,12 @@ class Settings:
     procs: int = 8
     rounds: int = 3
     variants: tuple[str, ...] = (
-        "asyncpg", "asyncpg+tether", "asyncpg+tether_notify",
-        "sqlalchemy", "sqlalchemy+tether", "sqlalchemy+faststream",
+        "asyncpg",
+        "asyncpg+tether",
+        "asyncpg+tether_notify",
+        "sqlalchemy",
+        "sqlalchemy+tether",
+        "sqlalchemy+faststream",
     )
 
 
@@ -99,8 +103,9 @@ class Env:
         if any(v.startswith("sqlalchemy") for v in variants):
             from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-            self.engine = create_async_engine(common.sqlalchemy_url(self.dsn), pool_size=1,
-                                              max_overflow=0)
+            self.engine = create_async_engine(
+                common.sqlalchemy_url(self.dsn), pool_size=1, max_overflow=0
+            )
             self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
             if "sqlalchemy+faststream" in variants:
                 from faststream_outbox import OutboxBroker
@@ -130,8 +135,14 @@ class Env:
             payload = common.make_payload(i, "")
             async with conn.transaction():
                 oid = await conn.fetchval(INSERT_ORDER, f"cust-{i % 9973}", i % 50000 / 100)
-                await add_event(conn, "OrderPlaced", payload, aggregate_type="order",
-                                aggregate_id=str(oid), notify=notify)
+                await add_event(
+                    conn,
+                    "OrderPlaced",
+                    payload,
+                    aggregate_type="order",
+                    aggregate_id=str(oid),
+                    notify=notify,
+                )
 
         async def pg_tether_notify(i: int) -> None:
             await pg_tether(i, notify=True)
@@ -145,8 +156,9 @@ class Env:
         async def pg_cte(i: int) -> None:
             payload = orjson.dumps(common.make_payload(i, "")).decode()
             async with conn.transaction():
-                await conn.execute(CTE_BOTH, f"cust-{i % 9973}", i % 50000 / 100,
-                                   uuid.uuid4(), payload)
+                await conn.execute(
+                    CTE_BOTH, f"cust-{i % 9973}", i % 50000 / 100, uuid.uuid4(), payload
+                )
 
         async def sa_plain(i: int) -> None:
             async with self.sessions() as session, session.begin():
@@ -155,10 +167,16 @@ class Env:
         async def sa_tether(i: int) -> None:
             payload = common.make_payload(i, "")
             async with self.sessions() as session, session.begin():
-                res = await session.execute(insert_sa,
-                                            {"c": f"cust-{i % 9973}", "a": i % 50000 / 100})
-                await add_event(session, "OrderPlaced", payload, aggregate_type="order",
-                                aggregate_id=str(res.scalar_one()))
+                res = await session.execute(
+                    insert_sa, {"c": f"cust-{i % 9973}", "a": i % 50000 / 100}
+                )
+                await add_event(
+                    session,
+                    "OrderPlaced",
+                    payload,
+                    aggregate_type="order",
+                    aggregate_id=str(res.scalar_one()),
+                )
 
         async def sa_faststream(i: int) -> None:
             payload = common.make_payload(i, str(uuid.uuid4()))
@@ -240,8 +258,9 @@ async def latency(dsn: str, settings: Settings) -> dict[str, list[float]]:
 # --------------------------------------------------------------------------- throughput
 
 
-async def _clients(dsn: str, variant: str, n: int, ready: Any, go: Any, seconds: float,
-                   first: int) -> int:
+async def _clients(
+    dsn: str, variant: str, n: int, ready: Any, go: Any, seconds: float, first: int
+) -> int:
     envs = [Env(dsn) for _ in range(n)]
     await asyncio.gather(*(e.open((variant,)) for e in envs))
     counts = [0] * n
@@ -269,8 +288,9 @@ async def _clients(dsn: str, variant: str, n: int, ready: Any, go: Any, seconds:
     return sum(counts)
 
 
-def _clients_child(dsn: str, variant: str, n: int, ready: Any, go: Any, seconds: float,
-                   first: int, out: Any) -> None:
+def _clients_child(
+    dsn: str, variant: str, n: int, ready: Any, go: Any, seconds: float, first: int, out: Any
+) -> None:
     common.use_uvloop()
     out.put(asyncio.run(_clients(dsn, variant, n, ready, go, seconds, first)))
 
@@ -279,12 +299,18 @@ async def throughput(dsn: str, variant: str, settings: Settings) -> float:
     """``settings.clients`` producers spread over ``settings.procs`` processes."""
     ctx = mp.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    per = [settings.clients // settings.procs + (1 if k < settings.clients % settings.procs
-                                                 else 0) for k in range(settings.procs)]
+    per = [
+        settings.clients // settings.procs + (1 if k < settings.clients % settings.procs else 0)
+        for k in range(settings.procs)
+    ]
     procs = [
-        ctx.Process(target=_clients_child, daemon=True,
-                    args=(dsn, variant, n, ready, go, settings.seconds, sum(per[:k]), out))
-        for k, n in enumerate(per) if n
+        ctx.Process(
+            target=_clients_child,
+            daemon=True,
+            args=(dsn, variant, n, ready, go, settings.seconds, sum(per[:k]), out),
+        )
+        for k, n in enumerate(per)
+        if n
     ]
     loop = asyncio.get_running_loop()
     for p in procs:
@@ -311,8 +337,11 @@ def _ms(values: list[float], p: float) -> float:
 async def main(settings: Settings) -> None:
     async with common.temp_database("tether_bench_prod") as dsn:
         await setup(dsn)
-        print(f"  latency: {settings.tx} transactions per variant, one connection "
-              f"({common.load_note()})", flush=True)
+        print(
+            f"  latency: {settings.tx} transactions per variant, one connection "
+            f"({common.load_note()})",
+            flush=True,
+        )
         timings = await latency(dsn, settings)
         tput: dict[str, list[float]] = {v: [] for v in settings.variants}
         for rnd in range(1, settings.rounds + 1):
@@ -323,25 +352,44 @@ async def main(settings: Settings) -> None:
     report(settings, timings, tput)
 
 
-def report(settings: Settings, timings: dict[str, list[float]],
-           tput: dict[str, list[float]]) -> None:
-    base_of = {v: ("asyncpg" if v.startswith("asyncpg") else "sqlalchemy")
-               for v in settings.variants}
-    lat = {v: {"p50": _ms(t, 50), "p90": _ms(t, 90), "p99": _ms(t, 99)}
-           for v, t in timings.items()}
+def report(
+    settings: Settings, timings: dict[str, list[float]], tput: dict[str, list[float]]
+) -> None:
+    base_of = {
+        v: ("asyncpg" if v.startswith("asyncpg") else "sqlalchemy") for v in settings.variants
+    }
+    lat = {v: {"p50": _ms(t, 50), "p90": _ms(t, 90), "p99": _ms(t, 99)} for v, t in timings.items()}
     med = {v: common.median(x) for v, x in tput.items()}
     rows = []
     for v in settings.variants:
         base = base_of[v]
-        added = round(lat[v]["p50"] - lat[base]["p50"], 3) if base in lat else None
-        share = f"{med[v] / med[base]:.0%}" if med.get(base) else "-"
-        rows.append([v, lat[v]["p50"], lat[v]["p90"], lat[v]["p99"], added,
-                     " / ".join(f"{x:.0f}" for x in tput[v]), round(med[v]), share])
+        p50_added = round(lat[v]["p50"] - lat[base]["p50"], 3) if base in lat else None
+        vs_base = f"{med[v] / med[base]:.0%}" if med.get(base) else "-"
+        rows.append(
+            [
+                v,
+                lat[v]["p50"],
+                lat[v]["p90"],
+                lat[v]["p99"],
+                p50_added,
+                " / ".join(f"{x:.0f}" for x in tput[v]),
+                round(med[v]),
+                vs_base,
+            ]
+        )
     common.print_table(
         f"Producer cost: business transaction (+ outbox event), latency on 1 connection (ms), "
         f"throughput at {settings.clients} producers (tx/s)",
-        ["variant", "p50", "p90", "p99", "p50 added", "tx/s per round", "median tx/s",
-         "vs baseline"],
+        [
+            "variant",
+            "p50",
+            "p90",
+            "p99",
+            "p50 added",
+            "tx/s per round",
+            "median tx/s",
+            "vs baseline",
+        ],
         rows,
     )
 
@@ -353,26 +401,28 @@ def report(settings: Settings, timings: dict[str, list[float]],
         b = base_of.get(v)
         return round(med[v] / med[b], 3) if v in med and b in med and med[b] else None
 
-    common.emit_json({
-        "bench": "producer_cost",
-        "tether_p50_added_ms": added("asyncpg+tether"),
-        "tether_throughput_share": share("asyncpg+tether"),
-        "baseline_p50_ms": lat.get("asyncpg", {}).get("p50"),
-        "tether_p50_ms": lat.get("asyncpg+tether", {}).get("p50"),
-        "baseline_tx_per_s": round(med["asyncpg"]) if "asyncpg" in med else None,
-        "tether_tx_per_s": round(med["asyncpg+tether"]) if "asyncpg+tether" in med else None,
-        "peer": "faststream-outbox",
-        "peer_p50_added_ms": added("sqlalchemy+faststream"),
-        "peer_throughput_share": share("sqlalchemy+faststream"),
-        "sqlalchemy_tether_p50_added_ms": added("sqlalchemy+tether"),
-        "sqlalchemy_tether_throughput_share": share("sqlalchemy+tether"),
-        "notify_p50_added_ms": added("asyncpg+tether_notify"),
-        "notify_throughput_share": share("asyncpg+tether_notify"),
-        "latency_ms": lat,
-        "throughput_tx_per_s": {v: [round(x) for x in xs] for v, xs in tput.items()},
-        "settings": asdict(settings),
-        **common.environment(),
-    })
+    common.emit_json(
+        {
+            "bench": "producer_cost",
+            "tether_p50_added_ms": added("asyncpg+tether"),
+            "tether_throughput_share": share("asyncpg+tether"),
+            "baseline_p50_ms": lat.get("asyncpg", {}).get("p50"),
+            "tether_p50_ms": lat.get("asyncpg+tether", {}).get("p50"),
+            "baseline_tx_per_s": round(med["asyncpg"]) if "asyncpg" in med else None,
+            "tether_tx_per_s": round(med["asyncpg+tether"]) if "asyncpg+tether" in med else None,
+            "peer": "faststream-outbox",
+            "peer_p50_added_ms": added("sqlalchemy+faststream"),
+            "peer_throughput_share": share("sqlalchemy+faststream"),
+            "sqlalchemy_tether_p50_added_ms": added("sqlalchemy+tether"),
+            "sqlalchemy_tether_throughput_share": share("sqlalchemy+tether"),
+            "notify_p50_added_ms": added("asyncpg+tether_notify"),
+            "notify_throughput_share": share("asyncpg+tether_notify"),
+            "latency_ms": lat,
+            "throughput_tx_per_s": {v: [round(x) for x in xs] for v, xs in tput.items()},
+            "settings": asdict(settings),
+            **common.environment(),
+        }
+    )
 
 
 def parse_args() -> Settings:
@@ -381,14 +431,23 @@ def parse_args() -> Settings:
     p.add_argument("--tx", type=int, default=s.tx)
     p.add_argument("--seconds", type=float, default=s.seconds)
     p.add_argument("--clients", type=int, default=s.clients)
-    p.add_argument("--procs", type=int, default=s.procs,
-                   help="processes the producers are spread over (default: one each)")
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=s.procs,
+        help="processes the producers are spread over (default: one each)",
+    )
     p.add_argument("--rounds", type=int, default=s.rounds)
     p.add_argument("--variants", default=",".join(s.variants))
     a = p.parse_args()
-    return Settings(tx=a.tx, seconds=a.seconds, clients=a.clients,
-                    procs=max(1, min(a.procs, a.clients)), rounds=a.rounds,
-                    variants=tuple(a.variants.split(",")))
+    return Settings(
+        tx=a.tx,
+        seconds=a.seconds,
+        clients=a.clients,
+        procs=max(1, min(a.procs, a.clients)),
+        rounds=a.rounds,
+        variants=tuple(a.variants.split(",")),
+    )
 
 
 if __name__ == "__main__":

@@ -122,8 +122,12 @@ async def load_bare(dsn: str, n: int) -> set[str]:
     try:
         await conn.execute(BARE_DDL)
         records = [
-            (uuid.UUID(eid), "order", "OrderPlaced",
-             orjson.dumps(common.make_payload(i, eid)).decode())
+            (
+                uuid.UUID(eid),
+                "order",
+                "OrderPlaced",
+                orjson.dumps(common.make_payload(i, eid)).decode(),
+            )
             for i, eid in enumerate(ids)
         ]
         await conn.copy_records_to_table(
@@ -212,7 +216,7 @@ async def load_tether(dsn: str, n: int) -> set[str]:
 # drains until "stop", then reports what it did.
 
 
-def _wait_event(ev: Any) -> Coroutine[Any, Any, bool]:
+def _wait_event(ev: Any) -> asyncio.Future[bool]:
     return asyncio.get_running_loop().run_in_executor(None, ev.wait)
 
 
@@ -257,7 +261,8 @@ async def bare_worker(
                 q = load("tether.outbox", "relay_pg.sql")
                 await conn.execute("SET plan_cache_mode = force_custom_plan")
                 claim = q["claim"].numbered.replace(
-                    "SELECT t.seq, t.id, t.type,", "SELECT t.seq, t.id::text, t.payload::text,")
+                    "SELECT t.seq, t.id, t.type,", "SELECT t.seq, t.id::text, t.payload::text,"
+                )
                 pick = await conn.prepare(claim)
                 finish = await conn.prepare(q["delete_published"].numbered)
             else:
@@ -265,8 +270,7 @@ async def bare_worker(
                     "SELECT seq, id::text, payload::text FROM bare_outbox "
                     "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
                 )
-                finish = await conn.prepare(
-                    "DELETE FROM bare_outbox WHERE seq = ANY($1::bigint[])")
+                finish = await conn.prepare("DELETE FROM bare_outbox WHERE seq = ANY($1::bigint[])")
             ready.put(("ready", os.getpid(), task_no))
             await _wait_event(go)
             if task_no == 0:
@@ -286,7 +290,9 @@ async def bare_worker(
                     else:
                         for eid, payload in ((r[1], r[2]) for r in rows):
                             await nc.publish(
-                                target.subject, payload.encode(), reply=token,
+                                target.subject,
+                                payload.encode(),
+                                reply=token,
                                 headers={"Nats-Msg-Id": eid},
                             )
                     await asyncio.wait_for(fut, 30)
@@ -312,7 +318,12 @@ async def _publish_raw(nc: Any, subject: bytes, reply: bytes, rows: list[Any]) -
         hdr = b"NATS/1.0\r\nNats-Msg-Id: " + eid.encode() + b"\r\n\r\n"
         body = payload.encode()
         frames += b"HPUB %b %b %d %d\r\n%b%b\r\n" % (
-            subject, reply, len(hdr), len(hdr) + len(body), hdr, body
+            subject,
+            reply,
+            len(hdr),
+            len(hdr) + len(body),
+            hdr,
+            body,
         )
     await nc._send_command(bytes(frames))
     await nc._flush_pending()
@@ -391,8 +402,13 @@ async def tether_worker(
     cpu = time.process_time() - cpu0
     await sink.close()
     await store.close()
-    return {"cpu_s": cpu, "published": relay.stats.published, "batches": relay.stats.batches,
-            "loop_errors": relay.stats.loop_errors, "last_error": relay.stats.last_error}
+    return {
+        "cpu_s": cpu,
+        "published": relay.stats.published,
+        "batches": relay.stats.batches,
+        "loop_errors": relay.stats.loop_errors,
+        "last_error": relay.stats.last_error,
+    }
 
 
 WORKERS: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
@@ -470,9 +486,21 @@ def _start_profiler(pids: list[int], settings: Settings, tag: str) -> list[Any]:
         py_spy = str(Path(sys.executable).parent / "py-spy")
         procs.append(
             subprocess.Popen(
-                [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format",
-                 "raw", "--output", str(out), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         )
     time.sleep(1.0)
@@ -533,8 +561,11 @@ async def drain(target: Target, settings: Settings, n: int) -> tuple[float, list
 
 
 LOADERS = {
-    "bare": load_bare, "bare_raw": load_bare, "bare_tt": load_tether,
-    "faststream": load_faststream, "tether": load_tether,
+    "bare": load_bare,
+    "bare_raw": load_bare,
+    "bare_tt": load_tether,
+    "faststream": load_faststream,
+    "tether": load_tether,
 }
 TABLES = {
     "bare": ("bare_outbox", "SELECT count(*) FROM bare_outbox"),
@@ -557,13 +588,17 @@ async def one_round(contender: str, settings: Settings, rnd: int, tag: str) -> R
         except Exception as exc:
             if await common.services_fingerprint() == before:
                 raise
-            print(f"  [{contender} r{rnd}] NATS/Postgres restarted during the run ({exc!r}); "
-                  "repeating", flush=True)
+            print(
+                f"  [{contender} r{rnd}] NATS/Postgres restarted during the run ({exc!r}); "
+                "repeating",
+                flush=True,
+            )
             continue
         if await common.services_fingerprint() == before:
             return res
-        print(f"  [{contender} r{rnd}] NATS/Postgres restarted during the run; repeating",
-              flush=True)
+        print(
+            f"  [{contender} r{rnd}] NATS/Postgres restarted during the run; repeating", flush=True
+        )
     raise common.ServicesRestarted(f"{contender}: services kept restarting")
 
 
@@ -580,8 +615,11 @@ async def _one_round(contender: str, settings: Settings, rnd: int, tag: str) -> 
         load_s = time.monotonic() - t
         await common.create_stream(stream, [subject])
         try:
-            print(f"  [{contender} r{rnd}] loaded {n} in {load_s:.1f}s; draining "
-                  f"({common.load_note()})", flush=True)
+            print(
+                f"  [{contender} r{rnd}] loaded {n} in {load_s:.1f}s; draining "
+                f"({common.load_note()})",
+                flush=True,
+            )
             seconds, reports = await drain(target, settings, n)
             read, ids = await common.collect_msg_ids(stream, subject)
         finally:
@@ -597,11 +635,15 @@ async def _one_round(contender: str, settings: Settings, rnd: int, tag: str) -> 
         distinct_ids=len(ids),
         ids_match=ids == expected,
         cpu_us_per_event=round(
-            sum(r[2].get("cpu_s", 0.0) for r in reports if r[0] == "ok") / n * 1e6, 1),
+            sum(r[2].get("cpu_s", 0.0) for r in reports if r[0] == "ok") / n * 1e6, 1
+        ),
     )
-    print(f"  [{contender} r{rnd}] {res.per_s} events/s in {res.seconds}s, relay CPU "
-          f"{res.cpu_us_per_event} us/event; stream {read} msgs, "
-          f"{len(ids)} distinct ids, ids match: {res.ids_match}", flush=True)
+    print(
+        f"  [{contender} r{rnd}] {res.per_s} events/s in {res.seconds}s, relay CPU "
+        f"{res.cpu_us_per_event} us/event; stream {read} msgs, "
+        f"{len(ids)} distinct ids, ids match: {res.ids_match}",
+        flush=True,
+    )
     return res
 
 
@@ -625,16 +667,29 @@ def report(results: list[Result], settings: Settings) -> None:
     rows = []
     for c, rs in by.items():
         ok = all(r.ids_match and r.stream_msgs == r.events for r in rs)
-        rows.append([
-            c, rs[0].procs, settings.events, " / ".join(str(r.per_s) for r in rs),
-            round(med[c]), round(common.median(r.cpu_us_per_event for r in rs), 1),
-            "yes" if ok else "NO",
-        ])
+        rows.append(
+            [
+                c,
+                rs[0].procs,
+                settings.events,
+                " / ".join(str(r.per_s) for r in rs),
+                round(med[c]),
+                round(common.median(r.cpu_us_per_event for r in rs), 1),
+                "yes" if ok else "NO",
+            ]
+        )
     common.print_table(
         f"Relay drain, {settings.events} events of ~{common.PAYLOAD_BYTES} B, "
         "Postgres -> JetStream",
-        ["contender", "procs", "events", "events/s per round", "median events/s",
-         "relay CPU us/event", "all ids, once"],
+        [
+            "contender",
+            "procs",
+            "events",
+            "events/s per round",
+            "median events/s",
+            "relay CPU us/event",
+            "all ids, once",
+        ],
         rows,
     )
     t, f, b, raw = med.get("tether"), med.get("faststream"), med.get("bare"), med.get("bare_raw")
@@ -671,8 +726,12 @@ def parse_args() -> Settings:
     p.add_argument("--contenders", default=",".join(s.contenders))
     p.add_argument("--tether-procs", type=int, default=s.tether_procs)
     p.add_argument("--tether-batch", type=int, default=s.tether_batch)
-    p.add_argument("--tether-opt", action="append", default=[],
-                   help="extra RelayConfig field, KEY=VALUE (repeatable)")
+    p.add_argument(
+        "--tether-opt",
+        action="append",
+        default=[],
+        help="extra RelayConfig field, KEY=VALUE (repeatable)",
+    )
     p.add_argument("--fs-procs", type=int, default=s.fs_procs)
     p.add_argument("--fs-workers", type=int, default=s.fs_workers)
     p.add_argument("--fs-fetch", type=int, default=s.fs_fetch)
@@ -686,13 +745,23 @@ def parse_args() -> Settings:
     extra: dict[str, Any] = {}
     for kv in a.tether_opt:
         key, _, value = kv.partition("=")
-        extra[key] = orjson.loads(value) if value[:1] in "0123456789-[{tf\"n" else value
+        extra[key] = orjson.loads(value) if value[:1] in '0123456789-[{tf"n' else value
     return Settings(
-        events=a.events, rounds=a.rounds, contenders=tuple(a.contenders.split(",")),
-        tether_procs=a.tether_procs, tether_batch=a.tether_batch, tether_extra=extra,
-        fs_procs=a.fs_procs, fs_workers=a.fs_workers, fs_fetch=a.fs_fetch, fs_flush=a.fs_flush,
-        bare_procs=a.bare_procs, bare_tasks=a.bare_tasks, bare_batch=a.bare_batch,
-        timeout=a.timeout, profile=a.profile,
+        events=a.events,
+        rounds=a.rounds,
+        contenders=tuple(a.contenders.split(",")),
+        tether_procs=a.tether_procs,
+        tether_batch=a.tether_batch,
+        tether_extra=extra,
+        fs_procs=a.fs_procs,
+        fs_workers=a.fs_workers,
+        fs_fetch=a.fs_fetch,
+        fs_flush=a.fs_flush,
+        bare_procs=a.bare_procs,
+        bare_tasks=a.bare_tasks,
+        bare_batch=a.bare_batch,
+        timeout=a.timeout,
+        profile=a.profile,
     )
 
 

@@ -74,8 +74,9 @@ class Settings:
 # --------------------------------------------------------------------------- child processes
 
 
-def _relay_child(dsn: str, subject: str, relay_opts: dict[str, Any], batch: int,
-                 ready: Any, stop: Any) -> None:
+def _relay_child(
+    dsn: str, subject: str, relay_opts: dict[str, Any], batch: int, ready: Any, stop: Any
+) -> None:
     common.use_uvloop()
 
     async def main() -> None:
@@ -104,8 +105,9 @@ def _relay_child(dsn: str, subject: str, relay_opts: dict[str, Any], batch: int,
     asyncio.run(main())
 
 
-def _consumer_child(stream: str, subject: str, expected: int, ready: Any, out: Any,
-                    stop: Any) -> None:
+def _consumer_child(
+    stream: str, subject: str, expected: int, ready: Any, out: Any, stop: Any
+) -> None:
     common.use_uvloop()
 
     async def main() -> None:
@@ -156,8 +158,7 @@ async def produce(dsn: str, settings: Settings, notify: bool) -> list[Sent]:
     from tether.outbox import add_event
 
     total = settings.warmup + settings.events
-    pool = await asyncpg.create_pool(dsn, min_size=settings.producers,
-                                     max_size=settings.producers)
+    pool = await asyncpg.create_pool(dsn, min_size=settings.producers, max_size=settings.producers)
     sent: list[Sent] = []
     clock = time.time
     interval = 1.0 / settings.rate
@@ -167,9 +168,15 @@ async def produce(dsn: str, settings: Settings, notify: bool) -> list[Sent]:
         async with pool.acquire() as conn:
             start = clock()  # lateness counts the wait for a free connection too
             async with conn.transaction():
-                await add_event(conn, "OrderPlaced", common.make_payload(i, str(eid)),
-                                aggregate_type="order", aggregate_id=str(i), id=eid,
-                                notify=notify)
+                await add_event(
+                    conn,
+                    "OrderPlaced",
+                    common.make_payload(i, str(eid)),
+                    aggregate_type="order",
+                    aggregate_id=str(i),
+                    id=eid,
+                    notify=notify,
+                )
             committed = clock()
         sent.append(Sent(str(eid), due, start, committed))
 
@@ -189,7 +196,7 @@ async def produce(dsn: str, settings: Settings, notify: bool) -> list[Sent]:
     finally:
         await pool.close()
     sent.sort(key=lambda s: s.due)
-    return sent[settings.warmup:]
+    return sent[settings.warmup :]
 
 
 # --------------------------------------------------------------------------- one mode
@@ -233,12 +240,17 @@ async def run_mode(mode: str, settings: Settings, rnd: int, tag: str) -> ModeRes
         await conn.execute(full_schema_sql())
         await conn.close()
         await common.create_stream(stream, [subject])
-        procs = [ctx.Process(target=_consumer_child,
-                             args=(stream, subject, total, ready, out, stop), daemon=True)]
+        procs = [
+            ctx.Process(
+                target=_consumer_child, args=(stream, subject, total, ready, out, stop), daemon=True
+            )
+        ]
         procs += [
-            ctx.Process(target=_relay_child,
-                        args=(dsn, subject, spec["relay"], settings.batch, ready, stop),
-                        daemon=True)
+            ctx.Process(
+                target=_relay_child,
+                args=(dsn, subject, spec["relay"], settings.batch, ready, stop),
+                daemon=True,
+            )
             for _ in range(settings.relay_procs)
         ]
         try:
@@ -247,8 +259,11 @@ async def run_mode(mode: str, settings: Settings, rnd: int, tag: str) -> ModeRes
             for _ in procs:
                 await loop.run_in_executor(None, ready.get, True, 60)
             await asyncio.sleep(0.5)
-            print(f"  [{mode} r{rnd}] producing {total} events at {settings.rate:g}/s "
-                  f"({common.load_note()})", flush=True)
+            print(
+                f"  [{mode} r{rnd}] producing {total} events at {settings.rate:g}/s "
+                f"({common.load_note()})",
+                flush=True,
+            )
             t_start = time.time()
             sent = await produce(dsn, settings, spec["notify"])
             t_prod = time.time() - t_start
@@ -265,17 +280,27 @@ async def run_mode(mode: str, settings: Settings, rnd: int, tag: str) -> ModeRes
     due = sorted(arrived[s.id] - s.due for s in sent if s.id in arrived)
     late = sorted(s.start - s.due for s in sent)
     res = ModeResult(
-        mode=mode, round=rnd, events=len(sent), received=len(commit),
+        mode=mode,
+        round=rnd,
+        events=len(sent),
+        received=len(commit),
         missing=len(sent) - len(commit),
-        commit_p50_ms=_ms(commit, 50), commit_p95_ms=_ms(commit, 95),
-        commit_p99_ms=_ms(commit, 99), commit_max_ms=_ms(commit, 100),
-        due_p50_ms=_ms(due, 50), due_p99_ms=_ms(due, 99),
-        late_p50_ms=_ms(late, 50), late_p99_ms=_ms(late, 99),
+        commit_p50_ms=_ms(commit, 50),
+        commit_p95_ms=_ms(commit, 95),
+        commit_p99_ms=_ms(commit, 99),
+        commit_max_ms=_ms(commit, 100),
+        due_p50_ms=_ms(due, 50),
+        due_p99_ms=_ms(due, 99),
+        late_p50_ms=_ms(late, 50),
+        late_p99_ms=_ms(late, 99),
         achieved_rate=round(total / t_prod),
     )
-    print(f"  [{mode} r{rnd}] commit->receipt p50 {res.commit_p50_ms} p95 {res.commit_p95_ms} "
-          f"p99 {res.commit_p99_ms} ms; producer lateness p99 {res.late_p99_ms} ms; "
-          f"missing {res.missing}", flush=True)
+    print(
+        f"  [{mode} r{rnd}] commit->receipt p50 {res.commit_p50_ms} p95 {res.commit_p95_ms} "
+        f"p99 {res.commit_p99_ms} ms; producer lateness p99 {res.late_p99_ms} ms; "
+        f"missing {res.missing}",
+        flush=True,
+    )
     return res
 
 
@@ -293,14 +318,38 @@ async def main(settings: Settings) -> None:
 
 def report(results: list[ModeResult], settings: Settings) -> None:
     rows = [
-        [r.mode, r.round, r.events, r.commit_p50_ms, r.commit_p95_ms, r.commit_p99_ms,
-         r.commit_max_ms, r.due_p50_ms, r.due_p99_ms, r.late_p50_ms, r.late_p99_ms, r.missing]
+        [
+            r.mode,
+            r.round,
+            r.events,
+            r.commit_p50_ms,
+            r.commit_p95_ms,
+            r.commit_p99_ms,
+            r.commit_max_ms,
+            r.due_p50_ms,
+            r.due_p99_ms,
+            r.late_p50_ms,
+            r.late_p99_ms,
+            r.missing,
+        ]
         for r in results
     ]
     common.print_table(
         f"Commit -> JetStream consumer latency (ms), open loop at {settings.rate:g} events/s",
-        ["mode", "round", "events", "p50", "p95", "p99", "max", "due p50", "due p99",
-         "late p50", "late p99", "missing"],
+        [
+            "mode",
+            "round",
+            "events",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "due p50",
+            "due p99",
+            "late p50",
+            "late p99",
+            "missing",
+        ],
         rows,
     )
     best: dict[str, dict[str, float]] = {}
@@ -314,20 +363,22 @@ def report(results: list[ModeResult], settings: Settings) -> None:
                 "late_p99_ms": round(common.median(r.late_p99_ms for r in rs), 2),
             }
     default = best.get("notify") or next(iter(best.values()), {})
-    common.emit_json({
-        "bench": "relay_latency",
-        "rate": settings.rate,
-        "events": settings.events,
-        "tether_p50_ms": default.get("p50_ms"),
-        "tether_p95_ms": default.get("p95_ms"),
-        "tether_p99_ms": default.get("p99_ms"),
-        "target_p99_ms": 20,
-        "modes": best,
-        "all_received": all(r.missing == 0 for r in results),
-        "runs": [asdict(r) for r in results],
-        "settings": asdict(settings),
-        **common.environment(),
-    })
+    common.emit_json(
+        {
+            "bench": "relay_latency",
+            "rate": settings.rate,
+            "events": settings.events,
+            "tether_p50_ms": default.get("p50_ms"),
+            "tether_p95_ms": default.get("p95_ms"),
+            "tether_p99_ms": default.get("p99_ms"),
+            "target_p99_ms": 20,
+            "modes": best,
+            "all_received": all(r.missing == 0 for r in results),
+            "runs": [asdict(r) for r in results],
+            "settings": asdict(settings),
+            **common.environment(),
+        }
+    )
 
 
 def parse_args() -> Settings:
@@ -342,9 +393,16 @@ def parse_args() -> Settings:
     p.add_argument("--producers", type=int, default=s.producers)
     p.add_argument("--rounds", type=int, default=s.rounds)
     a = p.parse_args()
-    return Settings(rate=a.rate, events=a.events, warmup=a.warmup,
-                    modes=tuple(a.modes.split(",")), relay_procs=a.relay_procs, batch=a.batch,
-                    producers=a.producers, rounds=a.rounds)
+    return Settings(
+        rate=a.rate,
+        events=a.events,
+        warmup=a.warmup,
+        modes=tuple(a.modes.split(",")),
+        relay_procs=a.relay_procs,
+        batch=a.batch,
+        producers=a.producers,
+        rounds=a.rounds,
+    )
 
 
 if __name__ == "__main__":
