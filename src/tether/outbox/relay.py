@@ -154,6 +154,7 @@ class Relay:
         last_work = time.monotonic()
         failures = 0
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 report = await self.run_once()
                 failures = 0
@@ -171,8 +172,14 @@ class Relay:
             if report.claimed:
                 last_work = now
             idle = now - last_work > self.config.idle_after
-            timeout = self.config.idle_poll_interval if idle else self.config.poll_interval
-            await _wait_for_work(stop, self._store, timeout)
+            interval = self.config.idle_poll_interval if idle else self.config.poll_interval
+            # Polls keep a fixed cadence from the start of the last claim: sleeping a whole
+            # interval after each batch would add the batch's own time to every event's wait.
+            timeout = interval - (now - started)
+            if timeout > 0:
+                await _wait_for_work(stop, self._store, timeout)
+            else:
+                await asyncio.sleep(0)
 
     async def _deliver(
         self, claimed: Sequence[ClaimedEvent]

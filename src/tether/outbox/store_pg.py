@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +34,9 @@ MAX_ERROR_CHARS = 2000
 
 
 def row_to_claimed(row: Any) -> ClaimedEvent:
-    # asyncpg returns its own UUID subclass; a plain UUID keeps events comparable and picklable.
-    return claimed_from_row(
-        row, id=uuid.UUID(bytes=row[1].bytes), created_at=row[11], done_sinks=row[19]
-    )
+    # asyncpg's UUID is a uuid.UUID subclass that compares, hashes and pickles like one, and its
+    # str() is ten times cheaper: copying it into a plain UUID cost ~1.6 us per event.
+    return claimed_from_row(row, id=row[1], created_at=row[11], done_sinks=row[19])
 
 
 @dataclass(slots=True)
