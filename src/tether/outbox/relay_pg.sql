@@ -2,27 +2,24 @@
 -- batch's transaction ends, and a crashed relay's transaction rolls back and frees them.
 
 -- name: claim
--- MATERIALIZED keeps the planner from re-running the SKIP LOCKED pick per row once the table
--- grows past the size it was planned for; the relay also forces custom plans on its sessions.
-WITH c AS MATERIALIZED (
-    SELECT o.seq
-    FROM tether_outbox o
-    WHERE o.state = 'pending'
-      AND o.available_at <= now()
-      AND (o.partition_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM tether_outbox p
-            WHERE p.partition_key = o.partition_key
-              AND p.seq < o.seq
-              AND p.state IN ('pending', 'claimed')))
-    ORDER BY o.seq
-    LIMIT :limit
-    FOR UPDATE OF o SKIP LOCKED
-)
-SELECT t.seq, t.id, t.type, t.payload, t.topic, t.version, t.tenant_id, t.aggregate_type,
-       t.aggregate_id, t.partition_key, t.source, t.created_at, t.user_id, t.correlation_id,
-       t.causation_id, t.traceparent, t.idempotency_key, t.attempts, t.max_attempts, t.done_sinks
-FROM tether_outbox t JOIN c USING (seq)
-ORDER BY t.seq
+-- One flat locking select: no sub-select for a cached generic plan to re-run per row (the trap
+-- that made a CTE-less "WHERE seq IN (SELECT ... SKIP LOCKED)" return thousands of rows), and no
+-- join back to the table, which measured 35-40% slower per 1000-row claim. Relay sessions force
+-- custom plans and keep bitmap scans off (store_pg.SERVER_SETTINGS).
+SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
+       o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
+       o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
+FROM tether_outbox o
+WHERE o.state = 'pending'
+  AND o.available_at <= now()
+  AND (o.partition_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tether_outbox p
+        WHERE p.partition_key = o.partition_key
+          AND p.seq < o.seq
+          AND p.state IN ('pending', 'claimed')))
+ORDER BY o.seq
+LIMIT :limit
+FOR UPDATE OF o SKIP LOCKED
 
 -- name: followers
 -- The rows after each claimed head, in order. Rows not yet due end a run (the relay cuts it
