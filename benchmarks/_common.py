@@ -1,4 +1,4 @@
-"""Shared helpers for the outbox relay benchmarks (issue 2): services, payloads, output.
+"""Shared helpers for the outbox relay benchmarks: services, payloads, output.
 
 Every benchmark creates its own PostgreSQL database (``tether_bench_<random>``) and its own
 JetStream streams, and removes them afterwards, so runs never see each other's data.

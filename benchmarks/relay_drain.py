@@ -8,8 +8,9 @@ Contenders (each drains its own table into its own fresh stream, one after the o
                   ``--tether-procs`` processes.
 * ``faststream``  faststream-outbox 0.19 relaying to faststream's NatsBroker JetStream
                   publisher (the documented ``@nats_publisher @outbox.subscriber`` stack).
-* ``bare``        a bare asyncpg + nats-py loop written here, the ceiling named in
-                  PERFORMANCE.md: one transaction per batch (SELECT ... FOR UPDATE SKIP LOCKED,
+* ``bare``        a bare asyncpg + nats-py loop written here, the ceiling, in the
+                  fastest known design: one transaction per batch (SELECT ... FOR UPDATE
+                  SKIP LOCKED,
                   core ``nc.publish`` of each event to the stream subject with a reply inbox,
                   wait for every JetStream ack, DELETE, COMMIT); ``--bare-procs`` x
                   ``--bare-tasks``.

@@ -4,7 +4,7 @@ What it adds to the app:
 * ``Cap``: every capability the desk checks, declared in code and synced at start-up.
 * ``ROLES``: trader, approver, compliance, auditor, as org-scoped roles.
 * ``need(Cap.X)``: the route dependency (``dependencies=[need(Cap.PARTNER_CREATE)]``).
-* ``router``: the seeds' examples that need more than one capability or an owner check:
+* ``router``: the reference examples that need more than one capability or an owner check:
   edit an availability (own vs any), approve one, approve a trade (over Rs 1 Cr needs
   ``trade:approve-high-value`` on top), verify a partner's KYC.
 The user is the authenticated principal and the organization is the caller's tenant, both
@@ -170,7 +170,7 @@ async def stop(app: FastAPI) -> None:
     await app.state.authz.store.close()
 
 
-# --- the seeds' examples -------------------------------------------------------------------
+# --- the reference examples ----------------------------------------------------------------
 
 router = APIRouter(tags=["authorization examples"])
 _Row = TypeVar("_Row", Availability, Partner, Match)
