@@ -13,6 +13,7 @@ claimed; no other relay can take them, since their head is still live until this
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -92,6 +93,25 @@ def merge_runs(heads: list[Any], followers: Sequence[Any], limit: int) -> list[A
             break
         out.append(row)
     return out
+
+
+class Wakeup:
+    """A wake-up signal a store's ``wait`` blocks on: set by LISTEN callbacks or producers."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self, *_: object) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True if woken before ``timeout`` seconds, False on timeout."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
 
 
 class OutboxBatch(Protocol):

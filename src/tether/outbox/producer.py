@@ -8,6 +8,7 @@ returns the event written the first time instead of adding another.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,22 @@ def _key_values(event: Event) -> dict[str, object]:
     }
 
 
+# The write is one sans-I/O routine: it yields (query, values) and receives the rows, so the
+# async and the sync entry points below only differ in how they execute a query.
+_Steps = Generator[tuple[Query, dict[str, object]], drivers.Rows, EventRef]
+
+
+def _steps(target: object, event: Event, notify: bool, max_attempts: int | None) -> _Steps:
+    insert, claim_key, find_key = _plan(target, event, notify)
+    if event.idempotency_key is not None:
+        claimed = yield claim_key, _key_values(event)
+        if not claimed:
+            rows = yield find_key, _key_values(event)
+            return EventRef(parse_id(rows[0][0]), created=False, event=event)
+    yield insert, _values(event, max_attempts)
+    return EventRef(event.id, created=True, event=event)
+
+
 async def add_event(
     target: object,
     type: str,
@@ -120,15 +137,15 @@ async def add_event(
     after commit (one notification per transaction, however many events); leave it off under
     heavy write load, where relays poll instead (see docs/outbox.md).
     """
-    event = _build(type, payload, fields)
-    insert, claim_key, find_key = _plan(target, event, notify)
-    if event.idempotency_key is not None:
-        claimed = await drivers.execute(target, claim_key, _key_values(event))
-        if not claimed:
-            rows = await drivers.execute(target, find_key, _key_values(event))
-            return EventRef(parse_id(rows[0][0]), created=False, event=event)
-    await drivers.execute(target, insert, _values(event, max_attempts))
-    return EventRef(event.id, created=True, event=event)
+    steps = _steps(target, _build(type, payload, fields), notify, max_attempts)
+    rows: drivers.Rows | None = None
+    try:
+        while True:
+            query, values = steps.send(rows)  # type: ignore[arg-type]
+            rows = await drivers.execute(target, query, values)
+    except StopIteration as done:
+        result: EventRef = done.value
+        return result
 
 
 def add_event_sync(
@@ -142,12 +159,12 @@ def add_event_sync(
 ) -> EventRef:
     """:func:`add_event` for synchronous handles: SQLAlchemy ``Session``/``Connection``,
     psycopg ``Connection``, sqlite3 ``Connection``."""
-    event = _build(type, payload, fields)
-    insert, claim_key, find_key = _plan(target, event, notify)
-    if event.idempotency_key is not None:
-        claimed = drivers.execute_sync(target, claim_key, _key_values(event))
-        if not claimed:
-            rows = drivers.execute_sync(target, find_key, _key_values(event))
-            return EventRef(parse_id(rows[0][0]), created=False, event=event)
-    drivers.execute_sync(target, insert, _values(event, max_attempts))
-    return EventRef(event.id, created=True, event=event)
+    steps = _steps(target, _build(type, payload, fields), notify, max_attempts)
+    rows: drivers.Rows | None = None
+    try:
+        while True:
+            query, values = steps.send(rows)  # type: ignore[arg-type]
+            rows = drivers.execute_sync(target, query, values)
+    except StopIteration as done:
+        result: EventRef = done.value
+        return result

@@ -11,7 +11,14 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, claimed_from_row, merge_runs
+from tether.outbox.ports import (
+    ClaimedEvent,
+    OutboxBatch,
+    Retry,
+    Wakeup,
+    claimed_from_row,
+    merge_runs,
+)
 from tether.store.sqlfile import load
 
 CHANNEL = "tether_outbox"
@@ -71,7 +78,7 @@ class PostgresOutboxStore:
         self._pool = pool
         self._dsn = dsn
         self._keep = keep_published
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
         self._listener: asyncpg.Connection | None = None
 
     @classmethod
@@ -93,26 +100,18 @@ class PostgresOutboxStore:
                 rows = merge_runs(rows, await conn.fetch(_FOLLOWERS, keys, heads, run - 1), limit)
             yield _Batch(conn, [row_to_claimed(r) for r in rows], self._keep)
 
-    def _notified(self, *_: object) -> None:
-        self._wakeup.set()
-
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
         # A lost listener only costs latency (polling continues), so failures here are quiet.
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
             conn = await asyncpg.connect(self._dsn, timeout=2)
-            await conn.add_listener(CHANNEL, self._notified)
+            await conn.add_listener(CHANNEL, self._wakeup.set)
             self._listener = conn
 
     async def wait(self, timeout: float) -> bool:
         await self._ensure_listener()
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._wakeup.clear()
-        return True
+        return await self._wakeup.wait(timeout)
 
     async def close(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

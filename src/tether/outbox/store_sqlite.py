@@ -17,7 +17,14 @@ from typing import Any
 import aiosqlite
 
 from tether.core import jsonutil
-from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, claimed_from_row, merge_runs
+from tether.outbox.ports import (
+    ClaimedEvent,
+    OutboxBatch,
+    Retry,
+    Wakeup,
+    claimed_from_row,
+    merge_runs,
+)
 from tether.store.drivers import sqlite_time
 from tether.store.sqlfile import load
 from tether.store.sqlite.ddl import PRAGMAS, migrate
@@ -76,7 +83,7 @@ class SqliteOutboxStore:
         self._conn = conn
         self._keep = keep_published
         self._lock = asyncio.Lock()
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
 
     @classmethod
     async def connect(cls, path: str, *, keep_published: bool = False) -> SqliteOutboxStore:
@@ -121,12 +128,7 @@ class SqliteOutboxStore:
         self._wakeup.set()
 
     async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._wakeup.clear()
-        return True
+        return await self._wakeup.wait(timeout)
 
     async def close(self) -> None:
         await self._conn.close()
