@@ -203,6 +203,13 @@ class JetStreamSink:
                 await self._publish_each(events, batch, keys)
             if keys:
                 await self._wait_for_acks(batch)
+                if all(key in self._pending for key in keys):
+                    # Not one ack for the whole batch: a hung server or a stream that stopped
+                    # answering, not a fault of these events. Raising keeps their attempts.
+                    raise SinkUnavailableError(
+                        f"sink {self.name!r}: JetStream acknowledged none of {len(keys)} "
+                        f"event(s) within {self.ack_timeout}s"
+                    )
         except (_Disconnected, nats.errors.ConnectionClosedError, OSError) as exc:
             raise SinkUnavailableError(
                 f"sink {self.name!r}: lost the NATS connection while publishing; "
