@@ -30,7 +30,7 @@ import psycopg
 
 from tether.authz import Authz, Registry, SqlAuthzStore
 from tether.authz import tables as t
-from tether.store.postgres import schema
+from tether.store.postgres import ddl as schema
 
 ADMIN_DSN = os.environ.get("TETHER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESOURCES = ["availability", "requirement", "match", "trade", "partner"]

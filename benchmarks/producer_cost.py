@@ -206,7 +206,7 @@ def fs_table() -> Any:
 async def setup(dsn: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from tether.store.postgres.schema import full_schema_sql
+    from tether.store.postgres.ddl import full_schema_sql
 
     conn = await asyncpg.connect(dsn)
     try:

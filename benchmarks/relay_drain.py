@@ -178,7 +178,7 @@ async def load_faststream(dsn: str, n: int) -> set[str]:
 async def load_tether(dsn: str, n: int) -> set[str]:
     """Create Tether's schema and load it with ``add_event`` in transactions of 1000 events."""
     from tether.outbox import add_event
-    from tether.store.postgres.schema import full_schema_sql
+    from tether.store.postgres.ddl import full_schema_sql
 
     conn = await asyncpg.connect(dsn)
     try:

@@ -225,7 +225,7 @@ def _ms(values: list[float], p: float) -> float:
 
 
 async def run_mode(mode: str, settings: Settings, rnd: int, tag: str) -> ModeResult:
-    from tether.store.postgres.schema import full_schema_sql
+    from tether.store.postgres.ddl import full_schema_sql
 
     spec = MODES[mode]
     stream = f"LAT_{tag}_{mode}_{rnd}".upper()

@@ -9,7 +9,7 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tether.store.postgres import schema as pg_schema
+from tether.store.postgres import ddl as pg_schema
 from tether.store.sqlite import ddl as sqlite_ddl
 
 
@@ -23,7 +23,7 @@ async def create_schema(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
             exists = await conn.scalar(text("SELECT to_regclass('tether_outbox') IS NOT NULL"))
             if not exists:
-                await conn.exec_driver_sql(pg_schema.full_schema_sql())  # type: ignore[attr-defined]
+                await conn.exec_driver_sql(pg_schema.full_schema_sql())
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import pg
 from tether.store import migrations
-from tether.store.postgres import schema
+from tether.store.postgres import ddl as schema
 
 
 def dump(dsn: str) -> str:

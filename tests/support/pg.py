@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg
 
 from tests.support.services import PG_ADMIN_DSN
-from tether.store.postgres import schema
+from tether.store.postgres import ddl as schema
 
 
 def _dsn_for(dbname: str) -> str:

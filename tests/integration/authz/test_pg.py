@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.authz import Authz, InvalidationWatcher, SqlAuthzStore, listen_dsn_of
 from tether.store.migrations import read_sql
-from tether.store.postgres import schema
+from tether.store.postgres import ddl as schema
 
 
 async def wait_until_denied(authz: Authz, user: str, cap: str, org: str) -> float:
