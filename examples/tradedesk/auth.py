@@ -43,3 +43,11 @@ def tenant_of(request: Request) -> str:
     if not tenant:
         raise HTTPException(401, "not authenticated")
     return str(tenant)
+
+
+def principal_of(request: Request) -> str:
+    """Route dependency: the authenticated caller."""
+    principal = getattr(request.state, "principal", None)
+    if not principal:
+        raise HTTPException(401, "not authenticated")
+    return str(principal)

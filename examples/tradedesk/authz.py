@@ -13,7 +13,6 @@ set by ``ApiKeyAuth``; with tokens, use ``OrgFrom.claim("org")`` instead.
 
 from __future__ import annotations
 
-import contextvars
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from examples.tradedesk.schemas import AvailabilityOut, MatchOut, PartnerOut
 from examples.tradedesk.settings import ApiClient
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tether.authz import (
@@ -82,32 +81,11 @@ def need(capability: Cap) -> Any:
 
 
 # --- ownership: who posted an availability -------------------------------------------------
-# The business tables have no author column, so the desk keeps one beside them, written in
-# the same transaction as the availability (an ORM hook), by the user the check let through.
-_metadata = MetaData()
-availability_authors = Table(
-    "td_availability_authors",
-    _metadata,
-    Column("availability_id", Integer, primary_key=True, autoincrement=False),
-    Column("user_id", String(64), nullable=False),
-)
-_principal: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "td_principal", default=None
-)
-
-
-@event.listens_for(Availability, "after_insert")
-def _remember_author(_mapper: Any, connection: Any, target: Availability) -> None:
-    user = _principal.get()
-    if user is not None:
-        connection.execute(
-            availability_authors.insert().values(availability_id=target.id, user_id=user)
-        )
+# Each availability records the principal that posted it (``posted_by``); ":own" checks it.
 
 
 async def _principal_of(request: Request) -> str | None:
     user = getattr(request.state, "principal", None)
-    _principal.set(user)
     return None if user is None else str(user)
 
 
@@ -120,9 +98,8 @@ async def _author_of_availability(request: Request, user: str) -> bool:
     sessions = request.app.state.sessions
     async with sessions() as session:
         author = await session.scalar(
-            select(availability_authors.c.user_id).where(
-                availability_authors.c.availability_id
-                == int(request.path_params["availability_id"])
+            select(Availability.posted_by).where(
+                Availability.id == int(request.path_params["availability_id"])
             )
         )
     return bool(author == user)
@@ -147,8 +124,6 @@ async def start(app: FastAPI, demo_clients: dict[str, ApiClient]) -> None:
     assert isinstance(store, SqlAuthzStore)
     if not store.is_postgres:
         await store.create_sqlite_schema()
-    async with store.engine.begin() as conn:
-        await conn.run_sync(_metadata.create_all)
     await authz.sync()
     for role, caps in ROLES.items():
         await authz.define_role(role, list(caps))

@@ -37,6 +37,7 @@ class Availability(Base):
     quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     location: Mapped[str] = mapped_column(String(120))
+    posted_by: Mapped[str] = mapped_column(String(64))  # the principal, for ":own" checks
 
 
 class Requirement(Base):

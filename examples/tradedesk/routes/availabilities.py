@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from examples.tradedesk import db
-from examples.tradedesk.auth import tenant_of
+from examples.tradedesk.auth import principal_of, tenant_of
 from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Availability
@@ -18,11 +18,12 @@ router = APIRouter(prefix="/availabilities", tags=["availabilities"])
 async def post_availability(
     body: AvailabilityIn,
     tenant: str = Depends(tenant_of),
+    principal: str = Depends(principal_of),
     session: AsyncSession = Depends(db.session),
 ) -> AvailabilityOut:
     async with session.begin():
         await partner_of_kind(session, body.partner_id, tenant, "seller")
-        row = Availability(tenant_id=tenant, **body.model_dump())
+        row = Availability(tenant_id=tenant, posted_by=principal, **body.model_dump())
         session.add(row)
         await session.flush()
         out = AvailabilityOut.model_validate(row)
