@@ -18,28 +18,13 @@ import nats
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
-from tests.support import services
+from tests.support import chaos
 from tether.core.envelope import Event, make_event
 from tether.core.errors import SinkUnavailableError
 from tether.sinks.base import Outcome
 from tether.sinks.jetstream import JetStreamSink
 
 pytestmark = [pytest.mark.chaos, pytest.mark.nats, pytest.mark.timeout(60)]
-
-STOP = [
-    "start-stop-daemon", "--stop", "--oknodo", "--retry", "10", "--exec", "/usr/sbin/nats-server",
-]
-START = [
-    "start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/nats-server",
-    "--", "-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server",
-    "-l", "/var/log/nats-server.log",
-]
-
-
-async def run(cmd: list[str]) -> None:
-    proc = await asyncio.create_subprocess_exec(*cmd)
-    assert await proc.wait() == 0, f"{cmd} failed"
-
 
 async def wait_until(check: Callable[[], bool], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -110,8 +95,7 @@ async def test_sink_survives_a_nats_restart_without_being_recreated(nats_url: st
             publisher = asyncio.create_task(loop.run())
             await wait_until(lambda: len(loop.acked) >= 2_000, "first acks", 10)
             try:
-                await run(STOP)
-                await wait_until(lambda: not services.answers("nats", 0.2), "NATS to stop", 5)
+                await asyncio.to_thread(chaos.stop, "nats")
                 down_before = loop.unavailable + loop.retryable_failures
                 await wait_until(
                     lambda: loop.unavailable + loop.retryable_failures > down_before,
@@ -119,8 +103,7 @@ async def test_sink_survives_a_nats_restart_without_being_recreated(nats_url: st
                 )
                 assert not publisher.done()
             finally:
-                await run(START)
-                await wait_until(lambda: services.answers("nats", 0.2), "port 4222", 15)
+                await asyncio.to_thread(chaos.start, "nats")
             loop.restarted = True
             await wait_until(lambda: loop.ok_after_restart >= 1_000, "acks after restart", 15)
             loop.producing = False
@@ -132,8 +115,6 @@ async def test_sink_survives_a_nats_restart_without_being_recreated(nats_url: st
         assert info.state.messages == len(loop.produced)  # once each despite re-publishes
     finally:
         await sink.close()
-        if not services.answers("nats"):
-            await run(START)
-            await wait_until(lambda: services.answers("nats", 0.2), "port 4222", 15)
+        await asyncio.to_thread(chaos.start, "nats")
         await js.delete_stream(name)
         await admin.close()

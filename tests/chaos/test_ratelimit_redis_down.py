@@ -7,7 +7,6 @@ closed port, tests/unit/http/test_ratelimit_middleware.py); this is the one real
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections import Counter
 
@@ -18,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.support import services
+from tests.support import chaos
 from tether.http.ratelimit import FailureMode, Limit, RateLimiter, RateLimitMiddleware, Rule, by_ip
 from tether.http.ratelimit.stores.redis import RedisRateLimitStore
 
@@ -42,16 +41,6 @@ def client_for(redis: Redis, mode: FailureMode) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
-async def wait_for(condition: object, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while not await asyncio.to_thread(condition):  # type: ignore[arg-type]
-            await asyncio.sleep(0.05)
-
-
-def restart_redis() -> None:
-    subprocess.run(services.START_COMMANDS["redis"], shell=True, check=False, timeout=30)
-
-
 async def test_redis_stopping_mid_traffic_keeps_each_policy(redis_url: str) -> None:
     redis = Redis.from_url(redis_url, socket_connect_timeout=0.2, socket_timeout=0.2)
     seen: dict[FailureMode, dict[str, Counter[int]]] = {
@@ -66,17 +55,10 @@ async def test_redis_stopping_mid_traffic_keeps_each_policy(redis_url: str) -> N
 
     try:
         await burst("up", 20)
-        subprocess.run(
-            ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"],
-            check=False,
-            timeout=10,
-            capture_output=True,
-        )
-        await wait_for(lambda: not services.answers("redis", 0.2), 10)
+        await asyncio.to_thread(chaos.stop, "redis")
         await burst("down", 20)
     finally:
-        restart_redis()
-        await wait_for(lambda: services.answers("redis", 0.2), 30)
+        await asyncio.to_thread(chaos.start, "redis")
     try:
         # After the cooldown the limiters ask Redis again and see it back.
         async with asyncio.timeout(15):
