@@ -19,6 +19,7 @@ import typer
 from tether.commands import common
 from tether.config import Database, Settings
 from tether.core.errors import SinkUnavailableError
+from tether.ops import instruments
 from tether.outbox.ports import OutboxStore
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.routing import Router
@@ -231,10 +232,8 @@ def relay(
         )
     with _logging_to_stderr(cfg.log_level), common.errors_handled(db.url):
         if cfg.metrics_port is not None:
-            from prometheus_client import start_http_server
-
             try:
-                start_http_server(cfg.metrics_port)
+                instruments.serve(cfg.metrics_port)
             except OSError as exc:
                 common.fail(f"cannot serve metrics on port {cfg.metrics_port}: {exc}")
             log.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)

@@ -1,14 +1,14 @@
-"""Prometheus counters of the rate limiter (registered once, on the default registry)."""
+"""The rate limiter's counters (no-ops without the ``metrics`` extra)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from tether.ops.instruments import counter
 
-STORE_ERRORS = Counter(
+STORE_ERRORS = counter(
     "tether_ratelimit_store_errors_total",
     "Rate-limit decisions the store could not make, by the failure policy applied.",
     ["policy"],
 )
-REJECTED = Counter(
+REJECTED = counter(
     "tether_ratelimit_rejected_total", "Requests refused with 429, by limit name.", ["limit"]
 )
