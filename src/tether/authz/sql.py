@@ -22,6 +22,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    literal_column,
     select,
     union_all,
     update,
@@ -49,6 +50,13 @@ CHANNEL = "tether_authz"
 _QUERIES = sqlfile.load("tether.authz", "queries.sql")
 _USER = t.user_capabilities
 _ROLES = t.user_roles
+# The unique index of direct grants: a NULL org (every org) collides with another NULL org.
+_GRANT_TERMS = ("expires_at", "granted_by", "granted_at")
+_USER_KEY = [
+    _USER.c.user_id,
+    func.coalesce(_USER.c.org_id, literal_column("''")),
+    _USER.c.capability,
+]
 
 
 def _load_statement() -> Any:
@@ -115,11 +123,17 @@ class _SqlTx:
 
     async def define_role(self, role: str, capabilities: Iterable[str]) -> None:
         await self._run(self.store._insert_ignore(t.roles).values(name=role))
+        # Two instances defining the same role at start-up take turns on the role's row, so
+        # neither deletes what the other is inserting; rows already right are left alone.
+        await self.session.execute(
+            select(t.roles.c.name).where(t.roles.c.name == role).with_for_update()
+        )
         rc = t.role_capabilities
-        await self._run(delete(rc).where(rc.c.role == role))
-        rows = [{"role": role, "capability": name} for name in sorted(set(capabilities))]
-        if rows:
-            await self._run(rc.insert(), rows)
+        names = sorted(set(capabilities))
+        await self._run(delete(rc).where(rc.c.role == role, rc.c.capability.not_in(names)))
+        if names:
+            rows = [{"role": role, "capability": name} for name in names]
+            await self._run(self.store._insert_ignore(rc), rows)
 
     async def grant(
         self,
@@ -131,15 +145,20 @@ class _SqlTx:
         granted_by: str | None,
         now: datetime,
     ) -> None:
-        await self.revoke(user, capability, org)
+        # One upsert, not delete-then-insert: concurrent grants of the same capability both
+        # succeed and the last one's expiry and author win.
         await self._run(
-            _USER.insert().values(
-                user_id=user,
-                org_id=org,
-                capability=capability,
-                expires_at=_utc(expires_at),
-                granted_by=granted_by,
-                granted_at=_utc(now),
+            self.store._upsert(
+                _USER,
+                {
+                    "user_id": user,
+                    "org_id": org,
+                    "capability": capability,
+                    "expires_at": _utc(expires_at),
+                    "granted_by": granted_by,
+                    "granted_at": _utc(now),
+                },
+                key=_USER_KEY,
             )
         )
 
@@ -163,15 +182,18 @@ class _SqlTx:
         granted_by: str | None,
         now: datetime,
     ) -> None:
-        await self.unassign_role(user, role, org)
         await self._run(
-            _ROLES.insert().values(
-                user_id=user,
-                org_id=org,
-                role=role,
-                expires_at=_utc(expires_at),
-                granted_by=granted_by,
-                granted_at=_utc(now),
+            self.store._upsert(
+                _ROLES,
+                {
+                    "user_id": user,
+                    "org_id": org,
+                    "role": role,
+                    "expires_at": _utc(expires_at),
+                    "granted_by": granted_by,
+                    "granted_at": _utc(now),
+                },
+                key=[_ROLES.c.user_id, _ROLES.c.org_id, _ROLES.c.role],
             )
         )
 
@@ -230,6 +252,12 @@ class SqlAuthzStore:
         insert = pg_insert if self.is_postgres else sqlite_insert
         return insert(table).on_conflict_do_nothing()
 
+    def _upsert(self, table: Any, row: dict[str, Any], *, key: list[Any]) -> Any:
+        """Insert a grant, or give the grant with the same ``key`` this one's terms."""
+        insert = (pg_insert if self.is_postgres else sqlite_insert)(table).values(row)
+        terms = {name: insert.excluded[name] for name in _GRANT_TERMS}
+        return insert.on_conflict_do_update(index_elements=key, set_=terms)
+
     async def create_sqlite_schema(self) -> None:
         """Create the tables on SQLite (Postgres uses the schema files and Alembic)."""
         async with self.engine.begin() as conn:
@@ -242,8 +270,9 @@ class SqlAuthzStore:
         async with self._sessions() as session, session.begin():
             stored = set((await session.execute(select(t.capabilities.c.name))).scalars())
             missing = sorted(wanted - stored)
-            if missing:
-                await session.execute(t.capabilities.insert(), [{"name": n} for n in missing])
+            if missing:  # other instances may be storing the same names right now
+                rows = [{"name": n} for n in missing]
+                await session.execute(self._insert_ignore(t.capabilities), rows)
 
     async def capabilities(self) -> frozenset[str]:
         async with self.engine.connect() as conn:
