@@ -13,8 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
-from tether.authz import Authz, Registry, SqlAuthzStore
 from tests.integration.authz.writer import CAPABILITIES, ROLE
+from tether.authz import Authz, Registry, SqlAuthzStore
 
 ROOT = Path(__file__).resolve().parents[3]
 PROCESSES = 8
