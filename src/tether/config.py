@@ -7,6 +7,7 @@ value, and what is allowed. Credentials in URLs are masked before they appear an
 The TOML file mirrors the models::
 
     database_url = "postgresql://app@127.0.0.1:5432/app"
+    database_pooler = "none"   # "transaction" behind PgBouncer in transaction mode
     metrics_port = 9108
 
     [relay]
@@ -24,6 +25,7 @@ and each key ``a.b_c`` has the environment variable ``TETHER_A_B_C``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -41,6 +43,7 @@ from pydantic.fields import FieldInfo
 
 from tether.core.backoff import RetryPolicy
 from tether.core.errors import ConfigError
+from tether.store.postgres.pooler import PoolerMode
 
 ENV_PREFIX = "TETHER_"
 CONFIG_ENV = "TETHER_CONFIG"
@@ -136,6 +139,9 @@ class Database:
     kind: Literal["postgres", "sqlite"]
     url: str
     sqlite_path: Path | None = None
+    # How the URL reaches PostgreSQL: directly (or through a session pooler), or through a
+    # transaction-mode pooler, where no session state survives a transaction.
+    pooler: PoolerMode = PoolerMode.NONE
 
     @property
     def masked(self) -> str:
@@ -156,6 +162,10 @@ def parse_database_url(url: str) -> Database:
 class Settings(_Frozen):
     database_url: str | None = _hint(
         "postgresql://user@host:5432/db or sqlite:///path/to/file.db", default=None
+    )
+    database_pooler: PoolerMode = _hint(
+        "none, session or transaction (a transaction-mode pooler such as PgBouncer)",
+        default=PoolerMode.NONE,
     )
     metrics_port: int | None = _hint("a TCP port 1..65535", default=None, ge=1, le=65_535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _hint(
@@ -179,6 +189,11 @@ class Settings(_Frozen):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("database_pooler", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("routes")
     @classmethod
     def _routes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
@@ -198,7 +213,8 @@ class Settings(_Frozen):
                 "no database configured: pass --database-url, set TETHER_DATABASE_URL, "
                 "or put database_url in the config file (--config / TETHER_CONFIG)"
             )
-        return parse_database_url(self.database_url)
+        db = parse_database_url(self.database_url)
+        return dataclasses.replace(db, pooler=self.database_pooler)
 
 
 # -- loading: flatten each layer to dotted keys, remember where each value came from ---------

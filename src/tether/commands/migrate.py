@@ -24,6 +24,7 @@ def migrate_postgres(db: Database, *, stamp: bool = False) -> list[str]:
     from sqlalchemy.exc import ProgrammingError
 
     from tether.store import migrations
+    from tether.store.postgres import pooler
 
     # Alembic logs each revision at INFO through the root logger; the summary line is enough.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -41,7 +42,7 @@ def migrate_postgres(db: Database, *, stamp: bool = False) -> list[str]:
             "with `tether migrate --stamp`"
         ) from None
     table = migrations.VERSION_TABLE
-    with psycopg.connect(db.url) as conn:
+    with psycopg.connect(db.url, **pooler.psycopg_kwargs(db.pooler)) as conn:
         rows = conn.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()
     return [str(r[0]) for r in rows]
 
