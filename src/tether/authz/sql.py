@@ -42,6 +42,12 @@ from tether.authz import tables as t
 from tether.authz.errors import UnknownSubjectError
 from tether.authz.model import Grant, GrantRecord
 from tether.store import sqlfile
+from tether.store.postgres.pooler import (
+    PoolerMode,
+    connect_kwargs,
+    mode_of,
+    sqlalchemy_connect_args,
+)
 
 if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users lack it
     import asyncpg
@@ -221,9 +227,17 @@ class SqlAuthzStore:
     """Implements :class:`tether.authz.port.AuthzStore` on an SQLAlchemy ``AsyncEngine``."""
 
     def __init__(
-        self, engine: AsyncEngine, *, outbox: bool | None = None, read_pool_size: int = 10
+        self,
+        engine: AsyncEngine,
+        *,
+        outbox: bool | None = None,
+        read_pool_size: int = 10,
+        pooler: PoolerMode | str | bool | None = None,
     ) -> None:
+        """``pooler="transaction"`` when ``engine`` reaches PostgreSQL through a transaction-mode
+        pooler (set up with :func:`tether.store.postgres.pooler.sqlalchemy_connect_args`)."""
         self.engine = engine
+        self.pooler = mode_of(pooler)
         self.is_postgres = engine.dialect.name == "postgresql"
         self.read_pool_size = read_pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
@@ -236,17 +250,23 @@ class SqlAuthzStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, outbox: bool | None = None, **engine_options: Any
+        cls,
+        url: str,
+        *,
+        outbox: bool | None = None,
+        pooler: PoolerMode | str | bool | None = None,
+        **engine_options: Any,
     ) -> SqlAuthzStore:
         """``postgresql://…`` (driven by asyncpg) or ``sqlite:///path`` (aiosqlite)."""
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         elif url.startswith("sqlite://"):
             url = "sqlite+aiosqlite://" + url.split("://", 1)[1]
-        engine = create_async_engine(url, **engine_options)
+        connect_args = sqlalchemy_connect_args(url, pooler) | engine_options.pop("connect_args", {})
+        engine = create_async_engine(url, connect_args=connect_args, **engine_options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
-        return cls(engine, outbox=outbox)
+        return cls(engine, outbox=outbox, pooler=pooler)
 
     def _insert_ignore(self, table: Any) -> Any:
         insert = pg_insert if self.is_postgres else sqlite_insert
@@ -285,7 +305,10 @@ class SqlAuthzStore:
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    asyncpg_dsn(self.engine), min_size=1, max_size=self.read_pool_size
+                    asyncpg_dsn(self.engine),
+                    min_size=1,
+                    max_size=self.read_pool_size,
+                    **connect_kwargs(self.pooler),
                 )
         return self._pool
 
