@@ -12,7 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from tether.core.backoff import RetryPolicy
-from tether.queue import OUTBOX, Claimed, ItemFilter, ItemState, NewItem
+from tether.outbox.table import OUTBOX
+from tether.queue import Claimed, ItemFilter, ItemState, NewItem
 from tether.queue.sqlite import SqliteQueue, open_database
 from tether.queue.worker import Worker
 

@@ -22,13 +22,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.support import pg, services
+from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import FrozenClock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError, StoreError
-from tether.queue import OUTBOX, FilterError, ItemFilter, ItemState, NewItem, TableSpec
+from tether.outbox.table import OUTBOX
+from tether.queue import Claimed, FilterError, ItemFilter, ItemState, NewItem, TableSpec
 from tether.queue.engine import Engine
 from tether.queue.postgres import PostgresQueue, create_pool
 from tether.queue.sqlite import SqliteQueue, open_database
+from tether.queue.worker import Worker
 from tether.store.drivers import NotInTransactionError
 
 
@@ -481,12 +484,69 @@ async def test_dead_letter_at_once(h: Harness) -> None:
     assert (dead.state, dead.last_error, dead.attempts) == (ItemState.DEAD, "poison message", 1)
 
 
-async def test_long_errors_are_clipped(h: Harness) -> None:
+async def test_long_errors_are_clipped_to_the_one_lifecycle_limit(h: Harness) -> None:
     q = await h.queue()
     await q.enqueue(items(1))
     [c] = await claim_all(q)
     await q.dead_letter(c, "x" * 100_000)
-    assert len((await q.get(c.id)).last_error or "") <= 4000
+    dead = await q.get(c.id)
+    assert len(dead.last_error or "") == lifecycle.MAX_ERROR_CHARS
+    assert dead.errors[0].error == dead.last_error
+
+
+# -- defer: postpone without spending an attempt ---------------------------------------------
+
+
+async def test_defer_gives_back_the_attempt_and_releases_the_lease(h: Harness) -> None:
+    q = await h.queue(policy=RetryPolicy(max_attempts=1))
+    [item_id] = await q.enqueue(items(1))
+    for _ in range(3):  # with one attempt allowed, only deferrals keep it alive
+        [c] = await claim_all(q)
+        assert c.item.attempts == 1
+        await q.defer(c, delay=timedelta(seconds=30), reason="sink paused")
+        item = await q.get(item_id)
+        assert (item.state, item.attempts, item.lease_token) == (ItemState.PENDING, 0, None)
+        assert item.available_at == h.clock.now() + timedelta(seconds=30)
+        assert (item.last_error, item.errors) == ("sink paused", ())
+        assert await claim_all(q) == []
+        h.clock.advance(30)
+    [c] = await claim_all(q)
+    assert await q.fail(c, "real failure") is ItemState.DEAD
+    assert [(e.attempt, e.error) for e in (await q.get(item_id)).errors] == [(1, "real failure")]
+
+
+async def test_defer_until_a_time_keeps_the_key_behind_it(h: Harness) -> None:
+    q = await h.queue()
+    await q.enqueue([NewItem("A1", partition_key="A"), NewItem("A2", partition_key="A")])
+    [a1] = await claim_all(q)
+    until = h.clock.now() + timedelta(minutes=5)
+    await q.defer(a1, until=until)
+    item = await q.get(a1.id)
+    assert (item.available_at, item.last_error) == (until, None)  # no reason: kept as it was
+    assert await claim_all(q) == []  # the deferred head still holds its key
+    h.clock.advance(timedelta(minutes=5))
+    assert [c.item.payload for c in await claim_all(q)] == ["A1"]
+
+
+async def test_defer_checks_the_lease_and_its_arguments(h: Harness) -> None:
+    q = await h.queue()
+    await q.enqueue(items(1))
+    [zombie] = await claim_all(q)
+    h.clock.advance(LEASE)
+    [current] = await claim_all(q)
+    with pytest.raises(LeaseLostError):
+        await q.defer(zombie, delay=timedelta(seconds=1))
+    naive = h.clock.now().replace(tzinfo=None)
+    for kwargs, message in [
+        ({}, "got neither"),
+        ({"delay": timedelta(1), "until": h.clock.now()}, "not both"),
+        ({"delay": timedelta(seconds=-1)}, "must not be negative"),
+        ({"until": naive}, "timezone-aware"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            await q.defer(current, **kwargs)
+    await q.defer(current, until=h.clock.now() - timedelta(hours=1))  # the past: due now
+    assert len(await claim_all(q)) == 1
 
 
 # -- replay, purge, sweep ------------------------------------------------------------------
@@ -814,6 +874,29 @@ OUTBOX_ROW_SQLITE = (
     .replace("[{{", "[{")
     .replace("}}]", "}]")
 )
+
+
+async def test_outbox_rows_are_administered_but_never_leased(h: Harness) -> None:
+    await h.execute(
+        OUTBOX_ROW_PG.format(id=uuid.uuid4(), type="OrderPlaced").replace("'dead'", "'pending'"),
+        OUTBOX_ROW_SQLITE.replace("{id}", str(uuid.uuid4()))
+        .replace("{type}", "OrderPlaced")
+        .replace("'dead'", "'pending'"),
+    )
+    outbox = await h.queue(spec=OUTBOX, queue=None)
+    with pytest.raises(ConfigError, match="never leased"):
+        await outbox.claim(10, lease=LEASE, worker="w")
+    with pytest.raises(ConfigError, match="cannot lease rows of tether_outbox"):
+        Worker(outbox, _never_called)
+    with pytest.raises(FilterError, match="never claimed"):
+        await outbox.list(ItemFilter(state=ItemState.CLAIMED))
+    [row] = await outbox.list()
+    assert (row.state, row.lease_token, row.worker) == (ItemState.PENDING, None, None)
+    assert (await outbox.stats()).pending == 1
+
+
+async def _never_called(claimed: Claimed) -> None:
+    raise AssertionError("a worker on the outbox must not run")
 
 
 async def test_outbox_dead_letters_are_listed_replayed_and_purged(h: Harness) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 from tether.config import Database
 from tether.core.errors import TetherError
-from tether.queue import OUTBOX, Item, ItemFilter, ItemState
+from tether.outbox.table import OUTBOX
+from tether.queue import Item, ItemFilter, ItemState
 from tether.queue.engine import Engine
 from tether.queue.spec import where
 from tether.store.sqlfile import Query, load

@@ -1,6 +1,7 @@
 """The durable work-item engine: enqueue, claim under a lease, retry, dead-letter, replay.
 
 Adapters: :mod:`tether.queue.postgres` (asyncpg) and :mod:`tether.queue.sqlite` (aiosqlite).
+The outbox's table spec lives with the outbox (:mod:`tether.outbox.table`).
 """
 
 from tether.queue.ports import (
@@ -16,11 +17,10 @@ from tether.queue.ports import (
     QueueStats,
     WorkQueue,
 )
-from tether.queue.spec import ITEMS, OUTBOX, TableSpec
+from tether.queue.spec import ITEMS, TableSpec
 
 __all__ = [
     "ITEMS",
-    "OUTBOX",
     "Claimed",
     "ErrorRecord",
     "FilterError",

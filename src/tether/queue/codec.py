@@ -1,4 +1,6 @@
-"""Rows to values and back, shared by the PostgreSQL and SQLite adapters."""
+"""Rows to values and back, shared by the PostgreSQL and SQLite adapters.
+
+Error text and history entries are made by :mod:`tether.core.lifecycle`, for every face."""
 
 from __future__ import annotations
 
@@ -10,18 +12,6 @@ from typing import Any
 from tether.core import jsonutil
 from tether.queue.ports import ErrorRecord, Item, ItemState
 from tether.queue.spec import TableSpec
-
-# Error text is kept for people reading a dead-letter queue, not for full stack dumps.
-MAX_ERROR_CHARS = 4000
-
-
-def clip_error(error: str) -> str:
-    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def error_entry(at: datetime, attempt: int, error: str) -> str:
-    """One history entry as a JSON object, appended to the ``errors`` array by the SQL."""
-    return jsonutil.dumps({"at": at.isoformat(), "attempt": attempt, "error": error}).decode()
 
 
 def encode_payload(payload: object) -> str:

@@ -1,4 +1,4 @@
-"""What both adapters share: lease checks, the retry decision, filters, batching.
+"""What both adapters share: lease checks, settling outcomes, filters, batching.
 
 An adapter supplies a handful of primitives (run a named statement, claim, enqueue); the
 rules of the engine live here once, so PostgreSQL and SQLite cannot drift apart.
@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.errors import ConfigError, LeaseLostError, NotFoundError
+from tether.core.lifecycle import Outcome
 from tether.queue import codec
 from tether.queue.ports import (
     Claimed,
@@ -80,7 +82,15 @@ class Engine(ABC):
     async def close(self) -> None: ...
 
     # -- lease-checked transitions ----------------------------------------------------------
+    def _require_leases(self, what: str) -> None:
+        if not self.spec.leased:
+            raise ConfigError(
+                f"{what}: rows of {self.spec.name} are never leased (the relay delivers them "
+                "under row locks); use this adapter for list, replay, purge, sweep and stats"
+            )
+
     def _lease_params(self, claimed: Claimed) -> dict[str, Any]:
+        self._require_leases("lease operations")
         return {"seq": claimed.item.seq, "token": claimed.lease_token}
 
     @staticmethod
@@ -120,34 +130,71 @@ class Engine(ABC):
     async def fail(
         self, claimed: Claimed, error: str, *, policy: RetryPolicy | None = None
     ) -> ItemState:
-        policy = policy or self.policy
-        attempts = claimed.item.attempts
-        limit = claimed.item.max_attempts or policy.max_attempts
-        if attempts >= limit:
-            await self.dead_letter(claimed, error)
-            return ItemState.DEAD
-        now = self.clock.now()
-        text = codec.clip_error(error)
-        params = {
-            **self._lease_params(claimed),
-            "next_at": now + policy.delay(attempts, self._rng),
-            "error": text,
-            "entry": codec.error_entry(now, attempts, text),
-        }
-        if await self._count("retry", params) == 0:
-            raise self._lost(claimed)
-        return ItemState.PENDING
+        move = self._decide(claimed, Outcome.RETRY, error, policy=policy)
+        await self._settle(claimed, move)
+        return move.state
 
     async def dead_letter(self, claimed: Claimed, error: str) -> None:
+        await self._settle(claimed, self._decide(claimed, Outcome.PERMANENT, error))
+
+    async def defer(
+        self,
+        claimed: Claimed,
+        *,
+        until: datetime | None = None,
+        delay: timedelta | None = None,
+        reason: str | None = None,
+    ) -> None:
+        wait = self._defer_wait(until, delay)
+        await self._settle(claimed, self._decide(claimed, Outcome.DEFER, reason, delay=wait))
+
+    def _defer_wait(self, until: datetime | None, delay: timedelta | None) -> timedelta:
+        both = "defer takes exactly one of until= (a time) or delay= (a duration)"
+        if until is not None:
+            if delay is not None:
+                raise ConfigError(f"{both}, not both")
+            if until.tzinfo is None:
+                raise ConfigError(f"defer until= must be timezone-aware, got {until!r}")
+            return max(until - self.clock.now(), timedelta(0))
+        if delay is None:
+            raise ConfigError(f"{both}; got neither")
+        if delay < timedelta(0):
+            raise ConfigError(f"defer delay must not be negative, got {delay}")
+        return delay
+
+    def _decide(
+        self,
+        claimed: Claimed,
+        outcome: Outcome,
+        error: str | None,
+        *,
+        policy: RetryPolicy | None = None,
+        delay: timedelta | None = None,
+    ) -> lifecycle.Transition:
+        # The claim counted this attempt already, so the item's count is this attempt's number.
+        return lifecycle.decide(
+            outcome,
+            attempt=max(claimed.item.attempts, 1),
+            max_attempts=claimed.item.max_attempts,
+            policy=policy or self.policy,
+            now=self.clock.now(),
+            error=error,
+            delay=delay,
+            rng=self._rng,
+        )
+
+    async def _settle(self, claimed: Claimed, move: lifecycle.Transition) -> None:
         now = self.clock.now()
-        text = codec.clip_error(error)
         params = {
             **self._lease_params(claimed),
-            "now": now,
-            "error": text,
-            "entry": codec.error_entry(now, claimed.item.attempts, text),
+            "state": move.state.value,
+            "attempts": move.attempts,
+            "available_at": now + move.delay,
+            "finished_at": now if move.finished else None,
+            "error": move.error,
+            "entry": move.entry_json(),
         }
-        if await self._count("bury", params) == 0:
+        if await self._count("settle", params) == 0:
             raise self._lost(claimed)
 
     def _require_queue(self, what: str) -> None:
@@ -156,6 +203,7 @@ class Engine(ABC):
             raise ConfigError(f"{what} needs a queue: create the adapter with queue='name'")
 
     def _claim_params(self, limit: int, lease: timedelta, worker: str) -> dict[str, Any]:
+        self._require_leases("claim")
         self._require_queue("claim")
         if limit < 1:
             raise ConfigError(f"claim limit must be at least 1, got {limit}")
@@ -170,7 +218,7 @@ class Engine(ABC):
             "token": uuid.uuid4(),
             "worker": worker,
             "default_max": self.policy.max_attempts,
-            "expired_error": "lease expired on the last attempt (the worker stopped or hung)",
+            "expired_error": lifecycle.LEASE_EXPIRED,
         }
         if self.spec.has_queue_column:
             params["queue"] = self.queue

@@ -8,15 +8,19 @@ Contract every adapter keeps (``tests/contract/test_queue_contract.py`` checks i
   Items whose lease expired are claimable again; with a partition key only the oldest live
   item of that key is claimable, so one key is processed in order and a failing head blocks
   only its own key.
-* ``complete``/``fail``/``dead_letter``/``heartbeat`` check the lease token: once an item was
-  reclaimed by someone else the old holder gets :class:`LeaseLostError` (a zombie cannot ack).
+* ``fail``, ``dead_letter`` and ``defer`` follow the one item lifecycle
+  (:mod:`tether.core.lifecycle`); ``defer`` postpones an item and gives back the attempt its
+  claim counted.
+* ``complete``/``fail``/``dead_letter``/``defer``/``heartbeat`` check the lease token: once an
+  item was reclaimed by someone else the old holder gets :class:`LeaseLostError` (a zombie
+  cannot ack).
 * The admin operations (list, get, replay, purge, sweep, stats) work over any table that has
-  the engine's core columns, so they also serve ``tether_outbox``.
+  the engine's core columns, so they also serve ``tether_outbox``. A table without leases
+  (the outbox: its relay holds row locks instead) refuses ``claim`` and the lease operations.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,22 @@ from typing import Any, Protocol, TypeVar
 
 from tether.core.backoff import RetryPolicy
 from tether.core.errors import TetherError
+from tether.core.lifecycle import ErrorRecord, ItemState
+
+__all__ = [
+    "Claimed",
+    "ErrorRecord",
+    "FilterError",
+    "InvalidItemError",
+    "Item",
+    "ItemAdmin",
+    "ItemFilter",
+    "ItemState",
+    "NewItem",
+    "Progress",
+    "QueueStats",
+    "WorkQueue",
+]
 
 
 class FilterError(TetherError, ValueError):
@@ -41,13 +61,6 @@ def _require_aware(label: str, value: datetime | None, error: type[TetherError])
         raise error(f"{label} must be timezone-aware (e.g. datetime.now(UTC)), got {value!r}")
 
 
-class ItemState(enum.StrEnum):
-    PENDING = "pending"
-    CLAIMED = "claimed"
-    DONE = "done"
-    DEAD = "dead"
-
-
 @dataclass(frozen=True, slots=True)
 class NewItem:
     """An item to enqueue. ``payload`` is a JSON-compatible value or encoded JSON bytes."""
@@ -62,13 +75,6 @@ class NewItem:
         _require_aware("run_at", self.run_at, InvalidItemError)
         if self.max_attempts is not None and self.max_attempts < 1:
             raise InvalidItemError(f"max_attempts must be at least 1, got {self.max_attempts}")
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRecord:
-    at: datetime
-    attempt: int
-    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,3 +219,15 @@ class WorkQueue(ItemAdmin, Protocol[TxT_contra]):
         ...
 
     async def dead_letter(self, claimed: Claimed, error: str) -> None: ...
+
+    async def defer(
+        self,
+        claimed: Claimed,
+        *,
+        until: datetime | None = None,
+        delay: timedelta | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Postpone the item to ``until`` (or ``delay`` from now) and release the lease,
+        spending no attempt; ``reason`` becomes its ``last_error`` (None keeps the last one)."""
+        ...

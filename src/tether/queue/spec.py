@@ -22,16 +22,23 @@ CORE_COLUMNS = (
     "seq", "id", "partition_key", "state", "attempts", "max_attempts", "available_at",
     "lease_token", "worker", "last_error", "errors", "created_at", "finished_at",
 )  # fmt: skip
+LEASE_COLUMNS = ("lease_token", "worker")
 
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     """A table with the engine's core columns. ``extra_columns`` may be filtered on by equality
-    and come back in :attr:`Item.extra`."""
+    and come back in :attr:`Item.extra`.
+
+    ``leased=False`` describes a table whose rows are never leased (the outbox: its relay holds
+    row locks instead): it has no ``lease_token`` or ``worker`` column and no ``claimed`` state,
+    so it serves the admin operations only and refuses ``claim``.
+    """
 
     name: str
     has_queue_column: bool = False
     extra_columns: tuple[str, ...] = ()
+    leased: bool = True
 
     def __post_init__(self) -> None:
         for ident in (self.name, *self.extra_columns):
@@ -50,14 +57,15 @@ class TableSpec:
         p = f"{alias}." if alias else ""
         queue = f"{p}queue" if self.has_queue_column else "NULL AS queue"
         names = (*CORE_COLUMNS, "payload", *self.extra_columns)
-        return ", ".join((*(p + n for n in names), queue))
+        return ", ".join((*(self._column(p, n) for n in names), queue))
+
+    def _column(self, prefix: str, name: str) -> str:
+        if not self.leased and name in LEASE_COLUMNS:
+            return f"NULL AS {name}"
+        return prefix + name
 
 
 ITEMS = TableSpec("tether_items", has_queue_column=True)
-OUTBOX = TableSpec(
-    "tether_outbox",
-    extra_columns=("type", "topic", "tenant_id", "aggregate_type", "aggregate_id"),
-)
 
 
 def _state_list(states: tuple[ItemState, ...]) -> str:
@@ -90,6 +98,8 @@ def where(
         add("queue = :f_queue", "f_queue", q)
     if f.state is not None:
         state = _state(f.state)
+        if state is ItemState.CLAIMED and not spec.leased:
+            raise FilterError(f"rows of {spec.name} are never claimed under a lease")
         if states is not None and state not in states:
             allowed = ", ".join(s.value for s in states)
             raise FilterError(f"this operation works on {allowed} items, not {state.value}")
@@ -150,6 +160,7 @@ def render(dialect: Dialect, name: str, spec: TableSpec, **parts: str) -> Query:
     block = block.replace("{t_columns}", spec.columns_of("t"))
     block = block.replace("{t_queue}", "t.queue = :queue AND" if spec.has_queue_column else "")
     block = block.replace("{p_queue}", "p.queue = t.queue AND" if spec.has_queue_column else "")
+    block = block.replace("{release_lease}", ", lease_token = NULL" if spec.leased else "")
     for key, value in parts.items():
         block = block.replace("{" + key + "}", value)
     return Query(name, block)

@@ -74,7 +74,8 @@ async def open_database(path: str | Path) -> aiosqlite.Connection:
 
 
 class SqliteQueue(Engine):
-    """One queue of ``tether_items`` (or the outbox's admin operations with ``spec=OUTBOX``)."""
+    """One queue of ``tether_items`` (or the outbox's admin operations with
+    ``spec=tether.outbox.table.OUTBOX``)."""
 
     dialect = "sqlite"
 

@@ -19,6 +19,7 @@ from typing import Any
 from tether.core.backoff import RetryPolicy
 from tether.core.errors import ConfigError, LeaseLostError, StoreError
 from tether.queue.ports import Claimed, WorkQueue
+from tether.queue.spec import TableSpec
 
 log = logging.getLogger("tether.queue.worker")
 
@@ -46,6 +47,13 @@ class Worker:
             raise ConfigError("worker batch and concurrency must be at least 1")
         if lease <= timedelta(0):
             raise ConfigError(f"worker lease must be positive, got {lease}")
+        spec = getattr(queue, "spec", None)
+        if isinstance(spec, TableSpec) and not spec.leased:
+            # Fail at construction, not at the first claim inside a running loop.
+            raise ConfigError(
+                f"a Worker cannot lease rows of {spec.name}: they are delivered by the relay "
+                "under row locks; run a relay for them"
+            )
         self.queue = queue
         self.handler = handler
         self.name = name or default_worker_name()

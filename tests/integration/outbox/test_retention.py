@@ -8,8 +8,8 @@ import asyncpg
 
 from tether.outbox import add_event
 from tether.outbox.retention import RetentionPolicy, run_once
+from tether.outbox.table import OUTBOX
 from tether.queue.postgres import PostgresQueue
-from tether.queue.spec import OUTBOX
 
 
 async def test_retention_pass(pg_dsn: str) -> None:

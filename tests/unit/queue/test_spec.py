@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from tether.core.errors import ConfigError
+from tether.outbox.table import OUTBOX
 from tether.queue import (
     ITEMS,
-    OUTBOX,
     FilterError,
     InvalidItemError,
     ItemFilter,

@@ -10,7 +10,8 @@ from pathlib import Path
 import aiosqlite
 
 from tether.outbox import producer
-from tether.queue import OUTBOX, ItemFilter
+from tether.outbox.table import OUTBOX
+from tether.queue import ItemFilter
 from tether.queue.sqlite import SqliteQueue, open_database
 from tether.store.sqlite import ddl
 

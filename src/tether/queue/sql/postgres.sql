@@ -75,16 +75,14 @@ FROM unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[])) AS u(seq, token)
 WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
 RETURNING t.seq
 
--- name: retry
+-- name: settle
+-- Writes a transition decided by tether.core.lifecycle: a retry, a deferral (attempts given
+-- back) or a dead letter. The lease token check keeps a zombie from settling.
 UPDATE {table}
-SET state = 'pending', available_at = :next_at, lease_token = NULL, last_error = :error,
-    errors = errors || jsonb_build_array(CAST(:entry AS jsonb))
-WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
-
--- name: bury
-UPDATE {table}
-SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :error,
-    errors = errors || jsonb_build_array(CAST(:entry AS jsonb))
+SET state = :state, attempts = :attempts, available_at = :available_at, lease_token = NULL,
+    finished_at = :finished_at, last_error = COALESCE(:error, last_error),
+    errors = CASE WHEN CAST(:entry AS jsonb) IS NULL THEN errors
+                  ELSE errors || jsonb_build_array(CAST(:entry AS jsonb)) END
 WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 
 -- name: list
@@ -97,9 +95,10 @@ SELECT count(*) AS n FROM {table} WHERE {where}
 SELECT {columns} FROM {table} WHERE id = :id
 
 -- name: replay
--- In batches, so a large dead-letter queue is replayed in short transactions.
+-- In batches, so a large dead-letter queue is replayed in short transactions. The lease token
+-- is cleared on tables that have one (the spec fills the placeholder).
 UPDATE {table}
-SET state = 'pending', attempts = 0, available_at = :now, lease_token = NULL, finished_at = NULL
+SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL {release_lease}
 WHERE seq IN (SELECT seq FROM {table} WHERE {where} ORDER BY seq LIMIT :batch)
 
 -- name: purge

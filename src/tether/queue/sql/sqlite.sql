@@ -46,16 +46,12 @@ DELETE FROM {table} WHERE seq = :seq AND lease_token = :token AND state = 'claim
 UPDATE {table} SET state = 'done', finished_at = :now, lease_token = NULL
 WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 
--- name: retry
+-- name: settle
+-- Writes a transition decided by tether.core.lifecycle (see postgres.sql).
 UPDATE {table}
-SET state = 'pending', available_at = :next_at, lease_token = NULL, last_error = :error,
-    errors = json_insert(errors, '$[#]', json(:entry))
-WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
-
--- name: bury
-UPDATE {table}
-SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :error,
-    errors = json_insert(errors, '$[#]', json(:entry))
+SET state = :state, attempts = :attempts, available_at = :available_at, lease_token = NULL,
+    finished_at = :finished_at, last_error = COALESCE(:error, last_error),
+    errors = CASE WHEN :entry IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:entry)) END
 WHERE seq = :seq AND lease_token = :token AND state = 'claimed'
 
 -- name: list
@@ -69,7 +65,7 @@ SELECT {columns} FROM {table} WHERE id = :id
 
 -- name: replay
 UPDATE {table}
-SET state = 'pending', attempts = 0, available_at = :now, lease_token = NULL, finished_at = NULL
+SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL {release_lease}
 WHERE seq IN (SELECT seq FROM {table} WHERE {where} ORDER BY seq LIMIT :batch)
 
 -- name: purge
