@@ -7,12 +7,14 @@ app's routes require against the registry, so a typo fails at start-up, not as a
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 
 from tether.authz import audit
@@ -104,12 +106,15 @@ def require(capability: str, *, owner: OwnerResolver | None = None) -> Requireme
     return Requirement(capability, owner)
 
 
+def _walk(dependant: Any) -> Iterator[Requirement]:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Requirement):
+            yield dep.call
+        yield from _walk(dep)
+
+
 def _requirements(app: FastAPI) -> Iterator[Requirement]:
-    def walk(dependant: Any) -> Iterator[Requirement]:
-        for dep in dependant.dependencies:
-            if isinstance(dep.call, Requirement):
-                yield dep.call
-            yield from walk(dep)
+    walk = _walk
 
     def routes(container: Any) -> Iterator[Requirement]:
         for depends in getattr(container, "dependencies", None) or ():
@@ -133,6 +138,57 @@ def check_routes(app: FastAPI, authz: Authz) -> list[str]:
     return names
 
 
+# How FastAPI renders an HTTPException unless the app installs its own handler.
+FASTAPI_ERROR_CONTENT: Mapping[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["detail"],
+            "properties": {"detail": {"type": "string"}},
+        }
+    }
+}
+
+
+def _guarded_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """``(path template, method)`` of every route with a ``require()`` dependency."""
+    # FastAPI >= 0.13x keeps included routers as branches; it then lists their routes, with
+    # the prefixes applied, through ``iter_route_contexts``. Older versions list them flat.
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    routes = list(iterate(app.routes)) if iterate is not None else list(app.routes)
+    guarded: set[tuple[str, str]] = set()
+    for route in routes:
+        dependant = getattr(route, "dependant", None)
+        path = getattr(route, "path_format", None)
+        if dependant is None or path is None or next(_walk(dependant), None) is None:
+            continue
+        guarded.update((path, method.lower()) for method in getattr(route, "methods", ()) or ())
+    return guarded
+
+
+def _document(app: FastAPI, content: Mapping[str, Any]) -> None:
+    """Declare 401 and 403 on the operations ``require()`` guards, in the OpenAPI document."""
+    answers = {
+        "401": {"description": "Not authenticated", "content": dict(content)},
+        "403": {"description": "Missing capability", "content": dict(content)},
+    }
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            paths = generate().get("paths", {})
+            for path, method in _guarded_operations(app):
+                operation = paths.get(path, {}).get(method)
+                if operation is not None:
+                    responses = operation.setdefault("responses", {})
+                    for status, answer in answers.items():
+                        responses.setdefault(status, copy.deepcopy(answer))
+        assert app.openapi_schema is not None  # FastAPI caches the document it builds
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(
     app: FastAPI,
     authz: Authz,
@@ -140,7 +196,11 @@ def install(
     user: UserSource,
     org: OrgSource,
     correlation_header: str = "X-Request-ID",
+    error_content: Mapping[str, Any] = FASTAPI_ERROR_CONTENT,
 ) -> None:
-    """Attach ``authz`` to ``app`` and check the routes declared so far."""
+    """Attach ``authz`` to ``app``, check the routes declared so far, and declare the 401/403
+    answers of guarded routes in the OpenAPI document (``error_content``: their media types
+    and schemas, as the app renders an ``HTTPException``)."""
     app.state.tether_authz = AuthzConfig(authz, user, org, correlation_header)
     check_routes(app, authz)
+    _document(app, error_content)

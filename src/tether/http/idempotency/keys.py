@@ -6,7 +6,8 @@ import re
 
 MAX_KEY_LENGTH = 255
 # A bare key: visible ASCII without the characters that would make it ambiguous in a header.
-_BARE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z:/=@]+")
+BARE_KEY_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z:/=@]+$"
+_BARE = re.compile(BARE_KEY_PATTERN)
 
 
 class InvalidKeyError(ValueError):

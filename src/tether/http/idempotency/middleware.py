@@ -149,8 +149,10 @@ class _Responder:
             await self._replay(begin.response)
 
     async def _replay(self, response: StoredResponse) -> None:
-        # The body is replayed whole: framing headers of the original response do not apply.
-        headers = [h for h in response.headers if h[0] not in _FRAMING]
+        # The body is replayed whole: framing headers of the original response do not apply,
+        # and headers of the moment (rate limits) are never replayed, even from old records.
+        dropped = _FRAMING | self.policy.unstored_headers
+        headers = [h for h in response.headers if h[0] not in dropped]
         headers += [(b"content-length", str(len(response.body)).encode()), _REPLAYED]
         start = {"type": "http.response.start", "status": response.status, "headers": headers}
         await self.send(start)

@@ -81,7 +81,11 @@ class IdempotencyPolicy:
     # or store a 500 problem for it, so retries get that answer until the record expires.
     retry_after_exception: bool = True
     identity: Identity = default_identity
-    unstored_headers: frozenset[bytes] = frozenset({b"set-cookie", b"date", b"server"})
+    # Never stored nor replayed: per-connection headers, and those that describe the moment
+    # of the response (rate-limit fields are computed for each response, the replay included).
+    unstored_headers: frozenset[bytes] = frozenset(
+        {b"set-cookie", b"date", b"server", b"ratelimit", b"ratelimit-policy", b"retry-after"}
+    )
     max_body_bytes: int = 10 * 1024 * 1024
     max_response_bytes: int = 1024 * 1024
     header: bytes = b"idempotency-key"
@@ -96,6 +100,8 @@ class IdempotencyPolicy:
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
         names = frozenset(h.lower() for h in self.fingerprint_headers)
         object.__setattr__(self, "fingerprint_headers", names)
+        unstored = frozenset(h.lower() for h in self.unstored_headers)
+        object.__setattr__(self, "unstored_headers", unstored)
 
     def mode_for(self, method: str, path: str) -> tuple[Mode, str]:
         """The mode for this request and the route name its records are scoped by."""

@@ -46,6 +46,11 @@ class Decision:
     remaining: int
     reset_after: float  # seconds until the quota is whole again (sliding: the window ends)
     retry_after: float  # seconds until this request would be admitted; 0 when allowed
+    policy: str = ""  # the name the RateLimit fields advertise; the limit's name when empty
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy or self.limit.name
 
 
 @dataclass(frozen=True)

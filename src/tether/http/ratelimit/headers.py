@@ -1,6 +1,9 @@
 """IETF RateLimit-Policy / RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10) and the
 429 body. Policies are a structured-field List: ``"standard";q=100;w=60``, then
-``RateLimit: "standard";r=42;t=17`` with the remaining quota and seconds to reset."""
+``RateLimit: "standard";r=42;t=17`` with the remaining quota and seconds to reset.
+
+Every number of seconds a response carries comes from :func:`seconds_until_allowed`, so the
+``t`` of a refused policy and ``Retry-After`` always agree."""
 
 from __future__ import annotations
 
@@ -14,16 +17,26 @@ from tether.http.ratelimit.algorithms import Decision, Limit
 
 
 @functools.cache
-def _policy_item(limit: Limit) -> str:
-    return f'"{limit.name}";q={limit.limit};w={math.ceil(limit.period)}'
+def _policy_item(name: str, limit: Limit) -> str:
+    return f'"{name}";q={limit.limit};w={math.ceil(limit.period)}'
+
+
+def seconds_until_allowed(decision: Decision) -> int:
+    """Whole seconds a client should wait: until this request would be admitted when refused
+    (at least 1), else until the quota is whole again."""
+    if decision.allowed:
+        return math.ceil(decision.reset_after)
+    return max(1, math.ceil(decision.retry_after))
 
 
 def policy_header(decisions: Sequence[Decision]) -> bytes:
-    return ", ".join(_policy_item(d.limit) for d in decisions).encode()
+    return ", ".join(_policy_item(d.policy_name, d.limit) for d in decisions).encode()
 
 
 def ratelimit_header(decisions: Sequence[Decision]) -> bytes:
-    items = (f'"{d.limit.name}";r={d.remaining};t={math.ceil(d.reset_after)}' for d in decisions)
+    items = (
+        f'"{d.policy_name}";r={d.remaining};t={seconds_until_allowed(d)}' for d in decisions
+    )
     return ", ".join(items).encode()
 
 
@@ -37,7 +50,7 @@ def response_headers(decisions: Sequence[Decision]) -> list[tuple[bytes, bytes]]
 
 
 def retry_after_seconds(decision: Decision) -> int:
-    return max(1, math.ceil(decision.retry_after))
+    return seconds_until_allowed(decision)
 
 
 def rejection_body(error: str, message: str, retry_after: int) -> bytes:

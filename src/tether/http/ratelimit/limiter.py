@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
 from collections.abc import Callable, Sequence
@@ -26,16 +27,23 @@ class FailureMode(enum.Enum):
 
 @dataclass(frozen=True)
 class Rule:
-    """Count requests by ``key`` against ``limit`` (a Limit, or chosen per request: per plan)."""
+    """Count requests by ``key`` against ``limit`` (a Limit, or chosen per request: per plan).
+
+    ``name`` is the policy name the RateLimit fields advertise (default: the limit's name);
+    name rules that may apply the same limit, so a client can tell their policies apart.
+    """
 
     key: KeyFunc
     limit: Limit | LimitChooser
     algorithm: Algorithm = Algorithm.SLIDING_WINDOW
     cost: int = 1
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.cost < 1:
             raise ConfigError("a rate-limit rule's cost must be >= 1")
+        if self.name is not None:
+            Limit(self.name, 1, 1)  # the same rules as a limit's name (raises ConfigError)
 
     def limit_for(self, scope: Scope) -> Limit | None:
         return self.limit if isinstance(self.limit, Limit) else self.limit(scope)
@@ -83,7 +91,7 @@ class RateLimiter:
         decisions: list[Decision] = []
         if self._skip_until and time.monotonic() < self._skip_until:
             return self._failed(decisions)
-        for rule in rules:
+        for position, rule in enumerate(rules, 1):
             limit = rule.limit_for(scope)
             key = rule.key(scope) if limit is not None else None
             if limit is None or key is None:
@@ -94,6 +102,7 @@ class RateLimiter:
                 self._skip_until = time.monotonic() + self.cooldown
                 return self._failed(decisions)
             self._skip_until = 0.0
+            decision = _named(decision, rule, position, decisions)
             decisions.append(decision)
             if not decision.allowed:
                 metrics.REJECTED.labels(limit=limit.name).inc()
@@ -114,3 +123,14 @@ class RateLimiter:
         return verdict.denied is not None or (
             verdict.store_failed and self.on_store_error is FailureMode.CLOSED
         )
+
+
+def _named(decision: Decision, rule: Rule, position: int, earlier: list[Decision]) -> Decision:
+    """The decision under the rule's policy name, unique among this request's policies: two
+    unnamed rules applying one limit are told apart by the later one's position."""
+    name = rule.name or decision.limit.name
+    if any(d.policy_name == name for d in earlier):
+        name = f"{name}-{position}"
+    if name == decision.limit.name:
+        return decision
+    return dataclasses.replace(decision, policy=name)
