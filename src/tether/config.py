@@ -20,13 +20,16 @@ The TOML file mirrors the models::
     [routes]
     "order.*" = ["nats"]
 
-and each key ``a.b_c`` has the environment variable ``TETHER_A_B_C``.
+and each key ``a.b_c`` has the environment variable ``TETHER_A_B_C``. The ``[sinks.<name>]``
+sections are the models of the sink plugins (:mod:`tether.sinks.registry`), so a sink added by
+another package is configured like the built-in ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import re
@@ -38,16 +41,24 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from tether.core.backoff import RetryPolicy
 from tether.core.errors import ConfigError
+from tether.sinks import registry
 from tether.store.postgres.pooler import PoolerMode
 
 ENV_PREFIX = "TETHER_"
 CONFIG_ENV = "TETHER_CONFIG"
-SINK_NAMES = ("nats", "log")
 
 
 def mask_url(url: str) -> str:
@@ -102,34 +113,21 @@ class RelaySettings(_Frozen):
         )
 
 
-class NatsSettings(_Frozen):
-    url: str | None = _hint("a nats:// URL", default=None, pattern=r"^(nats|tls|ws|wss)://.+")
-    stream: str = _hint(
-        "a JetStream stream name", default="TETHER", pattern=r"^[A-Za-z0-9_-]{1,64}$"
-    )
-    subject_prefix: str = _hint(
-        "a subject prefix like tether or app.events",
-        default="tether",
-        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
-    )
+class Sinks(_Frozen):
+    """One ``[sinks.<name>]`` section per known sink plugin; see :func:`settings_model`."""
 
+    def section(self, name: str) -> BaseModel:
+        found = getattr(self, name, None)
+        if not isinstance(found, BaseModel):
+            raise ConfigError(f"unknown sink {name!r}: known sinks are {', '.join(self.names())}")
+        return found
 
-class LogSinkSettings(_Frozen):
-    enabled: bool = _hint("true or false", default=False)
-    stream: Literal["stdout", "stderr"] = _hint("stdout or stderr", default="stdout")
-
-
-class SinksSettings(_Frozen):
-    nats: NatsSettings = Field(default_factory=NatsSettings)
-    log: LogSinkSettings = Field(default_factory=LogSinkSettings)
+    def names(self) -> tuple[str, ...]:
+        return tuple(type(self).model_fields)
 
     def enabled(self) -> tuple[str, ...]:
-        names = []
-        if self.nats.url is not None:
-            names.append("nats")
-        if self.log.enabled:
-            names.append("log")
-        return tuple(names)
+        """The sinks the configuration turns on, by name."""
+        return tuple(n for n in self.names() if registry.get(n).is_enabled(self.section(n)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +170,7 @@ class Settings(_Frozen):
         "one of DEBUG, INFO, WARNING, ERROR", default="INFO"
     )
     relay: RelaySettings = Field(default_factory=RelaySettings)
-    sinks: SinksSettings = Field(default_factory=SinksSettings)
+    sinks: Sinks = Field(default_factory=Sinks)
     routes: dict[str, tuple[str, ...]] = _hint(
         'a table of topic glob = [sink names], e.g. "order.*" = ["nats"]', default_factory=dict
     )
@@ -197,12 +195,13 @@ class Settings(_Frozen):
     @field_validator("routes")
     @classmethod
     def _routes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        known = registry.names()
         for pattern, sinks in value.items():
-            unknown = [s for s in sinks if s not in SINK_NAMES]
+            unknown = [s for s in sinks if s not in known]
             if not pattern or not sinks or unknown:
                 raise ValueError(
                     f"route {pattern!r} -> {list(sinks)}: give a non-empty glob and one or "
-                    f"more of {', '.join(SINK_NAMES)}"
+                    f"more of {', '.join(known)}"
                 )
         return value
 
@@ -233,16 +232,26 @@ def _leaves(model: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo]:
     return out
 
 
-LEAVES = _leaves(Settings)
+def settings_model() -> type[Settings]:
+    """:class:`Settings` with one ``sinks`` section per sink plugin known right now."""
+    plugins = registry.plugins()
+    return _settings_model(tuple((name, p.settings) for name, p in plugins.items()))
+
+
+@functools.cache
+def _settings_model(sections: tuple[tuple[str, type[BaseModel]], ...]) -> type[Settings]:
+    fields: dict[str, Any] = {name: (m, Field(default_factory=m)) for name, m in sections}
+    sinks = create_model("Sinks", __base__=Sinks, **fields)
+    return create_model("Settings", __base__=Settings, sinks=(sinks, Field(default_factory=sinks)))
 
 
 def env_name(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "_").upper()
 
 
-def _from_env(env: Mapping[str, str]) -> Sourced:
+def _from_env(env: Mapping[str, str], leaves: Mapping[str, FieldInfo]) -> Sourced:
     found: Sourced = {}
-    for key in LEAVES:
+    for key in leaves:
         name = env_name(key)
         value = env.get(name)
         if value is None or value == "":
@@ -256,21 +265,43 @@ def _from_env(env: Mapping[str, str]) -> Sourced:
                 ) from None
         else:
             found[key] = (value, name)
+    known = {env_name(key) for key in leaves}
+    sinks_prefix = env_name("sinks.")
+    for name in env:
+        if name.startswith(sinks_prefix) and name not in known and env[name] != "":
+            raise ConfigError(
+                f"{name}: no such sink setting; known sinks are {', '.join(registry.names())} "
+                f"(variables are {sinks_prefix}<SINK>_<KEY>)"
+            )
     return found
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
+def _flatten(
+    table: Mapping[str, Any], leaves: Mapping[str, FieldInfo], prefix: str = ""
+) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, value in table.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict) and key not in LEAVES:
-            out.update(_flatten(value, key + "."))
+        if isinstance(value, dict) and key not in leaves:
+            out.update(_flatten(value, leaves, key + "."))
         else:
             out[key] = value
     return out
 
 
-def _from_file(path: Path) -> Sourced:
+def _unknown_key(path: Path, key: str, leaves: Mapping[str, FieldInfo]) -> ConfigError:
+    parts = key.split(".")
+    if parts[0] == "sinks" and len(parts) > 1 and parts[1] not in registry.names():
+        return ConfigError(
+            f"{path.name}: unknown sink {parts[1]!r} in [sinks.{parts[1]}]: known sinks are "
+            f"{', '.join(registry.names())}"
+        )
+    close = difflib.get_close_matches(key, leaves, n=1)
+    tip = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{path.name}: unknown key {key!r}{tip}")
+
+
+def _from_file(path: Path, leaves: Mapping[str, FieldInfo]) -> Sourced:
     try:
         table = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -280,11 +311,9 @@ def _from_file(path: Path) -> Sourced:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
     found: Sourced = {}
-    for key, value in _flatten(table).items():
-        if key not in LEAVES:
-            close = difflib.get_close_matches(key, LEAVES, n=1)
-            tip = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path.name}: unknown key {key!r}{tip}")
+    for key, value in _flatten(table, leaves).items():
+        if key not in leaves:
+            raise _unknown_key(path, key, leaves)
         found[key] = (value, f"{path.name}: {key}")
     return found
 
@@ -306,18 +335,20 @@ def _shown(key: str, value: object) -> str:
     return repr(value)
 
 
-def _explain(exc: ValidationError, merged: Sourced) -> ConfigError:
+def _explain(
+    exc: ValidationError, merged: Sourced, leaves: Mapping[str, FieldInfo]
+) -> ConfigError:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         prefixes = (".".join(loc[:n]) for n in range(len(loc), 0, -1))
-        key = next((p for p in prefixes if p in LEAVES), None)
+        key = next((p for p in prefixes if p in leaves), None)
         if key is None:
             # A model-level rule (e.g. poll_interval <= idle_poll_interval): its message says it.
             lines.append(str(err["msg"]).removeprefix("Value error, "))
             continue
         value, label = merged.get(key, (err.get("input"), key))
-        extra = LEAVES[key].json_schema_extra
+        extra = leaves[key].json_schema_extra
         hint = extra.get("hint") if isinstance(extra, dict) else None
         custom = err["type"] == "value_error"  # our own validators explain themselves
         message = str(err["msg"]).removeprefix("Value error, ")
@@ -334,13 +365,15 @@ def load_settings(
     """Merge the layers and validate. ``flags`` maps dotted keys to ``(value, "--flag")``;
     ``None`` values are ignored, so unset flags fall through to the lower layers."""
     env = os.environ if env is None else env
+    model = settings_model()
+    leaves = _leaves(model)
     path = config_file if config_file is not None else env.get(CONFIG_ENV) or None
     merged: Sourced = {}
     if path is not None:
-        merged.update(_from_file(Path(path)))
-    merged.update(_from_env(env))
+        merged.update(_from_file(Path(path), leaves))
+    merged.update(_from_env(env, leaves))
     merged.update({k: v for k, v in (flags or {}).items() if v[0] is not None})
     try:
-        return Settings.model_validate(_nest(merged))
+        return model.model_validate(_nest(merged))
     except ValidationError as exc:
-        raise _explain(exc, merged) from None
+        raise _explain(exc, merged, leaves) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -23,6 +24,7 @@ from tether.ops import instruments
 from tether.outbox.ports import OutboxStore
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.routing import Router
+from tether.sinks import registry
 from tether.sinks.base import Sink
 
 log = logging.getLogger("tether.cli.relay")
@@ -62,28 +64,26 @@ async def _patiently(
 
 
 async def open_sinks(cfg: Settings, stop: asyncio.Event, patient: bool) -> list[Sink] | None:
+    """Open every sink the settings enable, each through its registry plugin."""
     sinks: list[Sink] = []
-    nats = cfg.sinks.nats
-    if nats.url is not None:
-        from tether.sinks.jetstream import JetStreamSink
-
-        url = nats.url
-
-        async def connect() -> Sink:
-            return await JetStreamSink.connect(
-                url, stream=nats.stream, subject_prefix=nats.subject_prefix, name="nats"
-            )
-
-        sink = await _patiently("NATS", connect, stop, patient)
-        if sink is None:
-            return None
-        sinks.append(sink)
-    if cfg.sinks.log.enabled:
-        from tether.sinks.log import LogSink
-
-        stream = sys.stdout if cfg.sinks.log.stream == "stdout" else sys.stderr
-        sinks.append(LogSink(stream, name="log"))
+    try:
+        for name in cfg.sinks.enabled():
+            open_ = functools.partial(registry.get(name).open_sink, cfg.sinks.section(name))
+            sink = await _patiently(name, open_, stop, patient)
+            if sink is None:
+                await _close_all(sinks)
+                return None
+            sinks.append(sink)
+    except BaseException:
+        await _close_all(sinks)
+        raise
     return sinks
+
+
+async def _close_all(sinks: list[Sink]) -> None:
+    for sink in sinks:
+        with contextlib.suppress(Exception):
+            await sink.close()
 
 
 async def open_store(db: Database, connections: int) -> OutboxStore:
@@ -120,9 +120,17 @@ async def relay_for(
         finally:
             await store.close()
     finally:
-        for sink in sinks:
-            with contextlib.suppress(Exception):
-                await sink.close()
+        await _close_all(sinks)
+
+
+def no_sink_message() -> str:
+    ways = "; ".join(
+        f"{p.name}: {p.enable_hint or f'[sinks.{p.name}]'}" for p in registry.plugins().values()
+    )
+    return (
+        f"no sink configured: turn one on in [sinks.<name>] of the file, with "
+        f"TETHER_SINKS_<NAME>_<KEY> variables or a flag ({ways})"
+    )
 
 
 async def drain(relay: Relay, stop: asyncio.Event) -> None:
@@ -226,10 +234,7 @@ def relay(
     )
     db = common.database(cfg)
     if not cfg.sinks.enabled():
-        common.bad_input(
-            "no sink configured: pass --nats-url or --log-sink, set TETHER_SINKS_NATS_URL or "
-            "TETHER_SINKS_LOG_ENABLED=true, or configure [sinks.nats] / [sinks.log] in the file"
-        )
+        common.bad_input(no_sink_message())
     with _logging_to_stderr(cfg.log_level), common.errors_handled(db.url):
         if cfg.metrics_port is not None:
             try:

@@ -118,6 +118,6 @@ def test_the_documented_config_file_is_valid(tmp_path: Path) -> None:
     block = re.search(r"```toml\n(.*?)```", doc, re.DOTALL)
     assert block is not None
     s = load_settings(write(tmp_path, block.group(1)), env={})
-    assert s.sinks.enabled() == ("nats", "log")
+    assert s.sinks.enabled() == ("log", "nats")
     assert s.routes["order.*"] == ("nats", "log")
     assert s.relay.retry_policy().max_attempts == s.relay.retry_max_attempts == 10
