@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tether.core.envelope import Event
+from tether.core.lifecycle import Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +36,13 @@ class ClaimedEvent:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """A row that was not (fully) published in this batch.
-
-    ``charge`` spends one attempt (the event itself failed); without it the row just waits
-    (its sink was unreachable). ``dead`` moves it to the dead-letter state.
-    """
+    """A row that was not (fully) published in this batch, and its transition in the one item
+    lifecycle (:func:`tether.core.lifecycle.decide`): retried after backoff with an attempt
+    spent, deferred with none (its sink was unreachable), or dead. ``done_sinks`` are the sinks
+    that already took it, so a retry skips them."""
 
     seq: int
-    error: str
-    delay: float
-    charge: bool
-    dead: bool
+    transition: Transition
     done_sinks: frozenset[str]
 
 

@@ -9,6 +9,9 @@ more in this batch: its later events stay untouched, behind it. Outcomes, per ev
 * a sink reported the event failed   -> one attempt spent; retried after backoff, or dead
 * a sink is unreachable              -> the event waits, no attempt spent; the sink is paused
 * the event matches no route         -> dead at once ("no route"), never silently dropped
+
+The failures are outcomes of the one item lifecycle (:mod:`tether.core.lifecycle`), which the
+work-item engine shares; sink pausing is :class:`tether.sinks.pause.SinkPauses`.
 """
 
 from __future__ import annotations
@@ -21,22 +24,22 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
+from tether.core.clock import utcnow
 from tether.core.errors import ConfigError, SinkUnavailableError
 from tether.ops import metrics
 from tether.outbox.ports import ClaimedEvent, OutboxStore, Retry
 from tether.outbox.routing import Router
+from tether.sinks import pause
 from tether.sinks.base import Outcome, Sink
 
 log = logging.getLogger("tether.relay")
 
-# A paused sink is probed again at most 2 s later: deferring a batch costs one UPDATE, while a
-# longer pause becomes delivery lag once the broker is back.
-_OUTAGE = RetryPolicy(
-    max_attempts=1_000_000, base=timedelta(milliseconds=250), cap=timedelta(seconds=2)
-)
+# The loop's back-off after a failed batch follows the same curve as a sink's pause.
+_OUTAGE = pause.OUTAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +131,7 @@ class Relay:
         self._router = router or Router.everything_to(names)
         self.config = config or RelayConfig()
         self._rng = rng or random.Random()
-        self._down_until: dict[str, float] = {}
-        self._outages: dict[str, int] = {}
+        self.pauses = pause.SinkPauses()
         self.stats = RelayStats()
         self.batch_done = asyncio.Event()
 
@@ -234,49 +236,66 @@ class Relay:
         published: list[int] = []
         retries: list[Retry] = []
         retried = deferred = dead = 0
+        now = utcnow()
         for c, routed, results in zip(claimed, targets, by_event, strict=True):
-            if not routed:
-                retries.append(self._no_route(c))
-                dead += 1
-                continue
             failed = {n: r for n, r in results.items() if not r.ok}
-            if not failed:
+            if routed and not failed:
                 published.append(c.seq)
                 continue
-            done = c.done_sinks | {n for n, r in results.items() if r.ok}
-            retry = self._retry(c, failed, done)
+            if routed:
+                done = c.done_sinks | {n for n, r in results.items() if r.ok}
+                retry = Retry(c.seq, self._failure(c, failed, now), done)
+            else:
+                retry = Retry(c.seq, self._no_route(c, now), c.done_sinks)
             retries.append(retry)
-            if retry.dead:
+            if retry.transition.dead:
                 dead += 1
-            elif retry.charge:
+            elif retry.transition.charged:
                 retried += 1
             else:
                 deferred += 1
         report = BatchReport(len(claimed), len(published), retried, deferred, dead)
         return published, retries, report
 
-    def _retry(self, c: ClaimedEvent, failed: dict[str, _Result], done: frozenset[str]) -> Retry:
-        charged = {n: r for n, r in failed.items() if not r.deferred}
+    def _failure(
+        self, c: ClaimedEvent, failed: dict[str, _Result], now: datetime
+    ) -> lifecycle.Transition:
+        charged = [r for r in failed.values() if not r.deferred]
         error = "; ".join(f"{n}: {r.error}" for n, r in sorted(failed.items()))
         if not charged:
-            return Retry(c.seq, error, self._defer_delay(failed), False, False, done)
-        attempts = c.attempts + 1
-        limit = c.max_attempts or self.config.retry.max_attempts
-        permanent = any(not r.retryable for r in charged.values())
-        dead = permanent or attempts >= limit
-        delay = self.config.retry.delay(attempts, self._rng).total_seconds()
-        return Retry(c.seq, error, delay, True, dead, done)
+            return self._decide(
+                c, lifecycle.Outcome.DEFER, error, now, delay=self.pauses.wait(failed)
+            )
+        permanent = any(not r.retryable for r in charged)
+        outcome = lifecycle.Outcome.PERMANENT if permanent else lifecycle.Outcome.RETRY
+        return self._decide(c, outcome, error, now)
 
-    def _no_route(self, c: ClaimedEvent) -> Retry:
+    def _no_route(self, c: ClaimedEvent, now: datetime) -> lifecycle.Transition:
         error = f"no route sends topic {c.event.topic!r} / type {c.event.type!r} to any sink"
-        return Retry(c.seq, error, 0.0, True, True, c.done_sinks)
+        return self._decide(c, lifecycle.Outcome.NO_ROUTE, error, now)
 
-    def _defer_delay(self, failed: dict[str, _Result]) -> float:
-        now = time.monotonic()
-        return max(0.05, min(self._down_until.get(n, now) - now for n in failed))
+    def _decide(
+        self,
+        c: ClaimedEvent,
+        outcome: lifecycle.Outcome,
+        error: str,
+        now: datetime,
+        delay: timedelta | None = None,
+    ) -> lifecycle.Transition:
+        # Row locks are the relay's lease, so the attempt is counted as it is settled.
+        return lifecycle.decide(
+            outcome,
+            attempt=c.attempts + 1,
+            max_attempts=c.max_attempts,
+            policy=self.config.retry,
+            now=now,
+            error=error,
+            delay=delay,
+            rng=self._rng,
+        )
 
     async def _publish(self, name: str, claimed: Sequence[ClaimedEvent]) -> list[_Result]:
-        if self._down_until.get(name, 0.0) > time.monotonic():
+        if self.pauses.paused(name):
             return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(
                 claimed
             )
@@ -295,8 +314,7 @@ class Relay:
             # One poisonous event must not cost the whole batch: find it by publishing alone.
             singles = [await self._publish(name, [c]) for c in claimed]
             return [r[0] for r in singles]
-        self._outages.pop(name, None)
-        self._down_until.pop(name, None)
+        self.pauses.resume(name)
         if len(outcomes) != len(claimed):
             error = f"sink {name} returned {len(outcomes)} outcomes for {len(claimed)} events"
             return [_Result(False, error)] * len(claimed)
@@ -304,11 +322,8 @@ class Relay:
 
     def _sink_down(self, name: str, error: str, count: int) -> list[_Result]:
         metrics.SINK_UNAVAILABLE.labels(name).inc()
-        outages = self._outages.get(name, 0) + 1
-        self._outages[name] = outages
-        pause = _OUTAGE.bound(outages).total_seconds()
-        self._down_until[name] = time.monotonic() + pause
-        log.warning("sink %s unavailable (%s); pausing it %.2fs", name, error, pause)
+        paused = self.pauses.pause(name).total_seconds()
+        log.warning("sink %s unavailable (%s); pausing it %.2fs", name, error, paused)
         return [_Result(False, f"unavailable: {error}", deferred=True)] * count
 
     def _count(self, report: BatchReport) -> None:

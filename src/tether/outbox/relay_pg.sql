@@ -47,17 +47,18 @@ SET state = 'done', finished_at = now(), attempts = attempts + 1, last_error = N
 WHERE seq = ANY(:seqs::bigint[])
 
 -- name: record_retries
+-- Writes transitions decided by tether.core.lifecycle. This batch holds the rows' locks, so the
+-- attempt count is written as decided; times are the database's, like the claim's.
 UPDATE tether_outbox o
-SET attempts = o.attempts + CASE WHEN f.charge THEN 1 ELSE 0 END,
-    state = CASE WHEN f.dead THEN 'dead' ELSE 'pending' END,
+SET attempts = f.attempts,
+    state = f.state,
     available_at = now() + make_interval(secs => f.delay),
-    finished_at = CASE WHEN f.dead THEN now() END,
-    last_error = f.error,
-    errors = CASE WHEN f.charge
-        THEN o.errors || jsonb_build_array(jsonb_build_object(
-            'at', now(), 'attempt', o.attempts + 1, 'error', f.error))
-        ELSE o.errors END,
+    finished_at = CASE WHEN f.state = 'dead' THEN now() END,
+    last_error = COALESCE(f.error, o.last_error),
+    errors = CASE WHEN f.entry IS NULL THEN o.errors
+                  ELSE o.errors || jsonb_build_array(f.entry::jsonb) END,
     done_sinks = CASE WHEN f.done = '' THEN '{}'::text[] ELSE string_to_array(f.done, ',') END
-FROM unnest(:seqs::bigint[], :errors::text[], :delays::float8[], :charges::bool[],
-            :deads::bool[], :dones::text[]) AS f(seq, error, delay, charge, dead, done)
+FROM unnest(:seqs::bigint[], :states::text[], :attempts::int[], :delays::float8[],
+            :errors::text[], :entries::text[], :dones::text[])
+     AS f(seq, state, attempts, delay, error, entry, done)
 WHERE o.seq = f.seq

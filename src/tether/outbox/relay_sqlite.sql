@@ -35,12 +35,13 @@ SET state = 'done', finished_at = :now, attempts = attempts + 1, last_error = NU
 WHERE seq = :seq
 
 -- name: record_retry
+-- Writes a transition decided by tether.core.lifecycle (see relay_pg.sql).
 UPDATE tether_outbox
-SET attempts = attempts + :charge,
-    state = CASE WHEN :dead THEN 'dead' ELSE 'pending' END,
+SET attempts = :attempts,
+    state = :state,
     available_at = :available_at,
-    finished_at = CASE WHEN :dead THEN :now END,
-    last_error = :error,
-    errors = CASE WHEN :charge THEN json_insert(errors, '$[#]', json(:entry)) ELSE errors END,
+    finished_at = CASE WHEN :state = 'dead' THEN :now END,
+    last_error = COALESCE(:error, last_error),
+    errors = CASE WHEN :entry IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:entry)) END,
     done_sinks = :done
 WHERE seq = :seq

@@ -37,7 +37,6 @@ SERVER_SETTINGS = {
     "enable_bitmapscan": "off",
     "application_name": "tether-relay",
 }
-MAX_ERROR_CHARS = 2000
 
 
 def row_to_claimed(row: Any) -> ClaimedEvent:
@@ -56,13 +55,15 @@ class _Batch:
         if published:
             await self.conn.execute(_MARK if self.keep_published else _DELETE, list(published))
         if retries:
+            moves = [r.transition for r in retries]
             await self.conn.execute(
                 _RETRIES,
                 [r.seq for r in retries],
-                [r.error[:MAX_ERROR_CHARS] for r in retries],
-                [r.delay for r in retries],
-                [r.charge for r in retries],
-                [r.dead for r in retries],
+                [m.state.value for m in moves],
+                [m.attempts for m in moves],
+                [m.delay.total_seconds() for m in moves],
+                [m.error for m in moves],
+                [m.entry_json() for m in moves],
                 [",".join(sorted(r.done_sinks)) for r in retries],
             )
 

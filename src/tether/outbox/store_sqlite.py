@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -30,7 +30,6 @@ from tether.store.sqlfile import load
 from tether.store.sqlite.ddl import PRAGMAS, migrate
 
 _Q = load("tether.outbox", "relay_sqlite.sql")
-MAX_ERROR_CHARS = 2000
 
 
 def _row_to_claimed(row: Any) -> ClaimedEvent:
@@ -55,23 +54,20 @@ class _Batch:
             query = _Q["mark_published" if self.keep_published else "delete_published"].sql
             await self.conn.executemany(query, [{"seq": s, "now": now} for s in published])
         if retries:
-            attempts = {c.seq: c.attempts for c in self.events}
             await self.conn.executemany(
-                _Q["record_retry"].sql,
-                [self._retry_values(r, attempts[r.seq], now) for r in retries],
+                _Q["record_retry"].sql, [self._retry_values(r, now) for r in retries]
             )
 
-    def _retry_values(self, r: Retry, attempts: int, now: str) -> dict[str, object]:
-        error = r.error[:MAX_ERROR_CHARS]
-        entry = {"at": now, "attempt": attempts + 1, "error": error}
+    def _retry_values(self, r: Retry, now: str) -> dict[str, object]:
+        move = r.transition
         return {
             "seq": r.seq,
-            "charge": 1 if r.charge else 0,
-            "dead": 1 if r.dead else 0,
-            "available_at": sqlite_time(self.now + timedelta(seconds=r.delay)),
+            "state": move.state.value,
+            "attempts": move.attempts,
+            "available_at": sqlite_time(self.now + move.delay),
             "now": now,
-            "error": error,
-            "entry": jsonutil.dumps(entry).decode(),
+            "error": move.error,
+            "entry": move.entry_json(),
             "done": jsonutil.dumps(sorted(r.done_sinks)).decode(),
         }
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.contract.outbox.harness import Harness, PgHarness, open_sqlite
 from tests.support.scripted_sink import ScriptedSink
+from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.routing import Route, Router
@@ -113,11 +114,26 @@ async def test_unavailable_sink_spends_no_attempts(h: Harness) -> None:
     async with h.store() as store:
         relay = Relay(store, [sink])
         assert (await relay.run_once()).deferred == 5
-        assert {(r["attempts"], r["state"]) for r in await h.rows()} == {(0, "pending")}
+        rows = await h.rows()
+        assert {(r["attempts"], r["state"], len(r["errors"])) for r in rows} == {(0, "pending", 0)}
+        assert all("unavailable" in r["last_error"] for r in rows)
         sink.unavailable = False
         await h.make_due()
-        relay._down_until.clear()
+        relay.pauses.clear()
         assert (await relay.run_once()).published == 5
+
+
+async def test_long_errors_are_clipped_once_to_the_lifecycle_limit(h: Harness) -> None:
+    await h.produce(1)
+    sink = ScriptedSink()
+    sink.fail = lambda e: Outcome.failed("x" * 100_000, retryable=False)
+    async with h.store() as store:
+        await Relay(store, [sink]).run_once()
+    [row] = await h.rows()
+    assert len(row["last_error"]) == lifecycle.MAX_ERROR_CHARS
+    [entry] = row["errors"]
+    assert entry.keys() == {"at", "attempt", "error"}  # the work-item engine's shape
+    assert (entry["attempt"], entry["error"]) == (1, row["last_error"])
 
 
 async def test_poison_event_costs_only_itself(h: Harness) -> None:
