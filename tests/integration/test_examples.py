@@ -23,6 +23,7 @@ EXAMPLES: dict[str, list[str]] = {
         "jetstream outcomes: [True, True]",
         "memory sink: one delivered, one refused",
     ],
+    "examples/sink_plugin.py": ["file sink wrote: [('order.placed', {'order': 'o-1'})]"],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
