@@ -25,9 +25,11 @@ from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
 from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
+from tether.store.postgres.pooler import PoolerMode, connect_kwargs
 
 # A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
-# row once the table fills (see docs/architecture.md, "The plan-cache trap").
+# row once the table fills (see docs/architecture.md, "The plan-cache trap"). Through a
+# transaction pooler statements are unnamed and planned afresh each time, so it is not needed.
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -41,12 +43,19 @@ async def _wrapped(what: str) -> AsyncIterator[None]:
         raise StoreError(f"PostgreSQL failed during {what}: {exc}") from exc
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool with the settings the engine relies on."""
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    pooler: PoolerMode | str | bool | None = PoolerMode.NONE,
+) -> asyncpg.Pool:
+    """A pool with the settings the engine relies on. ``pooler="transaction"`` when ``dsn``
+    leads to a transaction-mode pooler (PgBouncer): every operation is one statement, so
+    nothing depends on the session."""
+    options = connect_kwargs(pooler, SERVER_SETTINGS)
     async with _wrapped("connect"):
-        return await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, server_settings=SERVER_SETTINGS
-        )
+        return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **options)
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -91,9 +100,11 @@ class PostgresQueue(Engine):
         self._owns_pool = False
 
     @classmethod
-    async def connect(cls, dsn: str, **options: Any) -> PostgresQueue:
-        """Open a pool of its own (closed by :meth:`close`)."""
-        queue = cls(await create_pool(dsn), **options)
+    async def connect(
+        cls, dsn: str, *, pooler: PoolerMode | str | bool | None = None, **options: Any
+    ) -> PostgresQueue:
+        """Open a pool of its own (closed by :meth:`close`); see :func:`create_pool`."""
+        queue = cls(await create_pool(dsn, pooler=pooler), **options)
         queue._owns_pool = True
         return queue
 
