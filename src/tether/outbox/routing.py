@@ -1,4 +1,8 @@
-"""Which sinks receive which events: ordered rules matching topic and type with glob patterns."""
+"""Which sinks receive which events: ordered rules matching topic and type with glob patterns.
+
+Routing needs only an event's topic and type, so a dispatcher that works from stored items
+(with those two columns) rather than :class:`Event` objects uses :meth:`Router.sinks_for_kind`.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ class Route:
     type: str = "*"
 
     def matches(self, event: Event) -> bool:
-        return fnmatch.fnmatchcase(event.topic, self.topic) and fnmatch.fnmatchcase(
-            event.type, self.type
-        )
+        return self.matches_kind(event.topic, event.type)
+
+    def matches_kind(self, topic: str, type: str) -> bool:
+        return fnmatch.fnmatchcase(topic, self.topic) and fnmatch.fnmatchcase(type, self.type)
 
 
 class Router:
@@ -55,10 +60,15 @@ class Router:
         return cls(routes, known_sinks)
 
     def sinks_for(self, event: Event) -> frozenset[str]:
-        key = (event.topic, event.type)
+        return self.sinks_for_kind(event.topic, event.type)
+
+    def sinks_for_kind(self, topic: str, type: str) -> frozenset[str]:
+        key = (topic, type)
         found = self._cache.get(key)
         if found is None:
-            found = frozenset(s for r in self._routes if r.matches(event) for s in r.sinks)
+            found = frozenset(
+                s for r in self._routes if r.matches_kind(topic, type) for s in r.sinks
+            )
             if len(self._cache) < 100_000:
                 self._cache[key] = found
         return found

@@ -25,3 +25,10 @@ def test_no_match_gives_empty_set() -> None:
 def test_unknown_sink_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown sink\(s\) \['kafka'\]"):
         Router.from_mapping({"*": ["kafka"]}, ["nats"])
+
+
+def test_routes_by_topic_and_type_alone_for_dispatchers_without_events() -> None:
+    router = Router.from_mapping({"orders.*": ["hook"], "type:*Failed": ["ops"]}, ["hook", "ops"])
+    assert router.sinks_for_kind("orders.eu", "PaymentFailed") == {"hook", "ops"}
+    event = make_event("OrderPlaced", {}, topic="orders.eu")
+    assert router.sinks_for_kind(event.topic, event.type) == router.sinks_for(event) == {"hook"}
