@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from tether.commands import demo, dlq, migrate, relay, status  # one module per command
+from tether.commands import common, demo, dlq, migrate, relay, status  # one module per command
 
 app = typer.Typer(
     name="tether",
@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=common.Boundary,  # every command, mounted ones included: one error line, no traceback
 )
 
 

@@ -2,22 +2,26 @@
 
 Mounted by the main CLI as ``tether caps``. The capability registry is read from the
 database (the application synchronizes it at start-up), so a misspelt name is an error here
-too, never a grant nobody can use.
+too, never a grant nobody can use. The database comes from ``--dsn`` (or ``--db``),
+``TETHER_DATABASE_URL`` or the ``--config`` file, as for every ``tether`` command, and errors
+end the command as they do there: one line on stderr, exit 1 or 2, no traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from tether.authz.errors import (
-    AuthzError,
     InvalidCapabilityName,
     InvalidGrantError,
     UnknownCapabilityError,
@@ -26,84 +30,111 @@ from tether.authz.errors import (
 from tether.authz.names import SUPER_ADMIN, Registry, parse
 from tether.authz.service import Authz
 from tether.authz.sql import SqlAuthzStore
+from tether.commands import common
+from tether.config import Database
 from tether.core.errors import TetherError
 
-app = typer.Typer(help="Grant, revoke, list and explain capabilities.", no_args_is_help=True)
+app = typer.Typer(
+    help="Grant, revoke, list and explain capabilities.",
+    no_args_is_help=True,
+    cls=common.Boundary,
+)
 _out = Console()
-_err = Console(stderr=True)
 T = TypeVar("T")
 
 DsnOption = Annotated[
     str | None,
     typer.Option(
-        "--dsn", envvar="TETHER_DATABASE_URL", help="postgresql://… or sqlite+aiosqlite:///…"
+        "--dsn",
+        "--database-url",
+        "--db",
+        help="postgresql://user@host:5432/db or sqlite:///file.db (default: $TETHER_DATABASE_URL).",
+        show_default=False,
     ),
 ]
 OrgOption = Annotated[
     str | None, typer.Option("--org", help="Organization; omit for a grant in every org.")
 ]
 
-
-BAD_INPUT = 2  # the exit codes of the main CLI: 1 runtime failure, 2 bad input
 DENIED = 3
+_DURATION = re.compile(r"([0-9]{1,9})([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# A user, org or capability the database does not know, or a grant refused before writing.
+_REFUSED = (InvalidCapabilityName, UnknownCapabilityError, UnknownSubjectError, InvalidGrantError)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    return typer.Exit(code=code)
+def parse_expiry(text: str | None, now: datetime) -> datetime | None:
+    """An ISO 8601 time with zone, or a duration from ``now``: ``30m``, ``12h``, ``7d``.
 
-
-def _parse_expiry(text: str | None) -> datetime | None:
-    """An ISO 8601 time with zone, or a duration from now: ``30m``, ``12h``, ``7d``."""
+    Raises :class:`InvalidGrantError` naming the text for anything else.
+    """
     if text is None:
         return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) + timedelta(**{units[text[-1]]: int(text[:-1])})
+    duration = _DURATION.fullmatch(text)
+    if duration is not None:
+        try:
+            return now + timedelta(**{_UNITS[duration[2]]: int(duration[1])})
+        except OverflowError:
+            raise InvalidGrantError(f"--expires {text!r} is too far in the future") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(
-            f"--expires {text!r} is neither an ISO time nor a duration like 7d", BAD_INPUT
+        raise InvalidGrantError(
+            f"--expires {text!r} is neither an ISO time nor a duration like 7d"
         ) from None
     if when.tzinfo is None:
-        raise _fail(f"--expires {text!r} has no time zone; add Z or +05:30", BAD_INPUT)
+        raise InvalidGrantError(f"--expires {text!r} has no time zone; add Z or +05:30")
     return when
 
 
-async def _authz(dsn: str | None) -> Authz:
-    if not dsn:
-        raise _fail("no database: pass --dsn or set TETHER_DATABASE_URL", BAD_INPUT)
-    store = SqlAuthzStore.from_url(dsn)
-    stored = await store.capabilities()
+def _database(dsn: str | None, config: Path | None) -> Database:
+    cfg = common.settings(config, {"database_url": (dsn, "--dsn")})
+    db = common.database(cfg)
+    common.require_sqlite_file(db)
+    return db
+
+
+async def _authz(db: Database) -> Authz:
+    store = SqlAuthzStore.from_url(db.url)
+    try:
+        stored = await store.capabilities()
+    except DBAPIError as exc:
+        await store.close()
+        if _is_missing_table(exc):
+            raise TetherError(
+                f"{db.masked} has no capability tables: run `tether migrate` (PostgreSQL) or "
+                "start the application once (SQLite)"
+            ) from None
+        raise
     declared = [n for n in stored if n != SUPER_ADMIN and not parse(n).is_wildcard]
     if not declared:
         await store.close()
-        raise _fail("no capabilities in this database: start the application once to sync them")
+        raise TetherError(
+            "no capabilities in this database: start the application once to sync them"
+        )
     return Authz(store, Registry(declared), use_cache=False)
 
 
-def _run(dsn: str | None, action: Callable[[Authz], Awaitable[T]]) -> T:
+def _is_missing_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def _run(dsn: str | None, config: Path | None, action: Callable[[Authz], Awaitable[T]]) -> T:
+    db = _database(dsn, config)
+
     async def main() -> T:
-        authz = await _authz(dsn)
+        authz = await _authz(db)
         try:
             return await action(authz)
         finally:
             await authz.store.close()
 
-    try:
-        return asyncio.run(main())
-    except (
-        InvalidCapabilityName,
-        UnknownCapabilityError,
-        UnknownSubjectError,
-        InvalidGrantError,
-    ) as exc:
-        raise _fail(str(exc), BAD_INPUT) from None
-    except (AuthzError, TetherError) as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot reach the database: {exc}") from None
+    with common.errors_handled(db.url):
+        try:
+            return asyncio.run(main())
+        except _REFUSED as exc:
+            common.bad_input(str(exc))
 
 
 @app.command()
@@ -117,18 +148,32 @@ def grant(
         str | None, typer.Option("--expires", help="ISO time with zone, or 30m / 12h / 7d.")
     ] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who grants (audit).")] = None,
+    config: common.ConfigOption = None,
 ) -> None:
     """Grant CAPABILITY to USER in --org (or every org)."""
-    expires_at = _parse_expiry(expires)
-    _run(dsn, lambda a: a.grant(user, capability, org, expires_at=expires_at, granted_by=by))
+    try:
+        expires_at = parse_expiry(expires, datetime.now(UTC))
+    except InvalidGrantError as exc:
+        common.bad_input(str(exc))
+    _run(
+        dsn,
+        config,
+        lambda a: a.grant(user, capability, org, expires_at=expires_at, granted_by=by),
+    )
     _out.print(f"granted {capability} to {user} in {org or 'every org'}")
 
 
 @app.command()
-def revoke(user: str, capability: str, dsn: DsnOption = None, org: OrgOption = None) -> None:
+def revoke(
+    user: str,
+    capability: str,
+    dsn: DsnOption = None,
+    org: OrgOption = None,
+    config: common.ConfigOption = None,
+) -> None:
     """Revoke a direct grant of CAPABILITY from USER."""
-    if not _run(dsn, lambda a: a.revoke(user, capability, org)):
-        raise _fail(f"{user} has no direct grant of {capability} in {org or 'every org'}")
+    if not _run(dsn, config, lambda a: a.revoke(user, capability, org)):
+        common.fail(f"{user} has no direct grant of {capability} in {org or 'every org'}")
     _out.print(f"revoked {capability} from {user} in {org or 'every org'}")
 
 
@@ -137,9 +182,10 @@ def list_grants(
     dsn: DsnOption = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
     org: OrgOption = None,
+    config: common.ConfigOption = None,
 ) -> None:
     """List direct grants and role assignments."""
-    records = _run(dsn, lambda a: a.store.list_grants(user=user, org=org))
+    records = _run(dsn, config, lambda a: a.store.list_grants(user=user, org=org))
     table = Table("user", "org", "capability / role", "expires", "granted by", "granted at")
     for r in sorted(records, key=lambda r: (r.user, r.org or "", r.capability or r.role or "")):
         what = r.capability or f"role {r.role}"
@@ -150,9 +196,15 @@ def list_grants(
 
 
 @app.command()
-def explain(user: str, capability: str, dsn: DsnOption = None, org: OrgOption = None) -> None:
+def explain(
+    user: str,
+    capability: str,
+    dsn: DsnOption = None,
+    org: OrgOption = None,
+    config: common.ConfigOption = None,
+) -> None:
     """Say whether USER has CAPABILITY in --org, and why. Exit code 0 allowed, 3 denied."""
-    decision = _run(dsn, lambda a: a.explain(user, capability, org))
+    decision = _run(dsn, config, lambda a: a.explain(user, capability, org))
     _out.print(str(decision), markup=False, soft_wrap=True)
     if not decision.allowed:
         raise typer.Exit(code=DENIED)

@@ -1,13 +1,16 @@
 """What every ``tether`` command shares: consoles, option types, settings, error handling.
 
-Exit codes: 0 success, 1 a runtime failure (database down, nothing found), 2 bad input
-(flags, environment, config file). Errors are one line on stderr, never a traceback.
+Exit codes: 0 success, 1 a runtime failure (database down, missing or refusing us, nothing
+found), 2 bad input (flags, environment, config file, no database configured, a malformed
+URL). Errors are one line on stderr with passwords masked, never a traceback:
+:class:`Boundary` guarantees it for every command, :func:`errors_handled` adds which database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from tether.config import Database, Settings, load_settings, mask_url
 from tether.core.errors import ConfigError, TetherError
@@ -44,13 +49,19 @@ DatabaseOption = Annotated[
 ]
 
 
-def fail(message: str, *, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {_plain(message)}", soft_wrap=True)
+FAILURE = 1
+BAD_INPUT = 2
+
+
+def fail(message: str, *, code: int = FAILURE) -> NoReturn:
+    # One line, whatever the message: a driver's or a bug's text must not spill over lines.
+    line = " ".join(mask_secrets(message).split())
+    err.print(f"[bold red]error:[/] {_plain(line)}", soft_wrap=True)
     raise typer.Exit(code=code)
 
 
 def bad_input(message: str) -> NoReturn:
-    fail(message, code=2)
+    fail(message, code=BAD_INPUT)
 
 
 def _plain(message: str) -> str:
@@ -76,32 +87,71 @@ def database(cfg: Settings) -> Database:
         bad_input(str(exc))
 
 
+# Errors that are a command-line problem, already reported by Click or Typer as usage errors.
+_PASS_THROUGH = (typer.Exit, typer.Abort, TyperException)
+_DRIVERS = ("asyncpg", "psycopg", "sqlite3", "aiosqlite", "sqlalchemy", "alembic")
+_SECRET_IN_URL = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """Every ``scheme://user:secret@`` in ``text`` shown as ``scheme://user:***@``."""
+    return _SECRET_IN_URL.sub(r"\1***@", text)
+
+
+def describe_failure(exc: BaseException, dsn: str | None = None) -> tuple[int, str]:
+    """The exit code and one-line message for an error that ends a command."""
+    where = mask_url(dsn) if dsn else None
+    if isinstance(exc, ConfigError):
+        return BAD_INPUT, str(exc)
+    if isinstance(exc, TetherError):
+        return FAILURE, str(exc)
+    if isinstance(exc, OSError | TimeoutError):
+        return FAILURE, f"cannot reach the database{f' ({where})' if where else ''}: {exc}"
+    if _is_driver_error(exc):
+        # Driver messages can carry whole SQL scripts; the first line says what went wrong.
+        # SQLAlchemy wraps the driver's error; its own class name would say nothing more.
+        cause = getattr(exc, "orig", None)
+        first = str(cause or exc).strip().splitlines()[:1] or [""]
+        kind = "" if cause is not None else f"{type(exc).__name__}: "
+        return FAILURE, f"{where or 'the database'}: {kind}{first[0]}"
+    return FAILURE, f"unexpected {type(exc).__name__}: {exc} (a bug in Tether: please report it)"
+
+
 @contextlib.contextmanager
 def errors_handled(dsn: str | None = None) -> Iterator[None]:
-    """Turn Tether and driver errors into one clear line and an exit code."""
+    """Turn any error into one line on stderr and its exit code; ``dsn`` names the database."""
     try:
         yield
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except (*_PASS_THROUGH, KeyboardInterrupt):
         raise
-    except ConfigError as exc:
-        bad_input(str(exc))
-    except TetherError as exc:
-        fail(str(exc))
-    except (OSError, TimeoutError) as exc:
-        where = f" ({mask_url(dsn)})" if dsn else ""
-        fail(f"cannot reach the database{where}: {exc}")
     except Exception as exc:
-        if not _is_driver_error(exc):
-            raise
-        text = mask_url(dsn) if dsn else "the database"
-        # Driver messages can carry whole SQL scripts; the first line says what went wrong.
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[:1] or [""]
-        fail(f"{text}: {type(exc).__name__}: {first[0]}")
+        code, message = describe_failure(exc, dsn)
+        fail(message, code=code)
 
 
-def _is_driver_error(exc: Exception) -> bool:
-    module = type(exc).__module__.split(".", 1)[0]
-    return module in ("asyncpg", "psycopg", "sqlite3", "aiosqlite", "sqlalchemy", "alembic")
+class Boundary(TyperGroup):
+    """A command group whose commands, and its sub-groups' commands, end in one error line.
+
+    The last line of defence: commands name their database themselves with
+    :func:`errors_handled`; whatever escapes them still never prints a traceback.
+    """
+
+    def invoke(self, ctx: Any) -> Any:  # Typer's vendored Click context; the type is private
+        with errors_handled():
+            return super().invoke(ctx)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".", 1)[0] in _DRIVERS
+
+
+def require_sqlite_file(db: Database) -> None:
+    """Opening a missing SQLite file would create an empty one: refuse instead."""
+    if db.sqlite_path is not None and not db.sqlite_path.exists():
+        raise TetherError(
+            f"SQLite database {str(db.sqlite_path)!r} does not exist: run `tether migrate` "
+            "first, or check the path (sqlite:///relative.db, sqlite:////absolute.db)"
+        )
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -65,6 +65,7 @@ def test_grant_list_explain_revoke(dsn: str) -> None:
         (["explain", "alice", "trade:aprove"], "unknown capability 'trade:aprove'"),
         (["grant", "alice", "trade:view", "--expires", "soon"], "neither an ISO time"),
         (["grant", "alice", "trade:view", "--expires", "2030-01-01T00:00"], "no time zone"),
+        (["grant", "alice", "trade:view", "--expires", "99999999d"], "too far in the future"),
     ],
 )
 def test_bad_input_is_a_clear_error(dsn: str, args: list[str], message: str) -> None:
@@ -85,7 +86,7 @@ def test_missing_database_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TETHER_DATABASE_URL", raising=False)
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 2
-    assert "pass --dsn or set TETHER_DATABASE_URL" in result.output
+    assert "no database configured: pass --database-url, set TETHER_DATABASE_URL" in result.output
 
 
 def test_unreachable_database_is_named() -> None:
