@@ -94,8 +94,13 @@ def _database(dsn: str | None, config: Path | None) -> Database:
     return db
 
 
+open_store: Callable[[str], SqlAuthzStore] = SqlAuthzStore.from_url
+"""Builds the commands' store from a database URL. ``tether caps`` (:mod:`tether.commands.caps`)
+sets one whose grant changes are written to the outbox; authz itself does not import it."""
+
+
 async def _authz(db: Database) -> Authz:
-    store = SqlAuthzStore.from_url(db.url)
+    store = open_store(db.url)
     try:
         stored = await store.capabilities()
     except DBAPIError as exc:
