@@ -21,7 +21,9 @@ OWN = "own"
 ANY = "any"
 
 _PART = r"[a-z][a-z0-9_-]{0,39}"
-_NAME = re.compile(rf"^({_PART}):({_PART}|\*)(?::({_PART}))?$")
+# Matched with fullmatch: ``$`` alone would let "trade:view\n" through, which the database's
+# CHECK constraint then refuses.
+_NAME = re.compile(rf"({_PART}):({_PART}|\*)(?::({_PART}))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class ParsedName:
 
 def parse(name: str) -> ParsedName:
     """Split a capability name into its parts; raise :class:`InvalidCapabilityName` if malformed."""
-    match = _NAME.match(name) if isinstance(name, str) else None
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None or (match.group(2) == WILDCARD and match.group(3) is not None):
         raise InvalidCapabilityName(
             f"invalid capability name {name!r}: use resource:action or resource:action:modifier "
