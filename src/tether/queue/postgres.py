@@ -25,7 +25,7 @@ from tether.queue.ports import Claimed, Item, NewItem
 from tether.queue.spec import ITEMS, TableSpec, render
 from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
-from tether.store.postgres.pooler import PoolerMode, connect_kwargs
+from tether.store.postgres.pooler import PoolerMode, connect_kwargs, hint_for
 
 # A generic plan built while the table was empty keeps re-running the SKIP LOCKED pick per
 # row once the table fills (see docs/architecture.md, "The plan-cache trap"). Through a
@@ -40,7 +40,7 @@ async def _wrapped(what: str) -> AsyncIterator[None]:
     try:
         yield
     except _DRIVER_ERRORS as exc:
-        raise StoreError(f"PostgreSQL failed during {what}: {exc}") from exc
+        raise StoreError(f"PostgreSQL failed during {what}: {exc}{hint_for(exc)}") from exc
 
 
 async def create_pool(

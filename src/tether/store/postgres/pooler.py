@@ -156,3 +156,20 @@ def sqlalchemy_connect_args(url: str, mode: PoolerMode | str | bool | None) -> d
         f"{driver!r} is not a driver Tether knows how to set up for a transaction pooler: "
         "use postgresql+asyncpg:// or postgresql+psycopg://"
     )
+
+
+_POOLER_SYMPTOMS = (
+    "unsupported startup parameter",
+    "prepared statement",  # "... does not exist" / "... already exists"
+)
+
+
+def hint_for(error: BaseException) -> str:
+    """A sentence to append to a driver error that a transaction pooler causes, else ``""``."""
+    text = str(error)
+    if not any(symptom in text for symptom in _POOLER_SYMPTOMS):
+        return ""
+    return (
+        " (behind a transaction-mode pooler such as PgBouncer? set database_pooler = "
+        '"transaction", TETHER_DATABASE_POOLER=transaction, or pass pooler="transaction")'
+    )
