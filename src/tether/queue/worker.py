@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tether.core.backoff import RetryPolicy
@@ -24,6 +24,21 @@ from tether.queue.spec import TableSpec
 log = logging.getLogger("tether.queue.worker")
 
 Handler = Callable[[Claimed], Awaitable[None]]
+
+
+class Defer(Exception):
+    """Raise from a handler to postpone its item without spending an attempt: its destination
+    is down, or it is not its turn yet. Give ``until`` (a time) or ``delay`` (a duration)."""
+
+    def __init__(
+        self,
+        *,
+        until: datetime | None = None,
+        delay: timedelta | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(reason or "deferred")
+        self.until, self.delay, self.reason = until, delay, reason
 
 
 def default_worker_name() -> str:
@@ -68,6 +83,7 @@ class Worker:
         # Counters for tests and metrics.
         self.completed = 0
         self.failed = 0
+        self.deferred = 0
         self.lost = 0
         self.batches = 0
 
@@ -93,22 +109,30 @@ class Worker:
         async with self._slots:
             try:
                 await self.handler(held.get(claimed.item.seq, claimed))
+            except Defer as later:
+                await self._finish(claimed, held, None, later)
             except Exception as exc:  # the handler's failure is the item's, not the loop's
                 error = f"{type(exc).__name__}: {exc}"
                 await self._finish(claimed, held, error)
             else:
                 await self._finish(claimed, held, None)
 
-    async def _finish(self, claimed: Claimed, held: dict[int, Claimed], error: str | None) -> None:
+    async def _finish(
+        self,
+        claimed: Claimed,
+        held: dict[int, Claimed],
+        error: str | None,
+        later: Defer | None = None,
+    ) -> None:
         current = held.pop(claimed.item.seq, claimed)
         try:
-            if error is None:
+            if later is not None:
+                await self._defer(current, later)
+            elif error is None:
                 await self.queue.complete(current)
                 self.completed += 1
             else:
-                state = await self.queue.fail(current, error, policy=self.policy)
-                self.failed += 1
-                log.info("item %s failed (%s): %s", claimed.id, state.value, error)
+                await self._fail(current, error)
         except LeaseLostError:
             # Someone else holds the item now and will run it; our result is discarded.
             self.lost += 1
@@ -117,6 +141,22 @@ class Worker:
             # The outcome was not recorded; the item comes back when its lease expires.
             self.lost += 1
             log.warning("could not record the outcome of item %s: %s", claimed.id, exc)
+
+    async def _fail(self, claimed: Claimed, error: str) -> None:
+        state = await self.queue.fail(claimed, error, policy=self.policy)
+        self.failed += 1
+        log.info("item %s failed (%s): %s", claimed.id, state.value, error)
+
+    async def _defer(self, claimed: Claimed, later: Defer) -> None:
+        """Defer the item; a malformed request fails it instead, naming the problem."""
+        try:
+            await self.queue.defer(
+                claimed, until=later.until, delay=later.delay, reason=later.reason
+            )
+        except ConfigError as exc:
+            await self._fail(claimed, f"handler raised an invalid Defer: {exc}")
+            return
+        self.deferred += 1
 
     async def _heartbeat(self, held: dict[int, Claimed]) -> None:
         interval = self.lease.total_seconds() / 3

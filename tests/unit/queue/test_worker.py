@@ -13,7 +13,7 @@ from tether.core.clock import FrozenClock
 from tether.core.errors import ConfigError
 from tether.queue import Claimed, ItemState, NewItem
 from tether.queue.sqlite import SqliteQueue
-from tether.queue.worker import Worker
+from tether.queue.worker import Defer, Worker
 
 LEASE = timedelta(seconds=30)
 
@@ -135,3 +135,37 @@ async def test_idle_signal_tells_when_the_queue_is_drained(queue: SqliteQueue) -
     assert seen == list(range(25)) and worker.batches == 3
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_handler_can_defer_its_item_without_spending_an_attempt(
+    queue: SqliteQueue, clock: FrozenClock
+) -> None:
+    calls: list[int] = []
+
+    async def handler(c: Claimed) -> None:
+        calls.append(c.item.attempts)
+        if len(calls) < 3:
+            raise Defer(delay=timedelta(seconds=5), reason="endpoint down")
+
+    [item_id] = await queue.enqueue([NewItem("hook", max_attempts=1)])
+    worker = Worker(queue, handler, lease=LEASE)
+    for _ in range(3):
+        assert await worker.run_once() == 1
+        assert await worker.run_once() == 0  # not due yet
+        clock.advance(5)
+    assert calls == [1, 1, 1]  # one attempt allowed, never spent by deferring
+    assert (worker.deferred, worker.completed, worker.failed) == (2, 1, 0)
+    item = await queue.get(item_id)
+    assert (item.state, item.last_error, item.errors) == (ItemState.DONE, "endpoint down", ())
+
+
+async def test_an_invalid_defer_fails_the_item_and_names_the_problem(queue: SqliteQueue) -> None:
+    async def handler(c: Claimed) -> None:
+        raise Defer(reason="no time given")
+
+    [item_id] = await queue.enqueue([NewItem("x")])
+    worker = Worker(queue, handler, lease=LEASE)
+    await worker.run_once()
+    item = await queue.get(item_id)
+    assert worker.failed == 1 and item.attempts == 1
+    assert "invalid Defer: defer takes exactly one of until=" in (item.last_error or "")
