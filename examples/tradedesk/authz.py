@@ -37,6 +37,7 @@ from tether.authz import (
     listen_dsn_of,
 )
 from tether.authz.fastapi import install, require
+from tether.wiring import OutboxEventWriter
 
 HIGH_VALUE = Decimal(10_000_000)  # Rs 1 crore
 
@@ -110,7 +111,7 @@ async def _author_of_availability(request: Request, user: str) -> bool:
 
 def attach(app: FastAPI, engine: AsyncEngine) -> Authz:
     """Create the Authz over the app's engine and install the dependency; call in create_app."""
-    store = SqlAuthzStore(engine, outbox=True)
+    store = SqlAuthzStore(engine, events=OutboxEventWriter())
     authz = Authz(store, REGISTRY)
     app.state.authz = authz
     install(app, authz, user=_principal_of, org=_tenant)

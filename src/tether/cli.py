@@ -61,7 +61,7 @@ def _mount_optional(module: str, name: str) -> None:
         app.add_typer(sub, name=name)
 
 
-_mount_optional("tether.authz.cli", "caps")
+_mount_optional("tether.commands.caps", "caps")
 
 
 def main() -> None:

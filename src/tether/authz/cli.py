@@ -94,7 +94,7 @@ def _database(dsn: str | None, config: Path | None) -> Database:
     return db
 
 
-open_store: Callable[[str], SqlAuthzStore] = SqlAuthzStore.from_url
+open_store: Callable[..., SqlAuthzStore] = SqlAuthzStore.from_url
 """Builds the commands' store from a database URL. ``tether caps`` (:mod:`tether.commands.caps`)
 sets one whose grant changes are written to the outbox; authz itself does not import it."""
 

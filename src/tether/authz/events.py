@@ -1,15 +1,15 @@
-"""Outbox events for grant changes, written through Tether's own ``add_event``.
+"""Events for grant changes, written through an injected :class:`EventWriter`.
 
-The event is added in the caller's transaction, so it exists iff the grant change commits;
-consumers (audit trails, other services' caches) read them like any other Tether event.
+The store hands each change to the writer in the caller's transaction, so the event exists
+iff the grant change commits. Authorization does not import the outbox (an import contract
+keeps it so); :class:`tether.wiring.OutboxEventWriter` is the writer that adds the events to
+Tether's outbox, where consumers (audit trails, other services' caches) read them like any
+other Tether event.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from tether.core.errors import ConfigError
+from typing import Any, Protocol
 
 GRANTED = "tether.capability.granted"
 REVOKED = "tether.capability.revoked"
@@ -18,18 +18,33 @@ ROLE_UNASSIGNED = "tether.capability.role_unassigned"
 ROLE_DEFINED = "tether.capability.role_defined"
 
 
+class EventWriter(Protocol):
+    """Writes one event on ``conn`` (the caller's session or connection), never committing."""
+
+    async def write(
+        self,
+        conn: Any,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        tenant_id: str | None,
+    ) -> None: ...
+
+
 async def emit(
-    session: Any, event_type: str, payload: dict[str, Any], user: str | None, org: str | None
+    writer: EventWriter,
+    conn: Any,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    user: str | None,
+    org: str | None,
 ) -> None:
-    # Imported at call time: the outbox is an optional neighbour, not a hard import of authz.
-    add_event = getattr(importlib.import_module("tether.outbox"), "add_event", None)
-    if add_event is None:
-        raise ConfigError(
-            "tether.outbox.add_event is not available; create the store with outbox=False "
-            "to change grants without outbox events"
-        )
-    await add_event(
-        session,
+    """A change about ``user`` is an event of aggregate ``user``; one about a role, of ``role``."""
+    await writer.write(
+        conn,
         event_type,
         payload,
         aggregate_type="user" if user is not None else "role",

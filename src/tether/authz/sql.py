@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 from tether.authz import events
 from tether.authz import tables as t
 from tether.authz.errors import UnknownSubjectError
+from tether.authz.events import EventWriter
 from tether.authz.model import Grant, GrantRecord
 from tether.store import sqlfile
 from tether.store.postgres.pooler import (
@@ -219,8 +220,10 @@ class _SqlTx:
         )
         if self.store.is_postgres:
             await self.session.execute(select(func.pg_notify(CHANNEL, user or "*")))
-        if self.store.outbox:
-            await events.emit(self.session, event_type, payload, user, org)
+        if self.store.events is not None:
+            await events.emit(
+                self.store.events, self.session, event_type, payload, user=user, org=org
+            )
 
 
 class SqlAuthzStore:
@@ -230,7 +233,7 @@ class SqlAuthzStore:
         self,
         engine: AsyncEngine,
         *,
-        outbox: bool | None = None,
+        events: EventWriter | None = None,
         read_pool_size: int = 10,
         pooler: PoolerMode | str | bool | None = None,
     ) -> None:
@@ -242,9 +245,9 @@ class SqlAuthzStore:
         self.read_pool_size = read_pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._pool_lock = asyncio.Lock()
-        # Outbox events by default on PostgreSQL; on SQLite only when asked, because the
-        # outbox tables there belong to the application's embedded setup.
-        self.outbox = self.is_postgres if outbox is None else outbox
+        # Grant changes become events only through an injected writer
+        # (tether.wiring.OutboxEventWriter for the outbox): authz does not import the outbox.
+        self.events = events
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._load = _load_statement()
 
@@ -253,7 +256,7 @@ class SqlAuthzStore:
         cls,
         url: str,
         *,
-        outbox: bool | None = None,
+        events: EventWriter | None = None,
         pooler: PoolerMode | str | bool | None = None,
         **engine_options: Any,
     ) -> SqlAuthzStore:
@@ -266,7 +269,7 @@ class SqlAuthzStore:
         engine = create_async_engine(url, connect_args=connect_args, **engine_options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
-        return cls(engine, outbox=outbox, pooler=pooler)
+        return cls(engine, events=events, pooler=pooler)
 
     def _insert_ignore(self, table: Any) -> Any:
         insert = pg_insert if self.is_postgres else sqlite_insert

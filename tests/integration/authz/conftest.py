@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tether.authz import Authz, Registry, SqlAuthzStore
+from tether.wiring import OutboxEventWriter
 
 REGISTRY = Registry(["trade:approve", "trade:view", "availability:post"])
 
 
 @pytest.fixture
 async def writer(pg_dsn: str) -> AsyncIterator[Authz]:
-    store = SqlAuthzStore.from_url(pg_dsn)
+    store = SqlAuthzStore.from_url(pg_dsn, events=OutboxEventWriter())
     authz = Authz(store, REGISTRY)
     await authz.sync()
     for user in ("alice", "bob"):
