@@ -1,4 +1,6 @@
-"""The app factory: middleware order is authentication -> rate limits -> Idempotency-Key."""
+"""The app factory. Middleware, outermost first: a per-IP rate limit (so failed
+authentication is counted before any key is checked), API-key authentication, the per-plan
+rate limit, Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from examples.tradedesk import authz as tradedesk_authz
-from examples.tradedesk import db, routes
+from examples.tradedesk import db, errors, routes
 from examples.tradedesk.auth import ApiKeyAuth
 from examples.tradedesk.settings import Settings
 from fastapi import FastAPI
@@ -23,10 +25,10 @@ from tether.http.idempotency import (
     Mode,
     RouteRule,
 )
+from tether.http.idempotency import openapi as idempotency_openapi
 from tether.http.idempotency.stores.postgres import PostgresIdempotencyStore
 from tether.http.ratelimit import (
     PRESETS,
-    RELAXED,
     FailureMode,
     Limit,
     MemoryRateLimitStore,
@@ -36,9 +38,11 @@ from tether.http.ratelimit import (
     by_ip,
     by_user,
 )
+from tether.http.ratelimit import openapi as ratelimit_openapi
 from tether.http.ratelimit.dependency import install as install_rate_limit_errors
 from tether.http.ratelimit.stores import RateLimitStore
 from tether.http.ratelimit.stores.redis import RedisRateLimitStore
+from tether.store.postgres.pooler import sqlalchemy_connect_args
 
 OPEN_PATHS = ("/health", "/docs", "/openapi.json")
 
@@ -58,7 +62,8 @@ def idempotency_store(engine: AsyncEngine) -> IdempotencyStore:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    engine = create_async_engine(settings.database_url)
+    pooled = sqlalchemy_connect_args(settings.database_url, settings.database_pooler)
+    engine = create_async_engine(settings.database_url, connect_args=pooled)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     store: RateLimitStore = RedisRateLimitStore(redis) if redis else MemoryRateLimitStore()
     mode = FailureMode.CLOSED if settings.fail_closed else FailureMode.OPEN
@@ -66,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await db.create_schema(engine)
-        await tradedesk_authz.start(app, settings.api_keys)
+        await db.set_up(engine, lambda: tradedesk_authz.seed(app, settings.api_keys))
+        await tradedesk_authz.watch(app)
         yield
         await tradedesk_authz.stop(app)
         await engine.dispose()
@@ -79,10 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.limiter = limiter
     install_rate_limit_errors(app)
+    errors.install(app)
     for router in routes.ALL:
         app.include_router(router)
     app.include_router(tradedesk_authz.router)
-    tradedesk_authz.attach(app, engine)  # after the routers: it checks their capabilities
+    # After the routers: it checks their capabilities.
+    tradedesk_authz.attach(app, engine, pooler=settings.database_pooler)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -90,12 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     policy = IdempotencyPolicy(routes=(RouteRule("/matches", Mode.REQUIRED),))
     app.add_middleware(IdempotencyMiddleware, store=idempotency_store(engine), policy=policy)
-    rules = [
-        Rule(by_user(), plan_limit),
-        Rule(by_ip(ClientIPResolver(settings.trusted_proxies)), RELAXED),
-    ]
-    app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=rules)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=[Rule(by_user(), plan_limit)])
     app.add_middleware(ApiKeyAuth, keys=settings.api_keys, open_paths=OPEN_PATHS)
+    client_ip = by_ip(ClientIPResolver(settings.trusted_proxies))
+    per_ip = Rule(client_ip, settings.per_ip_limit, name="per-ip")
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=[per_ip])
+    # The answers the middleware gives by itself, declared in /openapi.json.
+    idempotency_openapi.document(app, policy)
+    ratelimit_openapi.document(app, limiter)
     return app
 
 

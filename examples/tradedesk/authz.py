@@ -15,16 +15,24 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from examples.tradedesk import db
+from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Availability, Match, Partner
-from examples.tradedesk.schemas import AvailabilityOut, MatchOut, PartnerOut
+from examples.tradedesk.schemas import (
+    INT4_MAX,
+    AvailabilityEdit,
+    AvailabilityOut,
+    MatchOut,
+    PartnerOut,
+    RowId,
+)
 from examples.tradedesk.settings import ApiClient
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -95,13 +103,26 @@ def _tenant(request: Request) -> str | None:
     return None if tenant is None else str(tenant)
 
 
+_ROW_ID: TypeAdapter[int] = TypeAdapter(RowId)
+
+
+def _path_id(request: Request, name: str) -> int:
+    """The path parameter ``name`` validated as the route declares it. An owner check runs
+    before FastAPI validates the path, so it validates first itself: a bad id is a 422, the
+    same answer the route gives, never a failed conversion (500) or a 403."""
+    try:
+        return _ROW_ID.validate_python(request.path_params[name])
+    except ValidationError as exc:
+        found = [{**error, "loc": ("path", name)} for error in exc.errors()]
+        raise RequestValidationError(found) from exc
+
+
 async def _author_of_availability(request: Request, user: str) -> bool:
+    availability_id = _path_id(request, "availability_id")
     sessions = request.app.state.sessions
     async with sessions() as session:
         author = await session.scalar(
-            select(Availability.posted_by).where(
-                Availability.id == int(request.path_params["availability_id"])
-            )
+            select(Availability.posted_by).where(Availability.id == availability_id)
         )
     return bool(author == user)
 
@@ -109,17 +130,17 @@ async def _author_of_availability(request: Request, user: str) -> bool:
 # --- wiring --------------------------------------------------------------------------------
 
 
-def attach(app: FastAPI, engine: AsyncEngine) -> Authz:
+def attach(app: FastAPI, engine: AsyncEngine, *, pooler: str = "none") -> Authz:
     """Create the Authz over the app's engine and install the dependency; call in create_app."""
-    store = SqlAuthzStore(engine, events=OutboxEventWriter())
+    store = SqlAuthzStore(engine, events=OutboxEventWriter(), pooler=pooler)
     authz = Authz(store, REGISTRY)
     app.state.authz = authz
-    install(app, authz, user=_principal_of, org=_tenant)
+    install(app, authz, user=_principal_of, org=_tenant, error_content=errors.PROBLEM_CONTENT)
     return authz
 
 
-async def start(app: FastAPI, demo_clients: dict[str, ApiClient]) -> None:
-    """Tables, capabilities, roles, demo grants, then the invalidation watcher (in lifespan)."""
+async def seed(app: FastAPI, demo_clients: dict[str, ApiClient]) -> None:
+    """Tables (SQLite), capabilities, roles and demo grants (in lifespan, under the set-up lock)."""
     authz: Authz = app.state.authz
     store = authz.store
     assert isinstance(store, SqlAuthzStore)
@@ -133,6 +154,13 @@ async def start(app: FastAPI, demo_clients: dict[str, ApiClient]) -> None:
         await authz.add_user(client.principal)
         await authz.add_org(client.tenant_id)
         await authz.assign_role(client.principal, "trader", client.tenant_id)
+
+
+async def watch(app: FastAPI) -> None:
+    """Start the invalidation watcher (in lifespan, after ``seed``)."""
+    authz: Authz = app.state.authz
+    store = authz.store
+    assert isinstance(store, SqlAuthzStore)
     assert authz.cache is not None
     watcher = InvalidationWatcher(store, authz.cache, listen_dsn=listen_dsn_of(store))
     await watcher.start()
@@ -148,7 +176,10 @@ async def stop(app: FastAPI) -> None:
 
 # --- the reference examples ----------------------------------------------------------------
 
-router = APIRouter(tags=["authorization examples"])
+router = APIRouter(tags=["authorization examples"], responses={**errors.COMMON, **errors.NOT_FOUND})
+AvailabilityId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+MatchId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+PartnerId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 _Row = TypeVar("_Row", Availability, Partner, Match)
 
 
@@ -160,17 +191,12 @@ async def _in_tenant(session: AsyncSession, model: type[_Row], row_id: int, tena
     return row
 
 
-class AvailabilityEdit(BaseModel):
-    price: Decimal | None = Field(default=None, gt=0)
-    quantity: Decimal | None = Field(default=None, gt=0)
-
-
 @router.patch(
     "/availabilities/{availability_id}",
     dependencies=[Depends(require("availability:edit", owner=_author_of_availability))],
 )
 async def edit_availability(
-    availability_id: int,
+    availability_id: AvailabilityId,
     body: AvailabilityEdit,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
@@ -197,7 +223,7 @@ async def edit_availability(
     "/availabilities/{availability_id}/approve", dependencies=[need(Cap.AVAILABILITY_APPROVE)]
 )
 async def approve_availability(
-    availability_id: int,
+    availability_id: AvailabilityId,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> AvailabilityOut:
@@ -218,7 +244,7 @@ async def approve_availability(
 
 @router.post("/matches/{match_id}/approve", dependencies=[need(Cap.TRADE_APPROVE)])
 async def approve_trade(
-    match_id: int,
+    match_id: MatchId,
     request: Request,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
@@ -247,7 +273,7 @@ async def approve_trade(
 
 @router.post("/partners/{partner_id}/kyc-verify", dependencies=[need(Cap.PARTNER_KYC_VERIFY)])
 async def verify_partner_kyc(
-    partner_id: int,
+    partner_id: PartnerId,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> PartnerOut:

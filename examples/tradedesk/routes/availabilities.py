@@ -1,20 +1,24 @@
 from __future__ import annotations
 
-from examples.tradedesk import db
+from typing import Annotated
+
+from examples.tradedesk import db, errors
 from examples.tradedesk.auth import principal_of, tenant_of
 from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Availability
 from examples.tradedesk.routes.lookups import partner_of_kind
-from examples.tradedesk.schemas import AvailabilityIn, AvailabilityOut
-from fastapi import APIRouter, Depends
+from examples.tradedesk.schemas import NO_NUL, AvailabilityIn, AvailabilityOut
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-router = APIRouter(prefix="/availabilities", tags=["availabilities"])
+router = APIRouter(prefix="/availabilities", tags=["availabilities"], responses=errors.COMMON)
 
 
-@router.post("", status_code=201, dependencies=[need(Cap.AVAILABILITY_POST)])
+@router.post(
+    "", status_code=201, dependencies=[need(Cap.AVAILABILITY_POST)], responses=errors.NOT_FOUND
+)
 async def post_availability(
     body: AvailabilityIn,
     tenant: str = Depends(tenant_of),
@@ -40,7 +44,7 @@ async def post_availability(
 
 @router.get("", dependencies=[need(Cap.AVAILABILITY_VIEW)])
 async def list_availabilities(
-    commodity: str | None = None,
+    commodity: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> list[AvailabilityOut]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from examples.tradedesk import db
+from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
@@ -17,15 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tether.http.ratelimit import STRICT, Rule, by_user
 from tether.http.ratelimit.dependency import RateLimit
 
-router = APIRouter(prefix="/matches", tags=["matches"])
-PER_USER = Rule(by_user(), STRICT)
+router = APIRouter(prefix="/matches", tags=["matches"], responses=errors.COMMON)
+PER_USER = Rule(by_user(), STRICT, name="matching")
 
 
 async def matching_quota(request: Request, response: Response) -> None:
     await RateLimit(request.app.state.limiter, PER_USER)(request, response)
 
 
-@router.post("", status_code=201, dependencies=[need(Cap.MATCH_CREATE), Depends(matching_quota)])
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[need(Cap.MATCH_CREATE), Depends(matching_quota)],
+    responses={**errors.NOT_FOUND, **errors.CONFLICT},
+)
 async def make_match(
     body: MatchIn,
     tenant: str = Depends(tenant_of),

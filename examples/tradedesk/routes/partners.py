@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from examples.tradedesk import db
+from typing import Annotated
+
+from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Partner
-from examples.tradedesk.schemas import PartnerIn, PartnerOut
-from fastapi import APIRouter, Depends, HTTPException
+from examples.tradedesk.schemas import INT4_MAX, PartnerIn, PartnerOut
+from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-router = APIRouter(prefix="/partners", tags=["partners"])
+router = APIRouter(prefix="/partners", tags=["partners"], responses=errors.COMMON)
 
 
 @router.post("", status_code=201, dependencies=[need(Cap.PARTNER_CREATE)])
@@ -43,9 +45,11 @@ async def list_partners(
     return [PartnerOut.model_validate(p) for p in rows]
 
 
-@router.get("/{partner_id}", dependencies=[need(Cap.PARTNER_VIEW)])
+@router.get(
+    "/{partner_id}", dependencies=[need(Cap.PARTNER_VIEW)], responses=errors.NOT_FOUND
+)
 async def get_partner(
-    partner_id: int,
+    partner_id: Annotated[int, Path(ge=1, le=INT4_MAX)],
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> PartnerOut:

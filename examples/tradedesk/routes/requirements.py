@@ -1,20 +1,24 @@
 from __future__ import annotations
 
-from examples.tradedesk import db
+from typing import Annotated
+
+from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
 from examples.tradedesk.events import record
 from examples.tradedesk.models import Requirement
 from examples.tradedesk.routes.lookups import partner_of_kind
-from examples.tradedesk.schemas import RequirementIn, RequirementOut
-from fastapi import APIRouter, Depends
+from examples.tradedesk.schemas import NO_NUL, RequirementIn, RequirementOut
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-router = APIRouter(prefix="/requirements", tags=["requirements"])
+router = APIRouter(prefix="/requirements", tags=["requirements"], responses=errors.COMMON)
 
 
-@router.post("", status_code=201, dependencies=[need(Cap.REQUIREMENT_POST)])
+@router.post(
+    "", status_code=201, dependencies=[need(Cap.REQUIREMENT_POST)], responses=errors.NOT_FOUND
+)
 async def post_requirement(
     body: RequirementIn,
     tenant: str = Depends(tenant_of),
@@ -39,7 +43,7 @@ async def post_requirement(
 
 @router.get("", dependencies=[need(Cap.REQUIREMENT_VIEW)])
 async def list_requirements(
-    commodity: str | None = None,
+    commodity: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> list[RequirementOut]:

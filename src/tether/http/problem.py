@@ -50,9 +50,10 @@ def openapi_response(
     return response
 
 
-def problem_body(status: int, slug: str, title: str, detail: str) -> bytes:
+def problem_body(status: int, slug: str, title: str, detail: str, **extra: Any) -> bytes:
+    """The JSON body; ``extra`` members (such as a validation problem's ``errors``) follow."""
     return orjson.dumps(
-        {"type": _TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+        {"type": _TYPE_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
     )
 
 

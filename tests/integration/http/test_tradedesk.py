@@ -104,7 +104,7 @@ async def test_match_flow_writes_rows_and_events_together(
     assert made.status_code == 201, made.text
     # Route dependency and middleware policies combine into one structured-field list.
     policies = made.headers["ratelimit-policy"].split(", ")
-    assert '"strict";q=10;w=60' in policies and '"standard";q=100;w=60' in policies
+    assert policies == ['"matching";q=10;w=60', '"standard";q=100;w=60', '"per-ip";q=1000;w=60']
     too_much = await client.post(
         "/matches", json={**body, "quantity": "20"}, headers={**ACME, "Idempotency-Key": "m-2"}
     )
