@@ -44,7 +44,8 @@ def test_any_idempotency_key_is_a_key_or_invalid(raw: bytes) -> None:
     try:
         key = parse_key(raw)
     except InvalidKeyError as exc:
-        assert str(exc)  # the message says what is wrong
+        message = str(exc)
+        assert message  # it says what is wrong
         return
     assert 1 <= len(key) <= MAX_KEY_LENGTH
     assert all(" " <= char <= "~" for char in key)
@@ -103,7 +104,8 @@ def test_any_trusted_proxy_list_is_accepted_or_a_config_error(items: list[str]) 
     try:
         resolver = ClientIPResolver(tuple(items))
     except ConfigError as exc:
-        assert "trusted proxy" in str(exc)
+        message = str(exc)
+        assert "trusted proxy" in message
         return
     for item in items:
         network = ipaddress.ip_network(item.strip(), strict=False)
