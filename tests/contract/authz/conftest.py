@@ -13,9 +13,7 @@ from tether.authz.port import AuthzStore
 CAPS = ["trade:approve", "trade:view", "trade:*", "availability:edit:own", "admin:all"]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthzStore]:
-    kind = request.param
+async def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> AuthzStore:
     made: AuthzStore
     if kind == "memory":
         made = MemoryAuthzStore()
@@ -31,5 +29,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await tx.add_user(user)
         for org in ("acme", "globex"):
             await tx.add_org(org)
+    return made
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthzStore]:
+    made = await _open(request.param, request, tmp_path)
+    yield made
+    await made.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAuthzStore]:
+    """The stores that write in the caller's SQLAlchemy session (the memory store has none)."""
+    made = await _open(request.param, request, tmp_path)
+    assert isinstance(made, SqlAuthzStore)
     yield made
     await made.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,10 +151,9 @@ async def test_list_grants_filters_by_user_and_org(store: AuthzStore) -> None:
 
 
 async def test_sql_store_writes_in_the_callers_session_without_committing(
-    store: AuthzStore,
+    sql_store: SqlAuthzStore,
 ) -> None:
-    if not isinstance(store, SqlAuthzStore):
-        return  # the memory store has no sessions; its transaction is its own
+    store = sql_store
     from sqlalchemy.ext.asyncio import AsyncSession
 
     async with AsyncSession(store.engine) as session, session.begin():
@@ -161,3 +161,30 @@ async def test_sql_store_writes_in_the_callers_session_without_committing(
             await tx.grant("alice", "trade:view", "acme", expires_at=None, granted_by=None, now=NOW)
         await session.rollback()
     assert await store.load_grants("alice") == []
+
+
+async def test_concurrent_grants_of_one_capability_all_succeed(store: AuthzStore) -> None:
+    # One transaction holds its grant uncommitted while others grant the same: none may fail.
+    later = NOW + timedelta(days=1)
+    async with store.transaction() as tx:
+        await tx.grant("alice", "trade:view", "acme", expires_at=None, granted_by="a", now=NOW)
+        others = [
+            asyncio.create_task(grant(store, "alice", "trade:view", "acme", expires_at=later))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.05)  # let the others reach the row the first one holds
+    await asyncio.gather(*others)
+    [record] = await store.list_grants(user="alice")
+    assert (record.capability, record.org, record.expires_at) == ("trade:view", "acme", later)
+
+
+async def test_concurrent_role_definitions_all_succeed(store: AuthzStore) -> None:
+    async def define(names: list[str]) -> None:
+        async with store.transaction() as tx:
+            await tx.define_role("trader", names)
+
+    await asyncio.gather(*(define(["trade:view", "trade:approve"]) for _ in range(4)))
+    await define(["trade:view"])
+    async with store.transaction() as tx:
+        await tx.assign_role("bob", "trader", "acme", expires_at=None, granted_by=None, now=NOW)
+    assert sorted(g.capability for g in await store.load_grants("bob")) == ["trade:view"]
