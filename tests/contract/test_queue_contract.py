@@ -324,9 +324,9 @@ async def test_concurrent_claimers_never_share_an_item(h: Harness) -> None:
     assert (stats.claimed, stats.pending) == (h.race_items, 0)
 
 
+@pytest.mark.parametrize("h", ["postgres"], indirect=True)  # SQLite has no plan cache to trap
 async def test_postgres_pool_forces_custom_plans(h: Harness) -> None:
-    if h.pool is None:
-        return  # SQLite has no plan cache to trap
+    assert h.pool is not None
     assert await h.pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
 
 
