@@ -17,16 +17,15 @@ from typing import TypeVar
 
 from tether.core.errors import ConfigError
 from tether.core.ids import parse_id
-from tether.store import drivers
-from tether.store.sqlfile import load
+from tether.store import drivers, sqlfile
+from tether.store.sqlfile import Query
 
 T = TypeVar("T")
 _CONSUMER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 
 
-def _q(name: str, target: object) -> tuple[str, bool]:
-    dialect = drivers.dialect_of(target)
-    return f"{name}_{'pg' if dialect == 'postgresql' else 'sqlite'}", dialect == "sqlite"
+def _query(name: str, target: object) -> Query:
+    return sqlfile.queries("tether.outbox", drivers.dialect_of(target))[f"inbox_{name}"]
 
 
 class Inbox:
@@ -41,15 +40,13 @@ class Inbox:
 
     async def first_time(self, target: object, event_id: uuid.UUID | str) -> bool:
         """Record ``event_id`` in the caller's transaction; True if it was not processed before."""
-        name, _ = _q("claim", target)
         values = {"consumer": self.consumer, "event_id": parse_id(event_id), "now": _now()}
-        rows = await drivers.execute(target, load("tether.outbox", "inbox.sql")[name], values)
+        rows = await drivers.execute(target, _query("claim", target), values)
         return bool(rows)
 
     def first_time_sync(self, target: object, event_id: uuid.UUID | str) -> bool:
-        name, _ = _q("claim", target)
         values = {"consumer": self.consumer, "event_id": parse_id(event_id), "now": _now()}
-        rows = drivers.execute_sync(target, load("tether.outbox", "inbox.sql")[name], values)
+        rows = drivers.execute_sync(target, _query("claim", target), values)
         return bool(rows)
 
     async def handle(
@@ -63,10 +60,7 @@ class Inbox:
 
 async def sweep(target: object, older_than: timedelta) -> None:
     """Forget ids processed more than ``older_than`` ago (keep it above the redelivery horizon)."""
-    name, _ = _q("sweep", target)
-    await drivers.execute(
-        target, load("tether.outbox", "inbox.sql")[name], {"before": _now() - older_than}
-    )
+    await drivers.execute(target, _query("sweep", target), {"before": _now() - older_than})
 
 
 def _now() -> datetime:

@@ -15,8 +15,9 @@ from typing import Any
 from tether.core.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SOURCE, Event, make_event
 from tether.core.errors import ConfigError
 from tether.core.ids import parse_id
-from tether.store import drivers
-from tether.store.sqlfile import Query, load
+from tether.store import drivers, sqlfile
+from tether.store.dialect import Dialect
+from tether.store.sqlfile import Query
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +61,8 @@ class EventRef:
     event: Event
 
 
-def _queries() -> dict[str, Query]:
-    return load("tether.outbox", "producer.sql")
+def _queries(dialect: Dialect) -> dict[str, Query]:
+    return sqlfile.queries("tether.outbox", dialect)
 
 
 def _values(event: Event, max_attempts: int | None) -> dict[str, object]:
@@ -87,11 +88,10 @@ def _values(event: Event, max_attempts: int | None) -> dict[str, object]:
 
 
 def _plan(target: object, event: Event, notify: bool) -> tuple[Query, Query, Query]:
-    q = _queries()
-    if drivers.dialect_of(target) == "postgresql":
-        insert = q["insert_notify_pg"] if notify else q["insert_pg"]
-        return insert, q["claim_key_pg"], q["find_key_pg"]
-    return q["insert_sqlite"], q["claim_key_sqlite"], q["find_key_sqlite"]
+    dialect = drivers.dialect_of(target)
+    q = _queries(dialect)
+    insert = q["insert_notify"] if notify and dialect == "postgres" else q["insert"]
+    return insert, q["claim_key"], q["find_key"]
 
 
 def _key_values(event: Event) -> dict[str, object]:

@@ -13,8 +13,7 @@ from typing import Protocol
 
 from tether.core.errors import ConfigError
 from tether.queue.ports import ItemState
-from tether.store import drivers
-from tether.store.sqlfile import load
+from tether.store import drivers, sqlfile
 
 
 class _Sweeper(Protocol):
@@ -43,10 +42,7 @@ class RetentionReport:
 
 async def sweep_keys(target: object, older_than: timedelta) -> int:
     """Delete idempotency keys of events older than ``older_than`` through ``target``."""
-    dialect = drivers.dialect_of(target)
-    query = load("tether.outbox", "producer.sql")[
-        "sweep_keys_pg" if dialect == "postgresql" else "sweep_keys_sqlite"
-    ]
+    query = sqlfile.queries("tether.outbox", drivers.dialect_of(target))["sweep_keys"]
     return len(await drivers.execute(target, query, {"before": datetime.now(UTC) - older_than}))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection as SAConnection
@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from tether.core.errors import TetherError
+from tether.store.dialect import Dialect, of_engine
 from tether.store.sqlfile import Query
 
-Dialect = Literal["postgresql", "sqlite"]
 Rows = list[tuple[Any, ...]]
 
 
@@ -35,10 +35,7 @@ def _module(target: object) -> str:
 
 def _sa_dialect(target: AsyncSession | SAAsyncConnection | Session | SAConnection) -> Dialect:
     bind = target.get_bind() if isinstance(target, AsyncSession | Session) else target
-    name = bind.dialect.name
-    if name not in ("postgresql", "sqlite"):
-        raise TetherError(f"unsupported database dialect {name!r}: use PostgreSQL or SQLite")
-    return "postgresql" if name == "postgresql" else "sqlite"
+    return of_engine(bind)
 
 
 def dialect_of(target: object) -> Dialect:
@@ -46,7 +43,7 @@ def dialect_of(target: object) -> Dialect:
         return _sa_dialect(target)
     module = _module(target)
     if module in ("asyncpg", "psycopg"):
-        return "postgresql"
+        return "postgres"
     if module in ("aiosqlite", "sqlite3"):
         return "sqlite"
     raise TetherError(

@@ -3,6 +3,10 @@
 A file holds blocks that start with ``-- name: <query_name>``. Each :class:`Query` renders
 itself for the driver at hand: asyncpg's ``$1``, psycopg's ``%(name)s``, or SQLAlchemy's and
 sqlite3's native ``:name``. ``::type`` casts are left alone.
+
+Each component keeps its SQL in ``<component>/sql/<dialect>.sql`` (``postgres``, ``sqlite``)
+or ``<component>/sql/queries.sql`` when it is the same on both; :func:`queries` reads them.
+Schemas are elsewhere: ``tether/store/<dialect>/schema/``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+
+from tether.store.dialect import Dialect
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 _HEADER = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
@@ -55,3 +61,9 @@ def parse(text: str) -> dict[str, Query]:
 @cache
 def load(package: str, filename: str) -> dict[str, Query]:
     return parse(resources.files(package).joinpath(filename).read_text())
+
+
+def queries(package: str, dialect: Dialect | None = None) -> dict[str, Query]:
+    """A component's queries, laid out as ``<package>/sql/<dialect>.sql``, or
+    ``<package>/sql/queries.sql`` for SQL that runs on every dialect (``dialect=None``)."""
+    return load(package, f"sql/{dialect or 'queries'}.sql")
