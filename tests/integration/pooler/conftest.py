@@ -120,6 +120,14 @@ def pooler() -> Iterator[Pooler]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from each test alone, not from the shell running the suite."""
+    for name in [n for n in os.environ if n.startswith("TETHER_")]:
+        if not name.startswith("TETHER_TEST_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def direct_dsn() -> Iterator[str]:
     """A fresh database with Tether's schema, reached directly (for setup and checks)."""

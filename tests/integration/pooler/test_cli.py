@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import asyncpg
 import pytest
@@ -14,13 +13,6 @@ from tether.cli import app
 from tether.outbox import add_event
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("TETHER_")]:
-        if not name.startswith("TETHER_TEST_"):
-            monkeypatch.delenv(name)
 
 
 def tether(pooled_dsn: str, *args: str) -> Result:
