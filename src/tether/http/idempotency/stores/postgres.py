@@ -18,7 +18,7 @@ from tether.core.errors import LeaseLostError, StoreError
 from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 from tether.store import sqlfile
 
-_Q = {name: text(q.sql) for name, q in sqlfile.load(__package__ or "", "postgres.sql").items()}
+_Q = {n: text(q.sql) for n, q in sqlfile.queries("tether.http.idempotency", "postgres").items()}
 _ERRORS = (OperationalError, DBAPIError, OSError)
 
 
