@@ -5,10 +5,11 @@ are the lease (``FOR UPDATE SKIP LOCKED``): if the relay dies, the transaction r
 the rows are free again at once, with no lease to wait out. Settling deletes (or marks) what
 was published and records failures in the same transaction.
 
-Only the head of each partition key is claimable (no earlier live row with the same key), so
-events of one aggregate reach the sinks in commit order across relays and retries. With
-``run > 1`` the batch also carries up to ``run - 1`` consecutive due followers of each head it
-claimed; no other relay can take them, since their head is still live until this batch commits.
+Only the head of each partition key is claimable (no earlier pending row with the same key), so
+events of one aggregate reach the sinks in commit order across relays and retries. The batch
+also carries consecutive due rows behind each head it claimed, at least ``run`` per key where
+they exist (:mod:`tether.outbox.claiming` decides how many); no other relay can take them,
+since their head is still pending until this batch commits.
 """
 
 from __future__ import annotations
@@ -46,50 +47,32 @@ class Retry:
     done_sinks: frozenset[str]
 
 
-# Column positions shared by both stores' claim and follower queries.
-KEY_COLUMN, DUE_COLUMN = 9, 20
-
-
 def claimed_from_row(
     row: Any, *, id: uuid.UUID, created_at: datetime, done_sinks: Iterable[str]
 ) -> ClaimedEvent:
-    """Build a claimed event from a claim/follower row; the store converts the columns its
-    driver returns in another form (ids, times, the sink list)."""
+    """Build a claimed event from a claimed row, read by column name; the store converts the
+    columns its driver returns in another form (ids, times, the sink list)."""
     event = Event(
         id=id,
-        type=row[2],
-        data=row[3].encode(),
-        topic=row[4],
-        version=row[5],
-        tenant_id=row[6],
-        aggregate_type=row[7],
-        aggregate_id=row[8],
-        partition_key=row[KEY_COLUMN],
-        source=row[10],
+        type=row["type"],
+        data=row["payload"].encode(),
+        topic=row["topic"],
+        version=row["version"],
+        tenant_id=row["tenant_id"],
+        aggregate_type=row["aggregate_type"],
+        aggregate_id=row["aggregate_id"],
+        partition_key=row["partition_key"],
+        source=row["source"],
         created_at=created_at,
-        user_id=row[12],
-        correlation_id=row[13],
-        causation_id=row[14],
-        traceparent=row[15],
-        idempotency_key=row[16],
+        user_id=row["user_id"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        traceparent=row["traceparent"],
+        idempotency_key=row["idempotency_key"],
     )
-    return ClaimedEvent(row[0], event, row[17], row[18], frozenset(done_sinks))
-
-
-def merge_runs(heads: list[Any], followers: Sequence[Any], limit: int) -> list[Any]:
-    """Head rows plus each key's followers (rows ordered by seq), cut at a key's first row that
-    is not due, within ``limit`` rows in all."""
-    cut: set[str] = set()
-    out = list(heads)
-    for row in followers:
-        key = row[KEY_COLUMN]
-        if key in cut or not row[DUE_COLUMN]:
-            cut.add(key)
-            continue
-        if len(out) >= limit:
-            break
-        out.append(row)
-    return out
+    return ClaimedEvent(
+        row["seq"], event, row["attempts"], row["max_attempts"], frozenset(done_sinks)
+    )
 
 
 class Wakeup:
@@ -120,9 +103,10 @@ class OutboxBatch(Protocol):
 
 class OutboxStore(Protocol):
     def claim(self, limit: int, *, run: int = 1) -> AbstractAsyncContextManager[OutboxBatch]:
-        """Claim up to ``limit`` rows: heads, each followed by at most ``run - 1`` of its due
-        followers in order; leaving the block commits what was settled. Rows neither published
-        nor retried stay as they were."""
+        """Claim up to ``limit`` rows: heads, each followed by due rows of its key in order (at
+        least ``run`` rows per key where they exist, more when few keys share the batch);
+        leaving the block commits what was settled. Rows neither published nor retried stay as
+        they were."""
         ...
 
     async def wait(self, timeout: float) -> bool:

@@ -1,29 +1,57 @@
 -- The relay's hot path on PostgreSQL. Row locks taken here are the lease: they last until the
 -- batch's transaction ends, and a crashed relay's transaction rolls back and frees them.
 
--- name: claim
--- One flat locking select: no sub-select for a cached generic plan to re-run per row (the trap
--- that made a CTE-less "WHERE seq IN (SELECT ... SKIP LOCKED)" return thousands of rows), and no
--- join back to the table, which measured 35-40% slower per 1000-row claim. Relay sessions force
--- custom plans and keep bitmap scans off (store_pg.SERVER_SETTINGS).
+-- name: walk
+-- A window of pending rows in seq order, unlocked (tether.outbox.claiming explains why no
+-- per-row head probe is needed). ctid lets the lock below find each row without an index.
+SELECT ctid, seq, partition_key, available_at <= now() AS due
+FROM tether_outbox
+WHERE state = 'pending' AND seq > :after
+ORDER BY seq
+LIMIT :limit
+
+-- name: lock
+-- A row updated since the walk has a new ctid and is skipped: it was settled or retried.
 SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
        o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
        o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
 FROM tether_outbox o
-WHERE o.state = 'pending'
-  AND o.available_at <= now()
-  AND (o.partition_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM tether_outbox p
-        WHERE p.partition_key = o.partition_key
-          AND p.seq < o.seq
-          AND p.state IN ('pending', 'claimed')))
-ORDER BY o.seq
-LIMIT :limit
+WHERE o.ctid = ANY(:refs::tid[]) AND o.state = 'pending'
 FOR UPDATE OF o SKIP LOCKED
 
--- name: followers
--- The rows after each claimed head, in order. Rows not yet due end a run (the relay cuts it
--- there), so a follower is never published ahead of an earlier row of its key.
+-- name: key_heads
+-- A skip scan over (partition_key, seq): each step is one index descent to the next key's head,
+-- so its cost is the number of keys visited, never their depth. It starts after :cursor and
+-- wraps around once; heads that are not due, or of keys already planned, are passed over.
+WITH RECURSIVE h(key, seq, due, wrapped) AS (
+    (SELECT * FROM (
+        (SELECT partition_key, seq, available_at <= now(), false FROM tether_outbox
+         WHERE state = 'pending' AND partition_key > :cursor
+         ORDER BY partition_key, seq LIMIT 1)
+        UNION ALL
+        (SELECT partition_key, seq, available_at <= now(), true FROM tether_outbox
+         WHERE state = 'pending' AND partition_key <= :cursor
+         ORDER BY partition_key, seq LIMIT 1)) first LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM h CROSS JOIN LATERAL (
+        SELECT * FROM (
+            (SELECT t.partition_key, t.seq, t.available_at <= now(), h.wrapped FROM tether_outbox t
+             WHERE t.state = 'pending' AND t.partition_key > h.key
+               AND (NOT h.wrapped OR t.partition_key <= :cursor)
+             ORDER BY t.partition_key, t.seq LIMIT 1)
+            UNION ALL
+            (SELECT t.partition_key, t.seq, t.available_at <= now(), true FROM tether_outbox t
+             WHERE NOT h.wrapped AND t.state = 'pending' AND t.partition_key <= :cursor
+               AND t.partition_key IS NOT NULL
+             ORDER BY t.partition_key, t.seq LIMIT 1)) step LIMIT 1) n
+)
+SELECT key, seq FROM h
+WHERE due AND NOT (key = ANY(:exclude::text[]))
+LIMIT :limit
+
+-- name: lock_runs
+-- Each key's rows from its head on. The relay keeps a key only if the first row it got is the
+-- head it asked for: otherwise another relay holds the head.
 SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggregate_type,
        f.aggregate_id, f.partition_key, f.source, f.created_at, f.user_id, f.correlation_id,
        f.causation_id, f.traceparent, f.idempotency_key, f.attempts, f.max_attempts, f.done_sinks,
@@ -31,12 +59,22 @@ SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggreg
 FROM unnest(:keys::text[], :heads::bigint[]) AS h(key, seq)
 CROSS JOIN LATERAL (
     SELECT t.* FROM tether_outbox t
-    WHERE t.partition_key = h.key AND t.seq > h.seq AND t.state = 'pending'
+    WHERE t.partition_key = h.key AND t.seq >= h.seq AND t.state = 'pending'
     ORDER BY t.seq
     LIMIT :per_key
-    FOR UPDATE OF t
+    FOR UPDATE OF t SKIP LOCKED
 ) f
-ORDER BY f.seq
+
+-- name: unkeyed
+SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
+       o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
+       o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
+FROM tether_outbox o
+WHERE o.state = 'pending' AND o.partition_key IS NULL AND o.seq > :after
+  AND o.available_at <= now()
+ORDER BY o.seq
+LIMIT :limit
+FOR UPDATE OF o SKIP LOCKED
 
 -- name: delete_published
 DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[])

@@ -11,27 +11,25 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from tether.outbox.ports import (
-    ClaimedEvent,
-    OutboxBatch,
-    Retry,
-    Wakeup,
-    claimed_from_row,
-    merge_runs,
-)
+from tether.outbox.claiming import Peek, Row, claim_rows
+from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, Wakeup, claimed_from_row
+from tether.store.postgres import pooler
 from tether.store.sqlfile import load
 
 CHANNEL = "tether_outbox"
 _Q = load("tether.outbox", "relay_pg.sql")
-_CLAIM = _Q["claim"].numbered
-_FOLLOWERS = _Q["followers"].numbered
+_WALK = _Q["walk"].numbered
+_LOCK = _Q["lock"].numbered
+_KEY_HEADS = _Q["key_heads"].numbered
+_LOCK_RUNS = _Q["lock_runs"].numbered
+_UNKEYED = _Q["unkeyed"].numbered
 _DELETE = _Q["delete_published"].numbered
 _MARK = _Q["mark_published"].numbered
 _RETRIES = _Q["record_retries"].numbered
 # With stale statistics (a table analyzed while empty, then loaded) the planner may pick a bitmap
-# scan that tests every live row for headship and sorts them all: 55 ms per claim at 20k rows,
-# against 0.6 ms for the ordered index scan that stops after LIMIT rows. Relay sessions only run
-# the claim and settle statements, which all want index scans.
+# scan that reads every pending row and sorts them all, where the ordered index scan stops after
+# LIMIT rows (55 ms against 0.6 ms per claim at 20k rows, measured). Relay sessions only run the
+# claim and settle statements, which all want index scans.
 SERVER_SETTINGS = {
     "plan_cache_mode": "force_custom_plan",
     "enable_bitmapscan": "off",
@@ -42,7 +40,34 @@ SERVER_SETTINGS = {
 def row_to_claimed(row: Any) -> ClaimedEvent:
     # asyncpg's UUID is a uuid.UUID subclass that compares, hashes and pickles like one, and its
     # str() is ten times cheaper: copying it into a plain UUID cost ~1.6 us per event.
-    return claimed_from_row(row, id=row[1], created_at=row[11], done_sinks=row[19])
+    return claimed_from_row(
+        row, id=row["id"], created_at=row["created_at"], done_sinks=row["done_sinks"]
+    )
+
+
+@dataclass(slots=True)
+class _Source:
+    """The claim primitives of :mod:`tether.outbox.claiming` on one connection."""
+
+    conn: PoolConnectionProxy[asyncpg.Record]
+
+    async def walk(self, after_seq: int, limit: int) -> list[Peek]:
+        rows = await self.conn.fetch(_WALK, after_seq, limit)
+        return [Peek(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def lock(self, refs: Sequence[Any]) -> list[Row]:
+        return list(await self.conn.fetch(_LOCK, refs))
+
+    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
+        rows = await self.conn.fetch(_KEY_HEADS, cursor, list(exclude), limit)
+        return [Peek(r[1], r[1], r[0], True) for r in rows]
+
+    async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
+        keys, seqs = [h.key for h in heads], [h.seq for h in heads]
+        return list(await self.conn.fetch(_LOCK_RUNS, keys, seqs, per_key))
+
+    async def unkeyed(self, after_seq: int, limit: int) -> list[Row]:
+        return list(await self.conn.fetch(_UNKEYED, after_seq, limit))
 
 
 @dataclass(slots=True)
@@ -75,38 +100,62 @@ class PostgresOutboxStore:
     instead of deleting them at once, at the cost of an index update per row.
     """
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, *, keep_published: bool = False) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        keep_published: bool = False,
+        pooler_mode: pooler.PoolerMode | str | bool | None = None,
+        listen_dsn: str | None = None,
+    ) -> None:
         self._pool = pool
-        self._dsn = dsn
         self._keep = keep_published
+        self._local = pooler.local_settings(pooler_mode, SERVER_SETTINGS)
+        self._listen_dsn = pooler.listen_dsn(pooler_mode, dsn, listen_dsn)
         self._wakeup = Wakeup()
         self._listener: asyncpg.Connection | None = None
+        self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, connections: int = 1, keep_published: bool = False
+        cls,
+        dsn: str,
+        *,
+        connections: int = 1,
+        keep_published: bool = False,
+        pooler_mode: pooler.PoolerMode | str | bool | None = None,
+        listen_dsn: str | None = None,
     ) -> PostgresOutboxStore:
+        """``pooler_mode="transaction"`` when ``dsn`` leads to a transaction-mode pooler
+        (PgBouncer, Supabase): no session settings or named statements are relied on, and
+        wake-ups LISTEN on ``listen_dsn`` (a direct connection) or fall back to polling."""
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=max(1, connections), server_settings=SERVER_SETTINGS
+            dsn,
+            min_size=1,
+            max_size=max(1, connections),
+            **pooler.connect_kwargs(pooler_mode, SERVER_SETTINGS),
         )
-        return cls(pool, dsn, keep_published=keep_published)
+        return cls(
+            pool, dsn, keep_published=keep_published, pooler_mode=pooler_mode, listen_dsn=listen_dsn
+        )
 
     @contextlib.asynccontextmanager
     async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = list(await conn.fetch(_CLAIM, limit))
-            keyed = [r for r in rows if r[9] is not None]
-            if run > 1 and keyed and len(rows) < limit:
-                keys, heads = [r[9] for r in keyed], [r[0] for r in keyed]
-                rows = merge_runs(rows, await conn.fetch(_FOLLOWERS, keys, heads, run - 1), limit)
-            yield _Batch(conn, [row_to_claimed(r) for r in rows], self._keep)
+            await pooler.apply_local(conn, self._local)
+            picked = await claim_rows(_Source(conn), limit, run, self._cursor)
+            self._cursor = picked.cursor
+            yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._keep)
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
         # A lost listener only costs latency (polling continues), so failures here are quiet.
+        if self._listen_dsn is None:
+            return  # behind a transaction pooler with no direct DSN: polling only
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-            conn = await asyncpg.connect(self._dsn, timeout=2)
+            conn = await asyncpg.connect(self._listen_dsn, timeout=2)
             await conn.add_listener(CHANNEL, self._wakeup.set)
             self._listener = conn
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,13 +18,13 @@ from typing import Any
 import aiosqlite
 
 from tether.core import jsonutil
+from tether.outbox.claiming import Peek, Row, claim_rows
 from tether.outbox.ports import (
     ClaimedEvent,
     OutboxBatch,
     Retry,
     Wakeup,
     claimed_from_row,
-    merge_runs,
 )
 from tether.store.drivers import sqlite_time
 from tether.store.sqlfile import load
@@ -35,10 +36,58 @@ _Q = load("tether.outbox", "relay_sqlite.sql")
 def _row_to_claimed(row: Any) -> ClaimedEvent:
     return claimed_from_row(
         row,
-        id=uuid.UUID(row[1]),
-        created_at=datetime.fromisoformat(row[11]),
-        done_sinks=jsonutil.loads(row[19]),
+        id=uuid.UUID(row["id"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        done_sinks=jsonutil.loads(row["done_sinks"]),
     )
+
+
+@dataclass(slots=True)
+class _Source:
+    """The claim primitives of :mod:`tether.outbox.claiming` on the relay's connection."""
+
+    conn: aiosqlite.Connection
+    now: str
+
+    async def _fetch(self, name: str, values: Mapping[str, object]) -> list[sqlite3.Row]:
+        cursor = await self.conn.execute(_Q[name].sql, {"now": self.now, **values})
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
+
+    async def walk(self, after_seq: int, limit: int) -> list[Peek]:
+        rows = await self._fetch("walk", {"after": after_seq, "limit": limit})
+        return [Peek(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    async def lock(self, refs: Sequence[Any]) -> list[Row]:
+        return list(await self._fetch("lock", {"refs": jsonutil.dumps(list(refs)).decode()}))
+
+    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
+        skip, found = set(exclude), list[Peek]()
+        after, upto, wrapped = cursor, None, False
+        while len(found) < limit:
+            rows = await self._fetch("next_key", {"after": after, "upto": upto})
+            if not rows:
+                if wrapped or not cursor:
+                    break
+                after, upto, wrapped = "", cursor, True  # wrap around once
+                continue
+            key, seq, due = rows[0]
+            if due and key not in skip:
+                found.append(Peek(seq, seq, key, True))
+            after = key
+        return found
+
+    async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
+        rows: list[Row] = []
+        for head in heads:
+            values = {"key": head.key, "head": head.seq, "per_key": per_key}
+            rows += await self._fetch("run", values)
+        return rows
+
+    async def unkeyed(self, after_seq: int, limit: int) -> list[Row]:
+        return list(await self._fetch("unkeyed", {"after": after_seq, "limit": limit}))
 
 
 @dataclass(slots=True)
@@ -80,10 +129,12 @@ class SqliteOutboxStore:
         self._keep = keep_published
         self._lock = asyncio.Lock()
         self._wakeup = Wakeup()
+        self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
 
     @classmethod
     async def connect(cls, path: str, *, keep_published: bool = False) -> SqliteOutboxStore:
         conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row  # claimed rows are read by column name
         for pragma in PRAGMAS:
             await conn.execute(pragma)
         await migrate(conn)
@@ -95,29 +146,15 @@ class SqliteOutboxStore:
             now = datetime.now(UTC)
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await self._conn.execute(
-                    _Q["claim"].sql, {"now": sqlite_time(now), "limit": limit}
-                )
-                rows = list(await cursor.fetchall())
-                await cursor.close()
-                if run > 1 and len(rows) < limit:
-                    rows = merge_runs(rows, await self._followers(rows, run - 1, now), limit)
-                yield _Batch(self._conn, [_row_to_claimed(r) for r in rows], self._keep, now)
+                source = _Source(self._conn, sqlite_time(now))
+                picked = await claim_rows(source, limit, run, self._cursor)
+                self._cursor = picked.cursor
+                events = [_row_to_claimed(r) for r in picked.rows]
+                yield _Batch(self._conn, events, self._keep, now)
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
-
-    async def _followers(self, heads: list[Any], per_key: int, now: datetime) -> list[Any]:
-        found: list[Any] = []
-        for head in heads:
-            if head[9] is None:
-                continue
-            values = {"key": head[9], "head": head[0], "per_key": per_key, "now": sqlite_time(now)}
-            cursor = await self._conn.execute(_Q["followers"].sql, values)
-            found.extend(await cursor.fetchall())
-            await cursor.close()
-        return sorted(found, key=lambda r: r[0])
 
     def notify(self) -> None:
         """Wake a waiting relay at once (for producers in the same process)."""

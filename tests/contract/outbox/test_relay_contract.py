@@ -195,19 +195,56 @@ async def test_dead_head_releases_its_followers(h: Harness) -> None:
     assert [(r["id"], r["state"]) for r in await h.rows()] == [(a[0], "dead")]
 
 
-async def test_without_runs_one_event_per_key_per_batch(h: Harness) -> None:
+async def test_a_key_alone_takes_the_whole_batch(h: Harness) -> None:
     await h.produce(4, aggregate_type="order", aggregate_id="A")
     async with h.store() as store:
         relay = Relay(store, [ScriptedSink()], config=RelayConfig(per_key_run=1))
-        sizes = [(await relay.run_once()).claimed for _ in range(5)]
-    assert sizes == [1, 1, 1, 1, 0]
+        sizes = [(await relay.run_once()).claimed for _ in range(2)]
+    assert sizes == [4, 0]
+
+
+async def test_keys_share_a_batch_evenly(h: Harness) -> None:
+    for _ in range(10):
+        for key in "ABCD":
+            await h.produce(1, aggregate_type="order", aggregate_id=key)
+    sink = ScriptedSink()
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(batch_size=8, per_key_run=1))
+        await relay.run_once()
+    assert sorted(e.aggregate_id or "" for e in sink.received) == list("AABBCCDD")
+
+
+async def test_a_hot_key_does_not_starve_the_others(h: Harness) -> None:
+    await h.produce(120, aggregate_type="order", aggregate_id="hot")
+    cold = [(await h.produce(1, aggregate_type="order", aggregate_id=k))[0] for k in "xyz"]
+    unkeyed = await h.produce(1)
+    sink = ScriptedSink()
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(batch_size=40, per_key_run=4))
+        report = await relay.run_once()
+    got = {str(e.id) for e in sink.received}
+    assert set(cold + unkeyed) <= got  # all behind 120 hot events, all in the first batch
+    assert report.claimed == 40  # the room the cold keys left went to the hot key
+
+
+async def test_a_blocked_deep_key_does_not_hold_back_the_rest(h: Harness) -> None:
+    blocked = await h.produce(60, aggregate_type="order", aggregate_id="stuck")
+    await h.postpone(blocked[0])  # a failing head: its key waits, nothing else may
+    others = await h.produce(2, aggregate_type="order", aggregate_id="free")
+    unkeyed = await h.produce(2)
+    sink = ScriptedSink()
+    async with h.store() as store:
+        relay = Relay(store, [sink], config=RelayConfig(batch_size=10))
+        await drain(relay)
+    assert [str(e.id) for e in sink.received if e.aggregate_id == "free"] == others
+    assert {str(e.id) for e in sink.received} == set(others + unkeyed)
 
 
 async def test_runs_move_a_hot_key_in_order_one_event_per_sink_call(h: Harness) -> None:
     ids = await h.produce(40, aggregate_type="order", aggregate_id="hot")
     sink = ScriptedSink()
     async with h.store() as store:
-        relay = Relay(store, [sink], config=RelayConfig(per_key_run=16))
+        relay = Relay(store, [sink], config=RelayConfig(batch_size=16))
         sizes = [(await relay.run_once()).claimed for _ in range(4)]
     assert sizes == [16, 16, 8, 0]
     assert [str(e.id) for e in sink.received] == ids
@@ -253,13 +290,16 @@ async def pg_h(pg_dsn: str) -> AsyncIterator[Harness]:
     await harness.close()
 
 
-async def test_concurrent_relays_keep_per_aggregate_order(pg_h: Harness) -> None:
-    """Only PostgreSQL hosts several relays at once; SQLite serves one process."""
+@pytest.mark.parametrize("shape", ["spread", "hot"])
+async def test_concurrent_relays_keep_per_aggregate_order(pg_h: Harness, shape: str) -> None:
+    """Only PostgreSQL hosts several relays at once; SQLite serves one process. ``hot`` puts
+    most events on 3 keys."""
     h = pg_h
     ids = []
     for i in range(40):
         for agg in range(25):
-            ids += await h.produce(1, aggregate_type="order", aggregate_id=str(agg))
+            key = str(agg) if shape == "spread" or agg % 8 == 0 else str(agg % 3)
+            ids += await h.produce(1, aggregate_type="order", aggregate_id=key)
     sink = ScriptedSink()
     stop = asyncio.Event()
     async with (

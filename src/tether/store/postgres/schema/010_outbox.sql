@@ -3,15 +3,13 @@
 
 CREATE TABLE tether_outbox (
     seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id              uuid        NOT NULL UNIQUE,
+    id              uuid        NOT NULL,
     partition_key   text,
     state           text        NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'claimed', 'done', 'dead')),
+                    CHECK (state IN ('pending', 'done', 'dead')),
     attempts        integer     NOT NULL DEFAULT 0,
     max_attempts    integer,
     available_at    timestamptz NOT NULL DEFAULT now(),
-    lease_token     uuid,
-    worker          text,
     last_error      text,
     errors          jsonb       NOT NULL DEFAULT '[]'::jsonb,
     done_sinks      text[]      NOT NULL DEFAULT '{}',
@@ -32,10 +30,14 @@ CREATE TABLE tether_outbox (
     traceparent     text,
     idempotency_key text
 );
-CREATE INDEX tether_outbox_live ON tether_outbox (seq) WHERE state IN ('pending', 'claimed');
-CREATE INDEX tether_outbox_key_live ON tether_outbox (partition_key, seq)
-    WHERE state IN ('pending', 'claimed') AND partition_key IS NOT NULL;
+-- A producer's insert maintains the primary key and the two pending-only indexes the relay's
+-- claim reads: seq order (its windows) and (partition_key, seq) (its skip scan over keys, the
+-- runs behind a head, and unkeyed rows, whose NULL key sorts them together). Look-ups by event
+-- id are for finished rows (dead letters, kept published rows), so only those are indexed by id.
+CREATE INDEX tether_outbox_live ON tether_outbox (seq) WHERE state = 'pending';
+CREATE INDEX tether_outbox_key_live ON tether_outbox (partition_key, seq) WHERE state = 'pending';
 CREATE INDEX tether_outbox_finished ON tether_outbox (finished_at) WHERE state IN ('done', 'dead');
+CREATE INDEX tether_outbox_finished_id ON tether_outbox (id) WHERE state IN ('done', 'dead');
 ALTER TABLE tether_outbox SET (autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);
 
