@@ -103,7 +103,7 @@ async def open_admin(db: Database) -> AsyncIterator[OutboxAdmin]:
 async def _postgres(db: Database) -> AsyncIterator[OutboxAdmin]:
     from tether.queue.postgres import PostgresQueue, create_pool
 
-    pool = await create_pool(db.url, min_size=1, max_size=2, pooler=db.pooler)
+    pool = await create_pool(db.url, min_size=1, max_size=2, pooler_mode=db.pooler)
     try:
 
         async def fetch(query: Query, params: dict[str, Any]) -> Any:

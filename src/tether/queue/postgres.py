@@ -48,12 +48,12 @@ async def create_pool(
     *,
     min_size: int = 1,
     max_size: int = 10,
-    pooler: PoolerMode | str | bool | None = PoolerMode.NONE,
+    pooler_mode: PoolerMode | str | bool | None = PoolerMode.NONE,
 ) -> asyncpg.Pool:
-    """A pool with the settings the engine relies on. ``pooler="transaction"`` when ``dsn``
+    """A pool with the settings the engine relies on. ``pooler_mode="transaction"`` when ``dsn``
     leads to a transaction-mode pooler (PgBouncer): every operation is one statement, so
     nothing depends on the session."""
-    options = connect_kwargs(pooler, SERVER_SETTINGS)
+    options = connect_kwargs(pooler_mode, SERVER_SETTINGS)
     async with _wrapped("connect"):
         return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **options)
 
@@ -101,10 +101,10 @@ class PostgresQueue(Engine):
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, pooler: PoolerMode | str | bool | None = None, **options: Any
+        cls, dsn: str, *, pooler_mode: PoolerMode | str | bool | None = None, **options: Any
     ) -> PostgresQueue:
         """Open a pool of its own (closed by :meth:`close`); see :func:`create_pool`."""
-        queue = cls(await create_pool(dsn, pooler=pooler), **options)
+        queue = cls(await create_pool(dsn, pooler_mode=pooler_mode), **options)
         queue._owns_pool = True
         return queue
 

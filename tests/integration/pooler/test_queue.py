@@ -23,7 +23,7 @@ ITEMS = 120
 async def test_worker_drains_every_item(
     pooled_dsn: str, problems_logged: Callable[[], list[str]]
 ) -> None:
-    queue = await PostgresQueue.connect(pooled_dsn, pooler="transaction", queue="mail")
+    queue = await PostgresQueue.connect(pooled_dsn, pooler_mode="transaction", queue="mail")
     caller = await asyncpg.connect(pooled_dsn, **connect_kwargs("transaction"))
     try:
         await queue.enqueue([NewItem({"n": n}) for n in range(ITEMS // 2)])

@@ -171,5 +171,5 @@ def hint_for(error: BaseException) -> str:
         return ""
     return (
         " (behind a transaction-mode pooler such as PgBouncer? set database_pooler = "
-        '"transaction", TETHER_DATABASE_POOLER=transaction, or pass pooler="transaction")'
+        '"transaction", TETHER_DATABASE_POOLER=transaction, or pass pooler_mode="transaction")'
     )
