@@ -2,6 +2,8 @@
 
 Most "Redis unreachable" cases are covered without stopping anything (a client pointed at a
 closed port, tests/unit/http/test_ratelimit_middleware.py); this is the one real stop/restart.
+The store is watched, so the test shows that Redis made every decision while up, that calls
+to it failed while down (the failure path ran, not a shortcut), and that it decides again after.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 from tests.support import chaos
 from tether.http.ratelimit import FailureMode, Limit, RateLimiter, RateLimitMiddleware, Rule, by_ip
+from tether.http.ratelimit.algorithms import Algorithm, Decision
 from tether.http.ratelimit.stores.redis import RedisRateLimitStore
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.timeout(90)]
@@ -30,13 +33,27 @@ async def _ok(request: object) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-def client_for(redis: Redis, mode: FailureMode) -> httpx.AsyncClient:
-    limiter = RateLimiter(
-        RedisRateLimitStore(redis, prefix=f"test:chaos:{uuid.uuid4().hex}:"),
-        on_store_error=mode,
-        timeout=0.2,
-        cooldown=0.05,
-    )
+class WatchedStore(RedisRateLimitStore):
+    """The Redis store, counting the decisions Redis made and the calls that failed."""
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        super().__init__(client, prefix)
+        self.prefix = prefix
+        self.answered = 0
+        self.failed = 0
+
+    async def hit(self, key: str, limit: Limit, algorithm: Algorithm, cost: int = 1) -> Decision:
+        try:
+            decision = await super().hit(key, limit, algorithm, cost)
+        except BaseException:  # a store error, or the limiter's timeout cancelling the call
+            self.failed += 1
+            raise
+        self.answered += 1
+        return decision
+
+
+def client_for(store: WatchedStore, mode: FailureMode) -> httpx.AsyncClient:
+    limiter = RateLimiter(store, on_store_error=mode, timeout=0.2, cooldown=0.05)
     app = RateLimitMiddleware(Starlette(routes=[Route("/", _ok)]), limiter, [Rule(by_ip(), LIMIT)])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
@@ -46,15 +63,26 @@ async def test_redis_stopping_mid_traffic_keeps_each_policy(redis_url: str) -> N
     seen: dict[FailureMode, dict[str, Counter[int]]] = {
         mode: {"up": Counter(), "down": Counter(), "back": Counter()} for mode in FailureMode
     }
-    clients = {mode: client_for(redis, mode) for mode in FailureMode}
+    # Responses that carried a rate-limit decision (the header), per mode and phase.
+    decided: dict[FailureMode, Counter[str]] = {mode: Counter() for mode in FailureMode}
+    stores = {
+        mode: WatchedStore(redis, prefix=f"test:chaos:{uuid.uuid4().hex}:") for mode in FailureMode
+    }
+    clients = {mode: client_for(stores[mode], mode) for mode in FailureMode}
 
     async def burst(phase: str, n: int) -> None:
         for mode, c in clients.items():
             for _ in range(n):
-                seen[mode][phase][(await c.get("/")).status_code] += 1
+                response = await c.get("/")
+                seen[mode][phase][response.status_code] += 1
+                decided[mode][phase] += "ratelimit" in response.headers
 
     try:
         await burst("up", 20)
+        # Redis really counted: every request was its decision, and its keys are there.
+        for mode, store in stores.items():
+            assert (store.answered, store.failed) == (20, 0), mode
+            assert await redis.keys(f"{store.prefix}*"), mode
         await asyncio.to_thread(chaos.stop, "redis")
         await burst("down", 20)
     finally:
@@ -74,5 +102,10 @@ async def test_redis_stopping_mid_traffic_keeps_each_policy(redis_url: str) -> N
     for mode in FailureMode:
         assert seen[mode]["up"] == Counter({200: 20})
         assert seen[mode]["back"] == Counter({200: 5})
+        assert decided[mode]["up"] == 20
+        # The failure path ran: Redis was asked and failed, and no response claimed a decision.
+        assert stores[mode].failed >= 1, mode
+        assert decided[mode]["down"] == 0, mode
+        assert decided[mode]["back"] == 5
     assert seen[FailureMode.OPEN]["down"] == Counter({200: 20})
     assert seen[FailureMode.CLOSED]["down"] == Counter({503: 20})
