@@ -42,7 +42,7 @@ from tether.authz import tables as t
 from tether.authz.errors import UnknownSubjectError
 from tether.authz.events import EventWriter
 from tether.authz.model import Grant, GrantRecord
-from tether.store import sqlfile
+from tether.store import dialect, sqlfile
 from tether.store.postgres.pooler import (
     PoolerMode,
     connect_kwargs,
@@ -54,7 +54,8 @@ if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users la
     import asyncpg
 
 CHANNEL = "tether_authz"
-_QUERIES = sqlfile.load("tether.authz", "queries.sql")
+# In queries/, not the usual sql/ folder: a folder named like this module would shadow it.
+_QUERIES = sqlfile.load("tether.authz", "queries/postgres.sql")
 _USER = t.user_capabilities
 _ROLES = t.user_roles
 # The unique index of direct grants: a NULL org (every org) collides with another NULL org.
@@ -241,7 +242,7 @@ class SqlAuthzStore:
         pooler (set up with :func:`tether.store.postgres.pooler.sqlalchemy_connect_args`)."""
         self.engine = engine
         self.pooler = mode_of(pooler)
-        self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_postgres = dialect.of_engine(engine) == "postgres"
         self.read_pool_size = read_pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._pool_lock = asyncio.Lock()
@@ -318,11 +319,14 @@ class SqlAuthzStore:
     async def load_grants(self, user: str) -> list[Grant]:
         if self.is_postgres:
             pool = self._pool or await self._reads()
-            query = _QUERIES["load_grants_pg"]
-            return [Grant(*row) for row in await pool.fetch(query.numbered, user)]
+            query = _QUERIES["load_grants"]
+            rows = await pool.fetch(query.numbered, user)
+            return [Grant(r["capability"], r["org_id"], r["expires_at"], r["role"]) for r in rows]
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(self._load, {"user": user})).all()
-        return [Grant(row[0], row[1], _aware(row[2]), row[3]) for row in rows]
+            found = (await conn.execute(self._load, {"user": user})).mappings().all()
+        return [
+            Grant(r["capability"], r["org_id"], _aware(r["expires_at"]), r["role"]) for r in found
+        ]
 
     async def list_grants(
         self, *, user: str | None = None, org: str | None = None
@@ -366,7 +370,7 @@ class SqlAuthzStore:
     async def version(self) -> int:
         if self.is_postgres:
             pool = self._pool or await self._reads()
-            return int(await pool.fetchval(_QUERIES["version_pg"].numbered))
+            return int(await pool.fetchval(_QUERIES["version"].numbered))
         async with self.engine.connect() as conn:
             value = (await conn.execute(select(t.version.c.value))).scalar_one()
         return int(value)

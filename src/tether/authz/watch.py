@@ -18,6 +18,7 @@ from typing import Any
 from tether.authz.cache import GrantCache
 from tether.authz.port import AuthzStore
 from tether.authz.sql import CHANNEL, asyncpg_dsn
+from tether.store import dialect
 from tether.store.postgres.pooler import listen_dsn
 
 _log = logging.getLogger("tether.authz.watch")
@@ -106,6 +107,6 @@ def listen_dsn_of(store: Any) -> str | None:
     None too when the store reaches PostgreSQL through a transaction-mode pooler, where LISTEN
     has no session to live in; pass ``listen_dsn=`` a direct DSN to listen there anyway."""
     engine = getattr(store, "engine", None)
-    if engine is None or engine.dialect.name != "postgresql":
+    if engine is None or dialect.of_engine(engine) != "postgres":
         return None
-    return listen_dsn(getattr(store, "pooler", None), asyncpg_dsn(engine))
+    return listen_dsn(getattr(store, "pooler_mode", None), asyncpg_dsn(engine))

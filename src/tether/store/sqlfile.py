@@ -6,6 +6,7 @@ sqlite3's native ``:name``. ``::type`` casts are left alone.
 
 Each component keeps its SQL in ``<component>/sql/<dialect>.sql`` (``postgres``, ``sqlite``)
 or ``<component>/sql/queries.sql`` when it is the same on both; :func:`queries` reads them.
+(``tether.authz`` uses ``queries/`` instead: a ``sql/`` folder would shadow its ``sql`` module.)
 Schemas are elsewhere: ``tether/store/<dialect>/schema/``.
 """
 

@@ -2,7 +2,7 @@
 -- SQLAlchemy layer; measured in benchmarks/authz_checks.py). Writes stay on SQLAlchemy so they
 -- join the caller's session.
 
--- name: load_grants_pg
+-- name: load_grants
 -- Direct grants and capabilities reached through role assignments; expired ones included,
 -- the decision compares expiry with its own clock.
 SELECT capability, org_id, expires_at, NULL::text AS role
@@ -14,5 +14,5 @@ FROM tether_authz_user_roles ur
 JOIN tether_authz_role_capabilities rc ON rc.role = ur.role
 WHERE ur.user_id = :user
 
--- name: version_pg
+-- name: version
 SELECT value FROM tether_authz_version WHERE id = 1
