@@ -21,7 +21,7 @@ from tether.outbox.table import OUTBOX
 from tether.queue import Item, ItemFilter, ItemState
 from tether.queue.engine import Engine
 from tether.queue.spec import where
-from tether.store.sqlfile import Query, load
+from tether.store.sqlfile import Query, queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +69,15 @@ class OutboxAdmin:
     def __init__(self, engine: Engine, fetch: Callable[[Query, dict[str, Any]], Any]) -> None:
         self.engine = engine
         self._fetch = fetch
-        self._queries = load("tether.commands", "status.sql")
-        self._suffix = "pg" if engine.dialect == "postgres" else "sqlite"
+        self._queries = queries("tether.commands", engine.dialect)
 
     async def snapshot(self) -> Snapshot:
-        rows = await self._fetch(self._queries[f"status_{self._suffix}"], {})
+        rows = await self._fetch(self._queries["status"], {})
         return _snapshot(rows[0])
 
     async def count(self, f: ItemFilter, states: tuple[ItemState, ...] | None) -> int:
         clause, params = where(OUTBOX, f, self.engine.dialect, queue=None, states=states)
-        base = self._queries[f"count_{self._suffix}"]
+        base = self._queries["count"]
         rows = await self._fetch(Query(base.name, base.sql.replace("{where}", clause)), params)
         return int(rows[0]["n"])
 

@@ -1,6 +1,7 @@
--- What `tether status` reads. One statement per dialect, so the figures are one snapshot.
+-- What `tether status` and `tether dlq` read on PostgreSQL. One statement each, so the
+-- figures are one snapshot.
 
--- name: status_pg
+-- name: status
 -- On PostgreSQL the relay's lease is a row lock held by its open transaction, so "in flight"
 -- is a pending row whose xmax is a transaction still running (locked or being deleted now),
 -- plus rows in the engine's 'claimed' state. A transaction is running if the snapshot lists
@@ -30,21 +31,5 @@ SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,
            AS last_seq
 FROM rows
 
--- name: status_sqlite
--- The SQLite relay holds its batch inside one write transaction, invisible to this reader, so
--- "in flight" counts the engine's 'claimed' state only.
-SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
-       count(*) FILTER (WHERE state = 'claimed') AS in_flight,
-       count(*) FILTER (WHERE state = 'pending' AND last_error IS NOT NULL) AS retrying,
-       count(*) FILTER (WHERE state = 'dead') AS dead,
-       count(*) FILTER (WHERE state = 'done') AS done,
-       min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
-       strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') AS now,
-       coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tether_outbox'), 0) AS last_seq
-FROM tether_outbox
-
--- name: count_pg
-SELECT count(*) AS n FROM tether_outbox WHERE {where}
-
--- name: count_sqlite
+-- name: count
 SELECT count(*) AS n FROM tether_outbox WHERE {where}
