@@ -132,7 +132,7 @@ async def _author_of_availability(request: Request, user: str) -> bool:
 
 def attach(app: FastAPI, engine: AsyncEngine, *, pooler: str = "none") -> Authz:
     """Create the Authz over the app's engine and install the dependency; call in create_app."""
-    store = SqlAuthzStore(engine, events=OutboxEventWriter(), pooler=pooler)
+    store = SqlAuthzStore(engine, events=OutboxEventWriter(), pooler_mode=pooler)
     authz = Authz(store, REGISTRY)
     app.state.authz = authz
     install(app, authz, user=_principal_of, org=_tenant, error_content=errors.PROBLEM_CONTENT)

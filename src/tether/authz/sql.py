@@ -236,12 +236,12 @@ class SqlAuthzStore:
         *,
         events: EventWriter | None = None,
         read_pool_size: int = 10,
-        pooler: PoolerMode | str | bool | None = None,
+        pooler_mode: PoolerMode | str | bool | None = None,
     ) -> None:
-        """``pooler="transaction"`` when ``engine`` reaches PostgreSQL through a transaction-mode
-        pooler (set up with :func:`tether.store.postgres.pooler.sqlalchemy_connect_args`)."""
+        """``pooler_mode="transaction"`` when ``engine`` reaches PostgreSQL through a
+        transaction-mode pooler (its engine set up with ``pooler.sqlalchemy_connect_args``)."""
         self.engine = engine
-        self.pooler = mode_of(pooler)
+        self.pooler_mode = mode_of(pooler_mode)
         self.is_postgres = dialect.of_engine(engine) == "postgres"
         self.read_pool_size = read_pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
@@ -258,7 +258,7 @@ class SqlAuthzStore:
         url: str,
         *,
         events: EventWriter | None = None,
-        pooler: PoolerMode | str | bool | None = None,
+        pooler_mode: PoolerMode | str | bool | None = None,
         **engine_options: Any,
     ) -> SqlAuthzStore:
         """``postgresql://…`` (driven by asyncpg) or ``sqlite:///path`` (aiosqlite)."""
@@ -266,11 +266,12 @@ class SqlAuthzStore:
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         elif url.startswith("sqlite://"):
             url = "sqlite+aiosqlite://" + url.split("://", 1)[1]
-        connect_args = sqlalchemy_connect_args(url, pooler) | engine_options.pop("connect_args", {})
+        connect_args = sqlalchemy_connect_args(url, pooler_mode)
+        connect_args |= engine_options.pop("connect_args", {})
         engine = create_async_engine(url, connect_args=connect_args, **engine_options)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
-        return cls(engine, events=events, pooler=pooler)
+        return cls(engine, events=events, pooler_mode=pooler_mode)
 
     def _insert_ignore(self, table: Any) -> Any:
         insert = pg_insert if self.is_postgres else sqlite_insert
@@ -312,7 +313,7 @@ class SqlAuthzStore:
                     asyncpg_dsn(self.engine),
                     min_size=1,
                     max_size=self.read_pool_size,
-                    **connect_kwargs(self.pooler),
+                    **connect_kwargs(self.pooler_mode),
                 )
         return self._pool
 

@@ -47,8 +47,8 @@ async def test_capability_checks_and_invalidation_by_polling(
     pooled_dsn: str, problems_logged: Callable[[], list[str]]
 ) -> None:
     registry = Registry(["trade:view"])
-    writer_store = SqlAuthzStore.from_url(pooled_dsn, pooler="transaction")
-    reader_store = SqlAuthzStore.from_url(pooled_dsn, pooler="transaction")
+    writer_store = SqlAuthzStore.from_url(pooled_dsn, pooler_mode="transaction")
+    reader_store = SqlAuthzStore.from_url(pooled_dsn, pooler_mode="transaction")
     writer, reader = Authz(writer_store, registry), Authz(reader_store, registry)
     assert listen_dsn_of(reader_store) is None  # LISTEN needs a session: poll instead
     assert reader.cache is not None
