@@ -90,7 +90,9 @@ async def open_store(db: Database, connections: int) -> OutboxStore:
     if db.kind == "postgres":
         from tether.outbox.store_pg import PostgresOutboxStore
 
-        return await PostgresOutboxStore.connect(db.url, connections=connections)
+        return await PostgresOutboxStore.connect(
+            db.url, connections=connections, pooler_mode=db.pooler
+        )
     from tether.commands.backends import require_sqlite_file
     from tether.outbox.store_sqlite import SqliteOutboxStore
 
