@@ -8,9 +8,9 @@ import uuid
 import aiosqlite
 
 from tether.outbox import add_event
-from tether.store.sqlfile import load
+from tether.store.sqlfile import queries
 
-SQL = load("tether.demo", "demo.sql")
+SQL = queries("tether.demo", "sqlite")
 SCHEMA = SQL["schema"].sql
 
 CUSTOMERS = ("ada", "grace", "linus", "margaret", "ken", "barbara", "edsger", "frances")
