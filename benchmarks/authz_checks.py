@@ -6,7 +6,21 @@ Data: 50 orgs, 2,000 users, 20 capabilities, 4 roles of 4 capabilities each; eve
 2 role assignments and 3 direct grants in random orgs (4,000 + 6,000 = 10,000 grants). pycasbin
 gets the same data as an RBAC-with-domains policy (p = sub, dom, obj, act; g = user, role,
 dom): role permissions per org, direct grants as p rules on the user. Both answer the same
-random (user, capability, org) queries and their answers are compared before timing.
+(user, capability, org) queries and their answers are compared before timing.
+
+Like for like:
+- the mix: half the queries name a grant the user holds (allowed), half are random (nearly
+  all denied); the allowed share is measured and printed;
+- the peer in its best documented configuration: ``FastEnforcer`` filters the policy by the
+  request fields named in ``cache_key_order`` before matching; ``[1, 2, 3]`` (domain, object,
+  action) answers identically to ``[1]`` (domain only) and is much faster, so it is the peer;
+- timing: every engine gets the same queries and the best of the same number of passes, each
+  pass capped by the same time budget; every pass counts its allowed answers, which must
+  equal the reference answers for the queries it got through (the work is verified);
+- cached Tether evaluates from per-user grant snapshots held in the process; pycasbin holds
+  its whole policy in the process and has no decision cache, so both decide in memory per
+  check. Uncached Tether reads Postgres on every check and is reported apart, next to the
+  round-trip floor, not against pycasbin.
 
 Prints a table, then ONE JSON line.
 """
@@ -65,16 +79,30 @@ def make_data(rng: random.Random) -> dict[str, Any]:
     return {"roles": roles, "assignments": sorted(assignments), "direct": sorted(direct)}
 
 
-def queries(rng: random.Random, data: dict[str, Any], n: int) -> list[tuple[str, str, str]]:
-    """Half aimed at a user's own orgs (mostly allowed), half random (mostly denied)."""
-    orgs_of: dict[str, list[str]] = {}
-    for user, org, _ in data["assignments"] + data["direct"]:
-        orgs_of.setdefault(user, []).append(org)
+Query = tuple[str, str, str]  # user, capability, org
+
+
+def held(data: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """Every (capability, org) each user holds, directly or through a role in that org."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for user, org, cap in data["direct"]:
+        found.setdefault(user, set()).add((cap, org))
+    for user, org, role in data["assignments"]:
+        found.setdefault(user, set()).update((cap, org) for cap in data["roles"][role])
+    return {user: sorted(pairs) for user, pairs in found.items()}
+
+
+def queries(rng: random.Random, data: dict[str, Any], n: int) -> list[Query]:
+    """Even positions name a grant the user holds (allowed); odd ones are random."""
+    holds = held(data)
     out = []
     for i in range(n):
         user = rng.choice(USERS)
-        org = rng.choice(orgs_of[user]) if i % 2 == 0 else rng.choice(ORGS)
-        out.append((user, rng.choice(CAPS), org))
+        if i % 2 == 0:
+            cap, org = rng.choice(holds[user])
+        else:
+            cap, org = rng.choice(CAPS), rng.choice(ORGS)
+        out.append((user, cap, org))
     return out
 
 
@@ -150,27 +178,55 @@ async def time_async(
     return time.perf_counter() - start, latencies
 
 
-async def time_cached(authz: Authz, qs: list[tuple[str, str, str]]) -> float:
+PASSES = 3
+BUDGET = 5.0  # seconds per pass: the plain Enforcer would need hours for the whole list
+
+
+async def pass_tether(authz: Authz, qs: list[Query], budget: float) -> tuple[int, int, float]:
+    """Checks done, how many were allowed, and seconds taken; stops after ``budget``."""
     has = authz.has
+    done = allowed = 0
     start = time.perf_counter()
     for user, cap, org in qs:
-        await has(user, cap, org)
-    return time.perf_counter() - start
+        allowed += await has(user, cap, org)
+        done += 1
+        if done % 256 == 0 and time.perf_counter() - start > budget:
+            break
+    return done, allowed, time.perf_counter() - start
 
 
-def time_casbin(
-    enforcer: casbin.Enforcer, qs: list[tuple[str, str, str]], budget: float
-) -> tuple[int, float]:
-    """Checks done and seconds taken, stopping after ``budget`` seconds (plain is slow)."""
+def pass_casbin(
+    enforcer: casbin.Enforcer, qs: list[Query], budget: float
+) -> tuple[int, int, float]:
+    """The same loop for pycasbin (the capability split is part of its request format)."""
+    enforce = enforcer.enforce
+    done = allowed = 0
     start = time.perf_counter()
-    done = 0
     for user, cap, org in qs:
         obj, act = cap.split(":")
-        enforcer.enforce(user, org, obj, act)
+        allowed += enforce(user, org, obj, act)
         done += 1
         if done % 16 == 0 and time.perf_counter() - start > budget:
             break
-    return done, time.perf_counter() - start
+    return done, allowed, time.perf_counter() - start
+
+
+async def best_rate(
+    run: Callable[[], Any], label: str, allowed_before: list[int]
+) -> tuple[float, int]:
+    """Best checks/s of PASSES passes, each verified against the reference answers."""
+    best = 0.0
+    checks = 0
+    for _ in range(PASSES):
+        result = run()
+        if asyncio.iscoroutine(result):
+            result = await result
+        done, allowed, seconds = result
+        expected = allowed_before[done]
+        assert allowed == expected, f"{label}: {allowed} allowed of {done}, expected {expected}"
+        if rate(done, seconds) > best:
+            best, checks = rate(done, seconds), done
+    return best, checks
 
 
 def pct(values: list[float], q: float) -> float:
@@ -197,9 +253,11 @@ async def main() -> None:
         # FastEnforcer builds its indexed model itself, from a model file path.
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as conf:
             conf.write(CASBIN_MODEL)
-        fast = casbin.FastEnforcer(conf.name, cache_key_order=[1])
+        fast_dom = casbin.FastEnforcer(conf.name, cache_key_order=[1])
+        fast = casbin.FastEnforcer(conf.name, cache_key_order=[1, 2, 3])
         os.unlink(conf.name)
         casbin_rules = load_casbin(plain, data)
+        load_casbin(fast_dom, data)
         load_casbin(fast, data)
 
         # Same answers first: the comparison is only fair if the policies are equivalent.
@@ -209,22 +267,40 @@ async def main() -> None:
         for i, (user, cap, org) in enumerate(check_qs):
             mine = await uncached.has(user, cap, org)
             allowed += mine
-            assert mine == fast.enforce(user, org, *cap.split(":")), (user, cap, org, mine)
+            request = (user, org, *cap.split(":"))
+            assert mine == fast.enforce(*request), (user, cap, org, mine)
+            assert mine == fast_dom.enforce(*request), (user, cap, org, mine)
             if i < 100:
-                assert mine == plain.enforce(user, org, *cap.split(":")), (user, cap, org, mine)
+                assert mine == plain.enforce(*request), (user, cap, org, mine)
 
         for user in USERS:  # warm the cache: every user's grants loaded once
             await cached.has(user, CAPS[0], ORGS[0])
         qs = queries(rng, data, args.checks)
+        # The reference answers for the timed list (cached answers equal uncached ones: the
+        # sample above). allowed_before[n] = allowed answers among the first n queries.
+        allowed_before = [0]
+        for user, cap, org in qs:
+            allowed_before.append(allowed_before[-1] + await cached.has(user, cap, org))
         if args.profile:
             from pyinstrument import Profiler
 
             profiler = Profiler()
             profiler.start()
-            await time_cached(cached, qs)
+            await pass_tether(cached, qs, BUDGET)
             profiler.stop()
             print(profiler.output_text(unicode=True, color=False))
-        cached_s = min([await time_cached(cached, qs) for _ in range(3)])
+        tether_cached, cached_n = await best_rate(
+            lambda: pass_tether(cached, qs, BUDGET), "tether cached", allowed_before
+        )
+        plain_rate, plain_n = await best_rate(
+            lambda: pass_casbin(plain, qs, BUDGET), "casbin Enforcer", allowed_before
+        )
+        dom_rate, dom_n = await best_rate(
+            lambda: pass_casbin(fast_dom, qs, BUDGET), "casbin FastEnforcer [1]", allowed_before
+        )
+        fast_rate, fast_n = await best_rate(
+            lambda: pass_casbin(fast, qs, BUDGET), "casbin FastEnforcer [1,2,3]", allowed_before
+        )
 
         unc_qs = queries(rng, data, 5000)
         for q in unc_qs[:200]:  # warm the pool and prepared statements
@@ -233,20 +309,18 @@ async def main() -> None:
         # The floor on this machine: the same number of bare round trips through asyncpg.
         pool = await store._reads()
         _, floor = await time_async(lambda *_: pool.fetchval("SELECT 1"), unc_qs)
-
-        plain_n, plain_s = time_casbin(plain, qs, budget=5)
-        fast_n, fast_s = time_casbin(fast, qs, budget=5)
         await store.close()
     finally:
         drop_database(name)
 
-    tether_cached = rate(len(qs), cached_s)
     tether_uncached = rate(len(unc_qs), unc_s)
-    plain_rate = rate(plain_n, plain_s)
-    fast_rate = rate(fast_n, fast_s)
-    peer = max(plain_rate, fast_rate)
+    peer = max(plain_rate, dom_rate, fast_rate)
+    timed_share = allowed_before[-1] / len(qs)
     rows = [
-        ("tether cached (in-process)", tether_cached, len(qs), ""),
+        ("tether cached (in-process snapshots)", tether_cached, cached_n, ""),
+        ("pycasbin Enforcer", plain_rate, plain_n, ""),
+        ("pycasbin FastEnforcer, key [1] (dom)", dom_rate, dom_n, ""),
+        ("pycasbin FastEnforcer, key [1,2,3]", fast_rate, fast_n, "the peer"),
         (
             "tether uncached (Postgres)",
             tether_uncached,
@@ -259,17 +333,17 @@ async def main() -> None:
             len(floor),
             f"p50 {pct(floor, 0.5):.3f} ms, p99 {pct(floor, 0.99):.3f} ms",
         ),
-        ("pycasbin Enforcer", plain_rate, plain_n, ""),
-        ("pycasbin FastEnforcer (by domain)", fast_rate, fast_n, ""),
     ]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, Postgres on this host")
     print(
         f"grants: {grants} tether rows / {casbin_rules} casbin rules; "
-        f"{allowed}/{len(check_qs)} sample queries allowed; answers identical"
+        f"{allowed}/{len(check_qs)} sample queries allowed, answers identical; "
+        f"{timed_share:.1%} of the timed queries allowed; best of {PASSES} passes each, "
+        f"{BUDGET:.0f} s budget per pass, allowed counts verified"
     )
-    print(f"{'engine':<36}{'checks/s':>14}{'checks':>10}  latency")
+    print(f"{'engine':<40}{'checks/s':>14}{'checks':>10}  latency")
     for label, per_s, n, extra in rows:
-        print(f"{label:<36}{per_s:>14,.0f}{n:>10}  {extra}")
+        print(f"{label:<40}{per_s:>14,.0f}{n:>10}  {extra}")
     print(
         json.dumps(
             {
@@ -281,9 +355,12 @@ async def main() -> None:
                 "tether_uncached_p99_ms": round(pct(latencies, 0.99), 3),
                 "select1_p99_ms": round(pct(floor, 0.99), 3),
                 "loadavg": round(os.getloadavg()[0], 1),
-                "peer": "pycasbin",
+                "allowed_share": round(timed_share, 3),
+                "passes": PASSES,
+                "peer": "pycasbin FastEnforcer cache_key_order=[1,2,3]",
                 "peer_per_s": round(peer),
                 "peer_plain_per_s": round(plain_rate),
+                "peer_fast_dom_per_s": round(dom_rate),
                 "peer_fast_per_s": round(fast_rate),
                 "ratio": round(tether_cached / peer, 1),
             }
