@@ -58,6 +58,7 @@ class Settings:
     rounds: int = 1
     contenders: tuple[str, ...] = ("tether", "faststream", "bare", "bare_raw")
     tether_procs: int = 2
+    keys: int = 0  # partition keys the backlog is spread over; 0: every event its own key
     tether_batch: int = 1000
     tether_extra: dict[str, Any] = field(default_factory=dict)
     fs_procs: int = 2
@@ -175,8 +176,9 @@ async def load_faststream(dsn: str, n: int) -> set[str]:
     return set(ids)
 
 
-async def load_tether(dsn: str, n: int) -> set[str]:
-    """Create Tether's schema and load it with ``add_event`` in transactions of 1000 events."""
+async def load_tether(dsn: str, n: int, keys: int = 0) -> set[str]:
+    """Create Tether's schema and load it with ``add_event`` in transactions of 1000 events,
+    spread over ``keys`` aggregates (0: each event its own)."""
     from tether.outbox import add_event
     from tether.store.postgres.ddl import full_schema_sql
 
@@ -200,7 +202,7 @@ async def load_tether(dsn: str, n: int) -> set[str]:
                             "OrderPlaced",
                             common.make_payload(i, str(eid)),
                             aggregate_type="order",
-                            aggregate_id=str(1_000_000 + i),
+                            aggregate_id=str(i % keys if keys else 1_000_000 + i),
                             id=eid,
                         )
                         ids.append(str(ref.id))
@@ -256,16 +258,14 @@ async def bare_worker(
         conn = await asyncpg.connect(target.dsn)
         try:
             if target.contender == "bare_tt":
-                # Tether's own table and its claim/delete SQL, driven by the bare loop.
-                from tether.store.sqlfile import load
-
-                q = load("tether.outbox", "relay_pg.sql")
-                await conn.execute("SET plan_cache_mode = force_custom_plan")
-                claim = q["claim"].numbered.replace(
-                    "SELECT t.seq, t.id, t.type,", "SELECT t.seq, t.id::text, t.payload::text,"
+                # Tether's own table (its indexes, its row width), drained without key order.
+                pick = await conn.prepare(
+                    "SELECT seq, id::text, payload::text FROM tether_outbox WHERE state = "
+                    "'pending' ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
                 )
-                pick = await conn.prepare(claim)
-                finish = await conn.prepare(q["delete_published"].numbered)
+                finish = await conn.prepare(
+                    "DELETE FROM tether_outbox WHERE seq = ANY($1::bigint[])"
+                )
             else:
                 pick = await conn.prepare(
                     "SELECT seq, id::text, payload::text FROM bare_outbox "
@@ -611,7 +611,10 @@ async def _one_round(contender: str, settings: Settings, rnd: int, tag: str) -> 
         table, live_sql = TABLES[contender]
         target = Target(contender, dsn, stream, subject, table, live_sql)
         t = time.monotonic()
-        expected = await LOADERS[contender](dsn, n)
+        if contender == "tether":
+            expected = await load_tether(dsn, n, settings.keys)
+        else:
+            expected = await LOADERS[contender](dsn, n)
         await common.settle_table(dsn, table)
         load_s = time.monotonic() - t
         await common.create_stream(stream, [subject])

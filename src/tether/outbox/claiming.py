@@ -246,10 +246,17 @@ async def _lock_prefixes(
     """Lock ``counts[i]`` window rows of group i from ``starts[i]``; keep each group's rows up
     to the first one not locked. A group whose head is not locked keeps nothing."""
     wanted = [g.peeks[s : s + n] for g, s, n in zip(groups, starts, counts, strict=True)]
-    refs = [p.ref for part in wanted for p in part]
-    if not refs:
-        return []
-    got = {r["seq"]: r for r in await source.lock(refs)}
+    # Heads first: rows behind a head another relay holds are never locked in vain.
+    heads = [part[0].ref for part, s in zip(wanted, starts, strict=True) if part and s == 0]
+    got = {r["seq"]: r for r in await source.lock(heads)} if heads else {}
+    rest = [
+        p.ref
+        for part, s in zip(wanted, starts, strict=True)
+        if part and (s > 0 or part[0].seq in got)
+        for p in (part if s > 0 else part[1:])
+    ]
+    if rest:
+        got.update((r["seq"], r) for r in await source.lock(rest))
     kept: list[Row] = []
     for part in wanted:
         for p in part:

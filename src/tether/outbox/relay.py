@@ -220,9 +220,10 @@ class Relay:
             for name in targets[i] - claimed[i].done_sinks:
                 per_sink.setdefault(name, []).append(i)
         names = list(per_sink)
-        results = await asyncio.gather(
-            *(self._publish(n, [claimed[i] for i in per_sink[n]]) for n in names)
-        )
+        calls = [self._publish(n, [claimed[i] for i in per_sink[n]]) for n in names]
+        # One sink (the usual case) is awaited directly: a gather costs a task and several
+        # loop turns per wave, and a hot key's run is one wave per event.
+        results = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         for name, sink_results in zip(names, results, strict=True):
             for i, result in zip(per_sink[name], sink_results, strict=True):
                 by_event[i][name] = result  # type: ignore[index]
@@ -302,7 +303,9 @@ class Relay:
         sink = self._sinks[name]
         events = [c.event for c in claimed]
         try:
-            outcomes = await asyncio.wait_for(sink.publish(events), self.config.publish_timeout)
+            # asyncio.timeout, not wait_for: no task per call (a hot key publishes per event).
+            async with asyncio.timeout(self.config.publish_timeout):
+                outcomes = await sink.publish(events)
         except SinkUnavailableError as exc:
             return self._sink_down(name, str(exc), len(claimed))
         except TimeoutError:
