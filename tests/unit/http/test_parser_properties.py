@@ -8,6 +8,7 @@ or raises the documented error type, never anything else.
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 
 from hypothesis import example, given
@@ -15,7 +16,13 @@ from hypothesis import strategies as st
 
 from tether.core.errors import ConfigError
 from tether.http.clientip import ClientIPResolver
-from tether.http.idempotency.keys import MAX_KEY_LENGTH, InvalidKeyError, parse_key
+from tether.http.idempotency.keys import (
+    BARE_KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    QUOTED_KEY_PATTERN,
+    InvalidKeyError,
+    parse_key,
+)
 
 PRINTABLE = st.text(alphabet=[chr(c) for c in range(0x20, 0x7F)], min_size=1, max_size=300)
 TOKEN = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z:/=@]{1,255}", fullmatch=True)
@@ -60,6 +67,26 @@ def test_a_quoted_key_reads_back_as_written(key: str) -> None:
 def test_a_bare_token_reads_back_as_written(key: str) -> None:
     assert parse_key(key.encode()) == key
     assert parse_key(quoted(key)) == key
+
+
+@given(
+    PRINTABLE
+    | st.from_regex(BARE_KEY_PATTERN, fullmatch=True)
+    | st.from_regex(QUOTED_KEY_PATTERN, fullmatch=True)
+)
+@example('"' + "\\\"" * 255 + '"')
+@example('"' + "k" * 256 + '"')
+def test_the_documented_patterns_are_exactly_the_accepted_keys(raw: str) -> None:
+    """The OpenAPI document describes the header with these patterns: they must not lie."""
+    text = raw.strip(" \t")
+    documented = any(re.fullmatch(p, text) for p in (BARE_KEY_PATTERN, QUOTED_KEY_PATTERN))
+    try:
+        parse_key(raw.encode())
+    except InvalidKeyError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == documented
 
 
 def scope(peer: str | None, headers: list[bytes]) -> dict[str, object]:

@@ -6,8 +6,12 @@ import re
 
 MAX_KEY_LENGTH = 255
 # A bare key: visible ASCII without the characters that would make it ambiguous in a header.
-BARE_KEY_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z:/=@]+$"
-_BARE = re.compile(BARE_KEY_PATTERN)
+_KEY_CHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z:/=@]"
+_BARE = re.compile(_KEY_CHAR + "+")
+# The two accepted forms as patterns, for documentation (OpenAPI): each repetition is one
+# character of the key, so the bounds are the key's length limits.
+BARE_KEY_PATTERN = rf"^{_KEY_CHAR}{{1,{MAX_KEY_LENGTH}}}$"
+QUOTED_KEY_PATTERN = rf'^"([ !#-\[\]-~]|\\["\\]){{1,{MAX_KEY_LENGTH}}}"$'
 
 
 class InvalidKeyError(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tether.http import openapi, problem
-from tether.http.idempotency.keys import BARE_KEY_PATTERN, MAX_KEY_LENGTH
+from tether.http.idempotency.keys import BARE_KEY_PATTERN, MAX_KEY_LENGTH, QUOTED_KEY_PATTERN
 from tether.http.idempotency.policy import IdempotencyPolicy, Mode
 
 if TYPE_CHECKING:
@@ -42,18 +42,17 @@ def describe(doc: openapi.Document, policy: IdempotencyPolicy) -> None:
 
 
 def _parameter(policy: IdempotencyPolicy, *, required: bool) -> dict[str, Any]:
-    # The bare-token form: what a generated client sends. The quoted sf-string form is accepted
-    # too (see the middleware's documentation).
     return {
         "name": openapi.header_name(policy.header),
         "in": "header",
         "required": required,
-        "description": "A unique key per logical request; a retry with the same key and "
-        "request is answered with the stored response (Idempotent-Replayed: true).",
+        "description": f"A unique key per logical request, 1-{MAX_KEY_LENGTH} printable ASCII "
+        "characters: a bare token or a quoted sf-string. A retry with the same key and request "
+        "is answered with the stored response (Idempotent-Replayed: true).",
         "schema": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_KEY_LENGTH,
-            "pattern": BARE_KEY_PATTERN,
+            "anyOf": [
+                {"type": "string", "pattern": BARE_KEY_PATTERN},
+                {"type": "string", "pattern": QUOTED_KEY_PATTERN},
+            ]
         },
     }
