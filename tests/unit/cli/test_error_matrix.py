@@ -76,10 +76,14 @@ def test_no_database_configured(cli: CliRunner, command: str) -> None:
     assert_one_clean_line(invoke(cli, *COMMANDS[command]), 2, "no database configured")
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [(f"mysql://a:{SECRET}@h/d", "'mysql://a:***@h/d'"), ("garbage", "'garbage'")],
+)
 @pytest.mark.parametrize("command", COMMANDS)
-def test_bad_url_from_the_environment(cli: CliRunner, command: str) -> None:
-    result = invoke(cli, *COMMANDS[command], env={"TETHER_DATABASE_URL": f"mysql://a:{SECRET}@h/d"})
-    assert_one_clean_line(result, 2, "TETHER_DATABASE_URL='mysql://a:***@h/d'")
+def test_bad_url_from_the_environment(cli: CliRunner, command: str, url: str, shown: str) -> None:
+    result = invoke(cli, *COMMANDS[command], env={"TETHER_DATABASE_URL": url})
+    assert_one_clean_line(result, 2, f"TETHER_DATABASE_URL={shown}: expected postgresql://")
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c != "migrate"])
@@ -90,3 +94,15 @@ def test_missing_sqlite_file_is_reported_not_created(
     result = invoke(cli, *COMMANDS[command], "--db", f"sqlite:///{path}")
     assert_one_clean_line(result, 1, "does not exist")
     assert not path.exists()
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("caps")])
+def test_sqlite_file_without_capability_tables_is_reported_and_left_alone(
+    cli: CliRunner, tmp_path: Path, command: str
+) -> None:
+    # (The outbox commands open SQLite through the queue, which migrates the file by design.)
+    path = tmp_path / "empty.db"
+    path.touch()
+    result = invoke(cli, *COMMANDS[command], "--db", f"sqlite:///{path}")
+    assert_one_clean_line(result, 1, "has no capability tables")
+    assert path.stat().st_size == 0
