@@ -1,7 +1,7 @@
 """Nothing is lost when relays die mid-batch and the broker restarts.
 
-20,000 events over 1,000 aggregates are produced while two relay processes publish them to
-JetStream; relays are SIGKILLed at random (at least 5 times) and NATS is restarted once.
+20,000 events over 1,000 aggregates (or, in the ``hot`` shape, 80% of them on 3 aggregates) are
+produced while two relay processes publish them to JetStream; relays are SIGKILLed at random (at least 5 times) and NATS is restarted once.
 Afterwards the stream holds every event id exactly once (JetStream de-duplicates re-publishes by
 ``Nats-Msg-Id``), each aggregate's events are in production order, and a consumer using the
 inbox processes each id exactly once even when every message is delivered twice.
@@ -56,14 +56,20 @@ async def stream(nats_url: str) -> AsyncIterator[tuple[str, str]]:
     await nc.close()
 
 
-async def produce(dsn: str, ids: list[str]) -> None:
+def aggregate_of(n: int, shape: str) -> int:
+    if shape == "hot" and n % 5:
+        return n % 3  # four events in five go to three hot aggregates
+    return n % AGGREGATES
+
+
+async def produce(dsn: str, ids: list[str], shape: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         counters = [0] * AGGREGATES
         for start in range(0, EVENTS, PER_TX):
             async with conn.transaction():
                 for n in range(start, start + PER_TX):
-                    agg = n % AGGREGATES
+                    agg = aggregate_of(n, shape)
                     ref = await add_event(
                         conn,
                         "Step",
@@ -152,8 +158,9 @@ async def consume_twice_with_inbox(dsn: str, messages: list[tuple[str, str, int]
     return processed
 
 
+@pytest.mark.parametrize("shape", ["spread", "hot"])
 async def test_nothing_lost_under_relay_kills_and_nats_restart(
-    pg_dsn: str, nats_url: str, stream: tuple[str, str]
+    pg_dsn: str, nats_url: str, stream: tuple[str, str], shape: str
 ) -> None:
     name, prefix = stream
     relays = [spawn_relay(pg_dsn, prefix) for _ in range(2)]
@@ -161,7 +168,7 @@ async def test_nothing_lost_under_relay_kills_and_nats_restart(
     done = asyncio.Event()
     try:
         monkey = asyncio.create_task(chaos_monkey(pg_dsn, prefix, relays, done))
-        await produce(pg_dsn, ids)
+        await produce(pg_dsn, ids, shape)
         done.set()
         kills = await asyncio.wait_for(monkey, 120)
         await wait_drained(pg_dsn, timeout=120)
@@ -181,7 +188,7 @@ async def test_nothing_lost_under_relay_kills_and_nats_restart(
     steps: dict[str, list[int]] = {}
     for _, aggregate, step in messages:
         steps.setdefault(aggregate, []).append(step)
-    assert len(steps) == AGGREGATES
+    assert len(steps) == len({aggregate_of(n, shape) for n in range(EVENTS)})
     assert all(seq == sorted(seq) for seq in steps.values()), "per-aggregate order broken"
 
     assert await consume_twice_with_inbox(pg_dsn, messages) == EVENTS

@@ -1,7 +1,8 @@
 """The relay: claim outbox rows, publish them to their sinks, settle the outcome.
 
 One batch is one unit of work on the store (a transaction on PostgreSQL). A batch holds the head
-of each partition key it claimed and up to ``per_key_run - 1`` of its followers; it is published
+of each partition key it claimed and a run of the rows behind it (the keys share the batch
+evenly, at least ``per_key_run`` rows each: :mod:`tether.outbox.claiming`); it is published
 in waves (the n-th event of every key together), and a key whose event failed publishes nothing
 more in this batch: its later events stay untouched, behind it. Outcomes, per event:
 
