@@ -14,10 +14,10 @@ from asyncpg.pool import PoolConnectionProxy
 from tether.outbox.claiming import Peek, Row, claim_rows
 from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, Wakeup, claimed_from_row
 from tether.store.postgres import pooler
-from tether.store.sqlfile import load
+from tether.store.sqlfile import queries
 
 CHANNEL = "tether_outbox"
-_Q = load("tether.outbox", "relay_pg.sql")
+_Q = queries("tether.outbox", "postgres")
 _WALK = _Q["walk"].numbered
 _LOCK = _Q["lock"].numbered
 _KEY_HEADS = _Q["key_heads"].numbered

@@ -27,10 +27,10 @@ from tether.outbox.ports import (
     claimed_from_row,
 )
 from tether.store.drivers import sqlite_time
-from tether.store.sqlfile import load
+from tether.store.sqlfile import queries
 from tether.store.sqlite.ddl import PRAGMAS, migrate
 
-_Q = load("tether.outbox", "relay_sqlite.sql")
+_Q = queries("tether.outbox", "sqlite")
 
 
 def _row_to_claimed(row: Any) -> ClaimedEvent:

@@ -43,3 +43,107 @@ RETURNING 1
 
 -- name: inbox_sweep
 DELETE FROM tether_inbox WHERE processed_at < :before
+
+-- ----------------------------------------------------------------------------------------
+-- The relay's hot path on PostgreSQL. Row locks taken here are the lease: they last until the
+-- batch's transaction ends, and a crashed relay's transaction rolls back and frees them.
+
+-- name: walk
+-- A window of pending rows in seq order, unlocked (tether.outbox.claiming explains why no
+-- per-row head probe is needed). ctid lets the lock below find each row without an index.
+SELECT ctid, seq, partition_key, available_at <= now() AS due
+FROM tether_outbox
+WHERE state = 'pending' AND seq > :after
+ORDER BY seq
+LIMIT :limit
+
+-- name: lock
+-- A row updated since the walk has a new ctid and is skipped: it was settled or retried.
+SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
+       o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
+       o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
+FROM tether_outbox o
+WHERE o.ctid = ANY(:refs::tid[]) AND o.state = 'pending'
+FOR UPDATE OF o SKIP LOCKED
+
+-- name: key_heads
+-- A skip scan over (partition_key, seq): each step is one index descent to the next key's head,
+-- so its cost is the number of keys visited, never their depth. It starts after :cursor and
+-- wraps around once; heads that are not due, or of keys already planned, are passed over.
+WITH RECURSIVE h(key, seq, due, wrapped) AS (
+    (SELECT * FROM (
+        (SELECT partition_key, seq, available_at <= now(), false FROM tether_outbox
+         WHERE state = 'pending' AND partition_key > :cursor
+         ORDER BY partition_key, seq LIMIT 1)
+        UNION ALL
+        (SELECT partition_key, seq, available_at <= now(), true FROM tether_outbox
+         WHERE state = 'pending' AND partition_key <= :cursor
+         ORDER BY partition_key, seq LIMIT 1)) first LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM h CROSS JOIN LATERAL (
+        SELECT * FROM (
+            (SELECT t.partition_key, t.seq, t.available_at <= now(), h.wrapped FROM tether_outbox t
+             WHERE t.state = 'pending' AND t.partition_key > h.key
+               AND (NOT h.wrapped OR t.partition_key <= :cursor)
+             ORDER BY t.partition_key, t.seq LIMIT 1)
+            UNION ALL
+            (SELECT t.partition_key, t.seq, t.available_at <= now(), true FROM tether_outbox t
+             WHERE NOT h.wrapped AND t.state = 'pending' AND t.partition_key <= :cursor
+               AND t.partition_key IS NOT NULL
+             ORDER BY t.partition_key, t.seq LIMIT 1)) step LIMIT 1) n
+)
+SELECT key, seq FROM h
+WHERE due AND NOT (key = ANY(:exclude::text[]))
+LIMIT :limit
+
+-- name: lock_runs
+-- Each key's rows from its head on. The relay keeps a key only if the first row it got is the
+-- head it asked for: otherwise another relay holds the head.
+SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggregate_type,
+       f.aggregate_id, f.partition_key, f.source, f.created_at, f.user_id, f.correlation_id,
+       f.causation_id, f.traceparent, f.idempotency_key, f.attempts, f.max_attempts, f.done_sinks,
+       f.available_at <= now() AS due
+FROM unnest(:keys::text[], :heads::bigint[]) AS h(key, seq)
+CROSS JOIN LATERAL (
+    SELECT t.* FROM tether_outbox t
+    WHERE t.partition_key = h.key AND t.seq >= h.seq AND t.state = 'pending'
+    ORDER BY t.seq
+    LIMIT :per_key
+    FOR UPDATE OF t SKIP LOCKED
+) f
+
+-- name: unkeyed
+SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
+       o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
+       o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
+FROM tether_outbox o
+WHERE o.state = 'pending' AND o.partition_key IS NULL AND o.seq > :after
+  AND o.available_at <= now()
+ORDER BY o.seq
+LIMIT :limit
+FOR UPDATE OF o SKIP LOCKED
+
+-- name: delete_published
+DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[])
+
+-- name: mark_published
+UPDATE tether_outbox
+SET state = 'done', finished_at = now(), attempts = attempts + 1, last_error = NULL
+WHERE seq = ANY(:seqs::bigint[])
+
+-- name: record_retries
+-- Writes transitions decided by tether.core.lifecycle. This batch holds the rows' locks, so the
+-- attempt count is written as decided; times are the database's, like the claim's.
+UPDATE tether_outbox o
+SET attempts = f.attempts,
+    state = f.state,
+    available_at = now() + make_interval(secs => f.delay),
+    finished_at = CASE WHEN f.state = 'dead' THEN now() END,
+    last_error = COALESCE(f.error, o.last_error),
+    errors = CASE WHEN f.entry IS NULL THEN o.errors
+                  ELSE o.errors || jsonb_build_array(f.entry::jsonb) END,
+    done_sinks = CASE WHEN f.done = '' THEN '{}'::text[] ELSE string_to_array(f.done, ',') END
+FROM unnest(:seqs::bigint[], :states::text[], :attempts::int[], :delays::float8[],
+            :errors::text[], :entries::text[], :dones::text[])
+     AS f(seq, state, attempts, delay, error, entry, done)
+WHERE o.seq = f.seq
