@@ -62,9 +62,13 @@ async def offer(client: httpx.AsyncClient, quantity: str = "100000") -> tuple[in
 
 
 def denied(response: httpx.Response, capability: str) -> bool:
-    return response.status_code == 403 and response.json() == {
-        "detail": f"Missing capability: {capability}"
-    }
+    # The reference app answers errors as problem+json; the detail names the capability.
+    body = response.json()
+    return (response.status_code, body["status"], body["detail"]) == (
+        403,
+        403,
+        f"Missing capability: {capability}",
+    )
 
 
 async def test_traders_post_and_edit_their_own_but_not_others(
