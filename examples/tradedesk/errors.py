@@ -22,13 +22,14 @@ PROBLEM = problem.PROBLEM_CONTENT_TYPE.decode()
 PROBLEM_CONTENT: dict[str, Any] = {PROBLEM: {"schema": problem.PROBLEM_SCHEMA}}
 
 # OpenAPI responses, for the routers' ``responses=``.
-COMMON = {
+Responses = dict[int | str, dict[str, Any]]
+COMMON: Responses = {
     400: problem.openapi_response("The body is not JSON"),
     401: problem.openapi_response("Missing or unknown X-API-Key"),
     422: problem.openapi_response("The request does not match the schema, or breaks a rule"),
 }
-NOT_FOUND = {404: problem.openapi_response("No such record in the caller's organization")}
-CONFLICT = {409: problem.openapi_response("Not enough quantity left")}
+NOT_FOUND: Responses = {404: problem.openapi_response("No such record in the caller's org")}
+CONFLICT: Responses = {409: problem.openapi_response("Not enough quantity left")}
 
 
 def _text(value: object) -> str:
