@@ -35,8 +35,13 @@ class Limit:
     def __post_init__(self) -> None:
         if self.limit < 1 or self.period <= 0:
             raise ConfigError(f"rate limit {self.name!r} needs limit >= 1 and period > 0")
-        if not self.name or '"' in self.name or "\\" in self.name:
-            raise ConfigError("a rate limit name must be non-empty, without quotes or backslashes")
+        check_policy_name(self.name)
+
+
+def check_policy_name(name: str) -> None:
+    """A policy name goes into the RateLimit fields as an sf-string: no quotes, no backslashes."""
+    if not name or '"' in name or "\\" in name:
+        raise ConfigError("a rate limit name must be non-empty, without quotes or backslashes")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from starlette.types import Scope
 
 from tether.core.errors import ConfigError, StoreError
 from tether.http.ratelimit import metrics
-from tether.http.ratelimit.algorithms import Algorithm, Decision, Limit
+from tether.http.ratelimit.algorithms import Algorithm, Decision, Limit, check_policy_name
 from tether.http.ratelimit.keys import KeyFunc
 from tether.http.ratelimit.stores import RateLimitStore
 
@@ -43,7 +43,7 @@ class Rule:
         if self.cost < 1:
             raise ConfigError("a rate-limit rule's cost must be >= 1")
         if self.name is not None:
-            Limit(self.name, 1, 1)  # the same rules as a limit's name (raises ConfigError)
+            check_policy_name(self.name)
 
     def limit_for(self, scope: Scope) -> Limit | None:
         return self.limit if isinstance(self.limit, Limit) else self.limit(scope)
