@@ -124,12 +124,14 @@ LIMIT :limit
 FOR UPDATE OF o SKIP LOCKED
 
 -- name: delete_published
-DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[])
+-- Settling statements name state = 'pending' so that they find their rows through the
+-- pending-only seq index (the table has no other index on seq).
+DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[]) AND state = 'pending'
 
 -- name: mark_published
 UPDATE tether_outbox
 SET state = 'done', finished_at = now(), attempts = attempts + 1, last_error = NULL
-WHERE seq = ANY(:seqs::bigint[])
+WHERE seq = ANY(:seqs::bigint[]) AND state = 'pending'
 
 -- name: record_retries
 -- Writes transitions decided by tether.core.lifecycle. This batch holds the rows' locks, so the
@@ -146,4 +148,4 @@ SET attempts = f.attempts,
 FROM unnest(:seqs::bigint[], :states::text[], :attempts::int[], :delays::float8[],
             :errors::text[], :entries::text[], :dones::text[])
      AS f(seq, state, attempts, delay, error, entry, done)
-WHERE o.seq = f.seq
+WHERE o.seq = f.seq AND o.state = 'pending'

@@ -1,4 +1,4 @@
-"""Outbox: no lease columns; the indexes of the depth-independent claim.
+"""Outbox: no lease columns; only the indexes of the depth-independent claim on the insert path.
 
 Revision ID: 0004
 Revises: 0003
@@ -31,6 +31,7 @@ def downgrade() -> None:
         ALTER TABLE tether_outbox ADD CONSTRAINT tether_outbox_state_check
             CHECK (state IN ('pending', 'claimed', 'done', 'dead'));
         ALTER TABLE tether_outbox ADD CONSTRAINT tether_outbox_id_key UNIQUE (id);
+        ALTER TABLE tether_outbox ADD CONSTRAINT tether_outbox_pkey PRIMARY KEY (seq);
         CREATE INDEX tether_outbox_live ON tether_outbox (seq)
             WHERE state IN ('pending', 'claimed');
         CREATE INDEX tether_outbox_key_live ON tether_outbox (partition_key, seq)

@@ -2,7 +2,7 @@
 -- Hot tables keep only partial indexes on live states, so finished rows cost no index upkeep.
 
 CREATE TABLE tether_outbox (
-    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq             bigint GENERATED ALWAYS AS IDENTITY,
     id              uuid        NOT NULL,
     partition_key   text,
     state           text        NOT NULL DEFAULT 'pending'
@@ -30,10 +30,11 @@ CREATE TABLE tether_outbox (
     traceparent     text,
     idempotency_key text
 );
--- A producer's insert maintains the primary key and the two pending-only indexes the relay's
--- claim reads: seq order (its windows) and (partition_key, seq) (its skip scan over keys, the
--- runs behind a head, and unkeyed rows, whose NULL key sorts them together). Look-ups by event
--- id are for finished rows (dead letters, kept published rows), so only those are indexed by id.
+-- A producer's insert maintains only the two pending-only indexes the relay's claim reads: seq
+-- order (its windows; settling finds its rows there too) and (partition_key, seq) (its skip scan
+-- over keys, the runs behind a head, and unkeyed rows, whose NULL key sorts them together). No
+-- primary key: seq is an identity, and no query needs a unique index on it. Look-ups by event id
+-- are for finished rows (dead letters, kept published rows), so only those are indexed by id.
 CREATE INDEX tether_outbox_live ON tether_outbox (seq) WHERE state = 'pending';
 CREATE INDEX tether_outbox_key_live ON tether_outbox (partition_key, seq) WHERE state = 'pending';
 CREATE INDEX tether_outbox_finished ON tether_outbox (finished_at) WHERE state IN ('done', 'dead');
