@@ -3,9 +3,11 @@ than it answered) and now gets a 4xx problem document, on PostgreSQL through asy
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from examples.tradedesk.app import create_app
@@ -163,3 +165,27 @@ async def test_errors_the_routes_raise_are_problems(client: httpx.AsyncClient) -
     assert_problem(await client.get("/partners/7", headers=ACME), 404)
     assert_problem(await client.get("/partners"), 401)
     assert_problem(await client.post("/matches", json={}, headers=ACME), 400)
+
+
+async def test_an_edit_waits_for_a_concurrent_change_and_answers_its_result(
+    client: httpx.AsyncClient, seller: int, pg_dsn: str
+) -> None:
+    made = (await client.post("/availabilities", json=offer(seller), headers=ACME)).json()
+    other = await asyncpg.connect(pg_dsn)
+    try:
+        change = other.transaction()
+        await change.start()  # a match in flight: it holds the offer and takes 4 off it
+        await other.execute(
+            "UPDATE td_availabilities SET quantity = quantity - 4 WHERE id = $1", made["id"]
+        )
+        edit = asyncio.create_task(
+            client.patch(f"/availabilities/{made['id']}", json={"price": "3"}, headers=ACME)
+        )
+        await asyncio.sleep(0.3)
+        assert not edit.done()  # it waits for the offer instead of reading it stale
+        await change.commit()
+        edited = await edit
+    finally:
+        await other.close()
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["quantity"], edited.json()["price"]) == ("6.000", "3.00")
