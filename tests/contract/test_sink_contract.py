@@ -13,9 +13,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import nats
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 
@@ -26,6 +28,8 @@ from tether.sinks.base import Sink, SinkFeatures
 from tether.sinks.jetstream import JetStreamSink, decode_header_value
 from tether.sinks.log import LogSink
 from tether.sinks.memory import MemorySink
+from tether.sinks.rabbitmq import RabbitMQSink, cloudevent_attributes
+from tether.sinks.redis_streams import RedisStreamsSink, read_entry
 
 MAX_MSG_SIZE = 8 * 1024
 
@@ -170,13 +174,120 @@ async def jetstream_harness(nats_url: str, own: bool = True) -> AsyncGenerator[H
         await admin.close()
 
 
+async def rabbitmq_harness(amqp_url: str) -> AsyncGenerator[Harness, None]:
+    """A fresh topic exchange, one durable queue bound to it with ``#``; the sink reaches the
+    broker through a proxy the test can cut."""
+    token = uuid.uuid4().hex[:12]
+    exchange, queue_name = f"contract.{token}", f"contract.{token}.all"
+    proxy = TcpProxy("127.0.0.1", int(amqp_url.rsplit(":", 1)[1].strip("/")))
+    await proxy.start()
+    sink = await RabbitMQSink.connect(
+        f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        exchange=exchange,
+        max_message_bytes=MAX_MSG_SIZE,
+        confirm_timeout=5.0,
+    )
+    admin = await aio_pika.connect(amqp_url)
+    channel = await admin.channel()
+    queue = await channel.declare_queue(queue_name, durable=True)
+    await queue.bind(exchange, "#")
+    seen: list[Stored] = []
+
+    async def drain() -> None:
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            seen.append(Stored(cloudevent_attributes(message), orjson.loads(message.body)))
+            assert message.message_id == seen[-1].attrs["id"]
+            assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+    async def read_back() -> list[Stored]:
+        await drain()
+        return list(seen)
+
+    async def stored_count() -> int:
+        await drain()
+        return len(seen)
+
+    async def make_unavailable() -> None:
+        await proxy.cut()
+
+    def refused_event() -> Event:
+        # Over max_message_bytes: refused before sending (the broker would close the channel).
+        return make_event("OrderPlaced", {"pad": "x" * (MAX_MSG_SIZE + 100)}, topic="order")
+
+    try:
+        yield Harness(
+            sink, RabbitMQSink.features, read_back, stored_count, make_unavailable, refused_event
+        )
+    finally:
+        await sink.close()
+        await proxy.cut()
+        await queue.delete(if_unused=False, if_empty=False)
+        await channel.exchange_delete(exchange)
+        await admin.close()
+
+
+async def redis_harness(redis_url: str) -> AsyncGenerator[Harness, None]:
+    """Streams named ``contract<token>:<topic>``; the key of topic ``wrongtype`` is a string,
+    so Redis refuses an XADD to it (WRONGTYPE)."""
+    token = uuid.uuid4().hex[:12]
+    prefix = f"contract{token}"
+    admin = aioredis.Redis.from_url(redis_url)
+    await admin.set(f"{prefix}:wrongtype", "not a stream")
+    host_port = redis_url.split("://", 1)[1].split("/", 1)[0]
+    proxy = TcpProxy("127.0.0.1", int(host_port.rsplit(":", 1)[1]))
+    await proxy.start()
+    sink = await RedisStreamsSink.connect(
+        f"redis://127.0.0.1:{proxy.port}/0", stream=f"{prefix}:{{topic}}", timeout=2.0
+    )
+
+    async def read_back() -> list[Stored]:
+        out = []
+        for _, fields in await admin.xrange(f"{prefix}:order"):
+            attrs, data = read_entry(fields)
+            out.append(Stored(attrs, orjson.loads(data)))
+        return out
+
+    async def stored_count() -> int:
+        return int(await admin.xlen(f"{prefix}:order"))
+
+    async def make_unavailable() -> None:
+        await proxy.cut()
+
+    def refused_event() -> Event:
+        return make_event("OrderPlaced", {"n": 0}, topic="wrongtype")
+
+    try:
+        yield Harness(
+            sink,
+            RedisStreamsSink.features,
+            read_back,
+            stored_count,
+            make_unavailable,
+            refused_event,
+        )
+    finally:
+        await sink.close()
+        await proxy.cut()
+        keys = [k async for k in admin.scan_iter(match=f"*{prefix}*", count=1000)]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
+
+
 FEATURES = {
     "memory": MemorySink().features,
     "log": LogSink.features,
     "jetstream": JetStreamSink.features,
     "jetstream-own-client": JetStreamSink.features,
+    "rabbitmq": RabbitMQSink.features,
+    "redis": RedisStreamsSink.features,
 }
-MARKS = {"jetstream": [pytest.mark.nats], "jetstream-own-client": [pytest.mark.nats]}
+MARKS = {
+    "jetstream": [pytest.mark.nats],
+    "jetstream-own-client": [pytest.mark.nats],
+    "rabbitmq": [pytest.mark.rabbitmq],
+    "redis": [pytest.mark.redis],
+}
 
 
 def adapters(*required: str) -> pytest.MarkDecorator:
@@ -192,6 +303,10 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         gen = memory_harness()
     elif request.param == "log":
         gen = log_harness()
+    elif request.param == "rabbitmq":
+        gen = rabbitmq_harness(request.getfixturevalue("amqp_url"))
+    elif request.param == "redis":
+        gen = redis_harness(request.getfixturevalue("redis_url"))
     else:
         own = request.param == "jetstream"
         gen = jetstream_harness(request.getfixturevalue("nats_url"), own=own)
