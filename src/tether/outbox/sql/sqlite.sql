@@ -88,7 +88,7 @@ SET state = 'done', finished_at = :now, attempts = attempts + 1, last_error = NU
 WHERE seq = :seq
 
 -- name: record_retry
--- Writes a transition decided by tether.core.lifecycle (see relay_pg.sql).
+-- Writes a transition decided by tether.core.lifecycle (see postgres.sql, record_retries).
 UPDATE tether_outbox
 SET attempts = :attempts,
     state = :state,
