@@ -17,6 +17,7 @@ STOP_COMMANDS = {
     "nats": "start-stop-daemon --stop --oknodo --retry 5 --exec /usr/sbin/nats-server",
     "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main stop -m fast",
     "redis": "redis-cli -p 6379 shutdown nosave",
+    "rabbitmq": "rabbitmqctl stop",
 }
 
 
