@@ -24,6 +24,13 @@ EXAMPLES: dict[str, list[str]] = {
         "memory sink: one delivered, one refused",
     ],
     "examples/sink_plugin.py": ["file sink wrote: [('order.placed', {'order': 'o-1'})]"],
+    "examples/broker_sinks.py": [
+        "rabbitmq outcomes: [True, True, False] - unroutable: exchange 'shop' routes routing "
+        "key 'audit' to no queue",
+        "rabbitmq consumer handled: ['OrderPlaced']",
+        "redis outcomes: [True, True]",
+        "redis stream holds: ['OrderPlaced']",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
