@@ -100,7 +100,7 @@ sets one whose grant changes are written to the outbox; authz itself does not im
 
 
 async def _authz(db: Database) -> Authz:
-    store = open_store(db.url)
+    store = open_store(db.url, pooler_mode=db.pooler)
     try:
         stored = await store.capabilities()
     except DBAPIError as exc:
