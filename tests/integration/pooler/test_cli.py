@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner, Result
 
+from tether.authz import Authz, Registry, SqlAuthzStore
 from tether.cli import app
 from tether.outbox import add_event
 
@@ -61,3 +62,24 @@ def test_without_the_setting_the_error_says_what_to_set(pooled_dsn: str) -> None
     assert result.exit_code == 1
     assert "unsupported startup parameter" in result.output
     assert "TETHER_DATABASE_POOLER=transaction" in result.output
+
+
+async def _seed_capabilities(dsn: str) -> None:
+    store = SqlAuthzStore.from_url(dsn)
+    authz = Authz(store, Registry(["trade:approve"]))
+    try:
+        await authz.sync()
+        await authz.add_user("alice")
+        await authz.add_org("acme")
+    finally:
+        await store.close()
+
+
+def test_caps(pooled_dsn: str, direct_dsn: str) -> None:
+    asyncio.run(_seed_capabilities(direct_dsn))
+    granted = tether(pooled_dsn, "caps", "grant", "alice", "trade:approve", "--org", "acme")
+    assert granted.exit_code == 0, granted.output
+    listed = tether(pooled_dsn, "caps", "list", "--user", "alice")
+    assert listed.exit_code == 0 and "trade:approve" in listed.output, listed.output
+    explained = tether(pooled_dsn, "caps", "explain", "alice", "trade:approve", "--org", "acme")
+    assert explained.output.startswith("allowed: alice trade:approve in acme"), explained.output
