@@ -49,6 +49,7 @@ from tether.store.postgres.pooler import (
     mode_of,
     sqlalchemy_connect_args,
 )
+from tether.store.sqlite import ddl as sqlite_ddl
 
 if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users lack it
     import asyncpg
@@ -284,11 +285,9 @@ class SqlAuthzStore:
         return insert.on_conflict_do_update(index_elements=key, set_=terms)
 
     async def create_sqlite_schema(self) -> None:
-        """Create the tables on SQLite (Postgres uses the schema files and Alembic)."""
-        async with self.engine.begin() as conn:
-            for statement in t.SQLITE_DDL.split(";"):
-                if statement.strip():
-                    await conn.exec_driver_sql(statement)
+        """Migrate an SQLite database to Tether's schema, these tables included, with the one
+        SQLite migrator (Postgres uses the schema files and Alembic)."""
+        await sqlite_ddl.migrate(self.engine)
 
     async def sync_capabilities(self, names: Iterable[str]) -> None:
         wanted = set(names)

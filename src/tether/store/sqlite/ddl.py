@@ -1,8 +1,11 @@
-"""The SQLite schema and its migration: one file per component under ``schema/``.
+"""The SQLite schema and its one migrator: numbered files under ``schema/``, every component's.
 
-``migrate`` applies the files whose number is above the database's ``PRAGMA user_version``
-and records the highest one there, so running it again is a no-op. The DDL also uses
-``IF NOT EXISTS``, so a database created by hand from ``full_schema_sql()`` migrates cleanly.
+:func:`migrate` applies the files whose number is above the database's ``PRAGMA user_version``,
+each in a transaction of its own that also records its number there: a file is applied whole
+or not at all, and running the migrator again is a no-op. The outbox, the work-item engine,
+authorization and ``tether migrate`` all migrate through it, on aiosqlite, sqlite3 or an
+SQLAlchemy async engine. A new file takes the next number: a number below the highest one
+applied is never run on an existing database.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sqlite3
 from importlib import resources
 
 import aiosqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _PACKAGE = "tether.store.sqlite"
 
@@ -38,17 +42,35 @@ def full_schema_sql() -> str:
 
 
 def pending_scripts(current_version: int) -> list[tuple[int, str]]:
-    return [(n, _read(name)) for n, name in schema_files() if n > current_version]
+    """``(number, script)`` of each file still to apply; the script is the file wrapped in a
+    transaction that also sets ``user_version`` to its number."""
+    return [
+        (n, f"BEGIN;\n{_read(name)}\nPRAGMA user_version = {int(n)};\nCOMMIT;")
+        for n, name in schema_files()
+        if n > current_version
+    ]
 
 
-async def migrate(conn: aiosqlite.Connection) -> int:
+async def migrate(target: aiosqlite.Connection | AsyncEngine | AsyncConnection) -> int:
     """Bring the database up to the current schema; returns its version afterwards."""
-    async with conn.execute("PRAGMA user_version") as cur:
+    if isinstance(target, AsyncEngine):
+        async with target.connect() as conn:
+            return await migrate(conn)
+    if isinstance(target, AsyncConnection):
+        raw = await target.get_raw_connection()
+        driver = raw.driver_connection
+        if not isinstance(driver, aiosqlite.Connection):
+            raise TypeError(f"not an SQLite (aiosqlite) engine: {type(driver).__name__}")
+        return await migrate(driver)
+    async with target.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
     for number, script in pending_scripts(version):
-        # executescript commits first and runs the whole file; the version is set after it.
-        await conn.executescript(f"{script}\nPRAGMA user_version = {int(number)};")
+        try:
+            await target.executescript(script)
+        except BaseException:
+            await target.rollback()
+            raise
         version = number
     return version
 
@@ -58,6 +80,10 @@ def migrate_sync(conn: sqlite3.Connection) -> int:
     row = conn.execute("PRAGMA user_version").fetchone()
     version = int(row[0]) if row else 0
     for number, script in pending_scripts(version):
-        conn.executescript(f"{script}\nPRAGMA user_version = {int(number)};")
+        try:
+            conn.executescript(script)
+        except BaseException:
+            conn.rollback()
+            raise
         version = number
     return version
