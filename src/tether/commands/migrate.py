@@ -43,8 +43,9 @@ def migrate_postgres(db: Database, *, stamp: bool = False) -> list[str]:
         ) from None
     table = migrations.VERSION_TABLE
     with psycopg.connect(db.url, **pooler.psycopg_kwargs(db.pooler)) as conn:
-        rows = conn.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()
-    return [str(r[0]) for r in rows]
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        rows = cur.execute(f"SELECT version_num FROM {table} ORDER BY 1").fetchall()
+    return [str(r["version_num"]) for r in rows]
 
 
 async def migrate_sqlite(db: Database) -> int:

@@ -197,7 +197,7 @@ class SqliteQueue(Engine):
         values = _params(params)
         async with self._write("sweep") as conn:
             rows = await conn.execute_fetchall(pick.sql, {k: values[k] for k in pick.params})
-            picked = [row[0] for row in rows]
+            picked = [row["seq"] for row in rows]
             seqs = jsonutil.dumps(picked).decode()
             await conn.execute(copy.sql, {"seqs": seqs})
             await conn.execute(delete.sql, {"seqs": seqs})
