@@ -28,7 +28,8 @@ from tether.queue.ports import (
     Progress,
     QueueStats,
 )
-from tether.queue.spec import Dialect, TableSpec, where
+from tether.queue.spec import TableSpec, where
+from tether.store.dialect import Dialect
 
 DEFAULT_BATCH = 5000
 _FINISHED = (ItemState.DONE, ItemState.DEAD)

@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
 
 from tether.core.errors import ConfigError
 from tether.queue.ports import FilterError, ItemFilter, ItemState
-from tether.store.sqlfile import Query, load
-
-Dialect = Literal["postgres", "sqlite"]
+from tether.store.dialect import Dialect
+from tether.store.sqlfile import Query, queries
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CORE_COLUMNS = (
@@ -155,7 +153,7 @@ def render(dialect: Dialect, name: str, spec: TableSpec, **parts: str) -> Query:
     Fragments are built by this package from spec names and constants only. Cached: the set of
     (query, table, filter shape) combinations is small.
     """
-    block = load("tether.queue", f"sql/{dialect}.sql")[name].sql
+    block = queries("tether.queue", dialect)[name].sql
     block = block.replace("{table}", spec.name).replace("{columns}", spec.columns)
     block = block.replace("{t_columns}", spec.columns_of("t"))
     block = block.replace("{t_queue}", "t.queue = :queue AND" if spec.has_queue_column else "")
