@@ -21,43 +21,60 @@ from tether.core.errors import ConfigError, SinkUnavailableError
 from tether.sinks import _keys
 from tether.sinks.base import Outcome
 from tether.sinks.rabbitmq import RabbitMQSink, _connection_lost
-from tether.sinks.redis_streams import RedisStreamsSink
+from tether.sinks.redis_streams import CHUNK, RedisStreamsSink
 
 # -- Redis Streams ----------------------------------------------------------------------------
 
 
-class FakePipeline:
+class FakeConnection:
     def __init__(self, client: FakeRedis) -> None:
         self.client = client
-        self.calls = 0
+        self.replies: list[Any] = []
 
-    def evalsha(self, sha: str, numkeys: int, *args: Any) -> None:
-        self.calls += 1
-
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+    async def send_packed_command(self, commands: list[bytes], check_health: bool = True) -> None:
         answer = self.client.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
-        assert len(answer) == self.calls
-        return list(answer)
+        assert len(answer) == len(commands)
+        assert all(c.startswith(b"*") and b"$7\r\nEVALSHA\r\n" in c for c in commands)
+        self.replies = list(answer)
+
+    async def read_response(self) -> Any:
+        reply = self.replies.pop(0)
+        if isinstance(reply, redis.exceptions.ResponseError):
+            raise reply
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        self.client.disconnects += 1
+
+
+class FakePool:
+    def __init__(self, client: FakeRedis) -> None:
+        self.client = client
+
+    async def get_connection(self) -> FakeConnection:
+        return FakeConnection(self.client)
+
+    async def release(self, connection: FakeConnection) -> None:
+        pass
 
 
 class FakeRedis:
-    """Answers each pipeline with the next of ``answers`` (a list of replies, or an error)."""
+    """Answers each batch with the next of ``answers``: one reply per script call (a list of
+    per-event answers, or an error for the whole call), or an error for the whole batch."""
 
     def __init__(self, *answers: Sequence[Any] | BaseException) -> None:
         self.answers = list(answers)
         self.loads = 0
+        self.disconnects = 0
+        self.connection_pool = FakePool(self)
 
     async def script_load(self, script: str) -> str:
         self.loads += 1
         return "sha"
-
-    def pipeline(self, transaction: bool = False) -> FakePipeline:
-        return FakePipeline(self)
-
-
-ADDED = [b"1-0", 0]
 
 
 def redis_error(cls: type[redis.exceptions.RedisError], line: str) -> Exception:
@@ -77,17 +94,29 @@ async def publish_redis(*answers: Sequence[Any] | BaseException, n: int = 1) -> 
 @pytest.mark.parametrize(
     ("error", "retryable"),
     [
-        (redis.exceptions.ResponseError("WRONGTYPE Operation against a key"), False),
-        (redis_error(redis.exceptions.OutOfMemoryError, "OOM command not allowed"), True),
-        (redis_error(redis.exceptions.NoPermissionError, "NOPERM no permission"), True),
-        (redis.exceptions.ResponseError("ERR something else"), True),
+        ("WRONGTYPE Operation against a key holding the wrong kind of value", False),
+        ("OOM command not allowed when used memory > 'maxmemory'", True),
+        ("NOPERM this user has no permissions to run the 'xadd' command", True),
+        ("ERR something else", True),
     ],
 )
-async def test_redis_refusals_fail_one_event(error: Exception, retryable: bool) -> None:
-    [ok, failed] = await publish_redis([ADDED, error], n=2)
-    assert ok.ok
+async def test_redis_refusals_of_one_entry_fail_one_event(error: str, retryable: bool) -> None:
+    [ok, failed, dup] = await publish_redis([[b"+1-0", b"!" + error.encode(), b"=2-0"]], n=3)
+    assert ok.ok and dup.ok
     assert (failed.ok, failed.retryable) == (False, retryable)
-    assert str(error).split(" ")[0] in (failed.error or "")
+    assert error.split(" ", maxsplit=1)[0] in (failed.error or "")
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (redis_error(redis.exceptions.OutOfMemoryError, "OOM command not allowed"), True),
+        (redis_error(redis.exceptions.NoPermissionError, "NOPERM no permission"), True),
+    ],
+)
+async def test_a_refused_call_fails_its_events(error: Exception, retryable: bool) -> None:
+    outcomes = await publish_redis([error], n=2)
+    assert [(o.ok, o.retryable) for o in outcomes] == [(False, retryable)] * 2
 
 
 @pytest.mark.parametrize(
@@ -97,11 +126,13 @@ async def test_redis_refusals_fail_one_event(error: Exception, retryable: bool) 
         redis_error(redis.exceptions.BusyLoadingError, "LOADING Redis is loading the dataset"),
         redis.exceptions.ResponseError("MASTERDOWN Link with MASTER is down"),
         redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots"),
+        b"!MISCONF Redis is configured to save RDB snapshots",
     ],
 )
-async def test_redis_that_cannot_take_writes_is_unavailable(error: Exception) -> None:
-    with pytest.raises(SinkUnavailableError, match="cannot take writes now"):
-        await publish_redis([ADDED, error], n=2)
+async def test_redis_that_cannot_take_writes_is_unavailable(error: object) -> None:
+    answer = [b"+1-0", error] if isinstance(error, bytes) else error
+    with pytest.raises(SinkUnavailableError, match=r"cannot take writes now|loading the dataset"):
+        await publish_redis([answer], n=2)
 
 
 @pytest.mark.parametrize(
@@ -117,14 +148,23 @@ async def test_redis_connection_errors_make_the_sink_unavailable(error: Exceptio
         await publish_redis(error)
 
 
-async def test_a_flushed_script_is_loaded_again_and_only_its_events_are_sent_again() -> None:
+async def test_a_flushed_script_is_loaded_again_and_its_calls_sent_again() -> None:
     noscript = redis_error(redis.exceptions.NoScriptError, "NOSCRIPT No matching script")
-    client = FakeRedis([ADDED, noscript, noscript], [ADDED, [b"2-0", 1]])
+    client = FakeRedis([noscript], [[b"+1-0", b"=2-0", b"+3-0"]])
     sink = RedisStreamsSink(client)  # type: ignore[arg-type]
     outcomes = await sink.publish([make_event("A", {"i": i}) for i in range(3)])
     assert [o.ok for o in outcomes] == [True, True, True]
     assert client.loads == 2  # on first use, and after NOSCRIPT
     assert sink.stats == {"added": 2, "duplicates": 1, "refused": 0}
+
+
+async def test_events_are_sent_in_calls_of_at_most_chunk_events_per_stream() -> None:
+    n = CHUNK + 1
+    client = FakeRedis([[b"+1-0"] * CHUNK, [b"+2-0"], [b"+3-0"]])
+    sink = RedisStreamsSink(client, stream="s:{topic}")  # type: ignore[arg-type]
+    events = [make_event("A", {"i": i}, topic="a") for i in range(n)]
+    outcomes = await sink.publish([*events, make_event("B", {}, topic="b")])
+    assert len(outcomes) == n + 1 and all(o.ok for o in outcomes)
 
 
 def test_redis_settings_are_checked() -> None:
