@@ -9,6 +9,7 @@ transaction; Postgres delivers the notification only on commit.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InvalidRequestError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,6 +43,7 @@ from tether.authz import tables as t
 from tether.authz.errors import UnknownSubjectError
 from tether.authz.events import EventWriter
 from tether.authz.model import Grant, GrantRecord
+from tether.core.errors import ConfigError
 from tether.store import dialect, sqlfile
 from tether.store.postgres.pooler import (
     PoolerMode,
@@ -55,6 +57,9 @@ if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users la
     import asyncpg
 
 CHANNEL = "tether_authz"
+_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}  # the async driver of each database
+_URL_FORMS = "postgresql://user@host:5432/db or sqlite:///path/to/file.db"
+_SECRET = re.compile(r"//[^/@\s]*@")
 # In queries/, not the usual sql/ folder: a folder named like this module would shadow it.
 _QUERIES = sqlfile.load("tether.authz", "queries/postgres.sql")
 _USER = t.user_capabilities
@@ -262,14 +267,29 @@ class SqlAuthzStore:
         pooler_mode: PoolerMode | str | bool | None = None,
         **engine_options: Any,
     ) -> SqlAuthzStore:
-        """``postgresql://…`` (driven by asyncpg) or ``sqlite:///path`` (aiosqlite)."""
-        if url.startswith(("postgresql://", "postgres://")):
-            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-        elif url.startswith("sqlite://"):
-            url = "sqlite+aiosqlite://" + url.split("://", 1)[1]
-        connect_args = sqlalchemy_connect_args(url, pooler_mode)
-        connect_args |= engine_options.pop("connect_args", {})
-        engine = create_async_engine(url, connect_args=connect_args, **engine_options)
+        """``postgresql://…`` (driven by asyncpg) or ``sqlite:///path`` (aiosqlite).
+
+        Any other URL raises :class:`ConfigError` naming its scheme (never the whole URL,
+        which may hold a password).
+        """
+        scheme, found, rest = url.partition("://")
+        base, _, driver = scheme.lower().partition("+")
+        base = "postgresql" if base == "postgres" else base
+        if not found or base not in _DRIVERS:
+            plain = found and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme)
+            shown = f"scheme {scheme!r}" if plain else "no database URL"
+            raise ConfigError(f"the capability store takes {_URL_FORMS}, got {shown}")
+        url = f"{base}+{driver or _DRIVERS[base]}://{rest}"
+        try:
+            connect_args = sqlalchemy_connect_args(url, pooler_mode)
+            connect_args |= engine_options.pop("connect_args", {})
+            engine = create_async_engine(url, connect_args=connect_args, **engine_options)
+        except (ArgumentError, InvalidRequestError, ValueError) as exc:
+            # The reason, without the URL: the URL may hold a password.
+            reason = _SECRET.sub("//***@", str(exc).splitlines()[0])
+            raise ConfigError(
+                f"the capability store cannot use this {base} URL ({reason}); use {_URL_FORMS}"
+            ) from None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
         return cls(engine, events=events, pooler_mode=pooler_mode)

@@ -17,6 +17,8 @@ from tether.authz.cli import parse_expiry
 from tether.authz.errors import InvalidCapabilityName, InvalidGrantError, UnknownCapabilityError
 from tether.authz.names import Registry, implied_by, parse
 from tether.authz.policy import PolicyTableError, parse_table
+from tether.authz.sql import SqlAuthzStore
+from tether.core.errors import ConfigError
 
 PART = st.from_regex(r"[a-z][a-z0-9_-]{0,39}", fullmatch=True)
 NAME_CHARS = string.ascii_letters + string.digits + ":_-* \n\t\x00é"
@@ -102,3 +104,29 @@ def test_expiry_is_a_time_or_a_grant_error(text: str) -> None:
         return
     assert when is not None
     assert when.tzinfo is not None
+
+
+SCHEMES = st.sampled_from(
+    [
+        *("postgresql", "postgres", "POSTGRESQL", "postgresql+asyncpg", "postgresql+nope"),
+        *("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite", "SQLite", "mysql", "http", ""),
+    ]
+)
+STORE_URLS = st.builds(lambda s, rest: f"{s}://{rest}", SCHEMES, st.text(max_size=30)) | st.text()
+
+
+@given(STORE_URLS)
+@example("mysql://app:pw-secret@db/app")
+@example("postgresql://app:pw-secret@db:port/app")
+@example("sqlite://x")
+@example("garbage")
+@example("app:pw-secret@db://x")
+def test_store_urls_give_a_store_or_a_config_error(url: str) -> None:
+    try:
+        store = SqlAuthzStore.from_url(url)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "pw-secret" not in message
+        assert "postgresql://user@host:5432/db or sqlite:///path/to/file.db" in message
+        return
+    assert store.engine.dialect.name in ("postgresql", "sqlite")
