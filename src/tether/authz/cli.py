@@ -64,7 +64,7 @@ _REFUSED = (InvalidCapabilityName, UnknownCapabilityError, UnknownSubjectError, 
 
 
 def parse_expiry(text: str | None, now: datetime) -> datetime | None:
-    """An ISO 8601 time with zone, or a duration from ``now``: ``30m``, ``12h``, ``7d``.
+    """An ISO 8601 time with zone, or a duration from ``now``: ``30m``, ``12h``, ``7d``; in UTC.
 
     Raises :class:`InvalidGrantError` naming the text for anything else.
     """
@@ -84,7 +84,10 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         ) from None
     if when.tzinfo is None:
         raise InvalidGrantError(f"--expires {text!r} has no time zone; add Z or +05:30")
-    return when
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-14:00 is in the year 10000 in UTC
+        raise InvalidGrantError(f"--expires {text!r} is too far in the future") from None
 
 
 def _database(dsn: str | None, config: Path | None) -> Database:

@@ -8,7 +8,7 @@ the text or raises the documented error type, never anything else.
 from __future__ import annotations
 
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -87,12 +87,17 @@ def test_policy_table_gives_cases_or_a_table_error(text: str) -> None:
         assert case.line >= 1
 
 
+OFFSETS = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23))
+ZONES = st.none() | st.just(UTC) | OFFSETS.map(timezone)
+
+
 @given(
     st.text()
     | st.from_regex(r"[0-9]{1,12}[mhdMs]?", fullmatch=True)
-    | st.datetimes(timezones=st.none() | st.just(UTC)).map(datetime.isoformat)
+    | st.datetimes(timezones=ZONES).map(datetime.isoformat)
 )
 @example("99999999d")
+@example("9999-12-31T23:59:59-14:00")
 @example("²d")
 @example("0m")
 def test_expiry_is_a_time_or_a_grant_error(text: str) -> None:
@@ -103,7 +108,7 @@ def test_expiry_is_a_time_or_a_grant_error(text: str) -> None:
         assert repr(text) in message, message  # the error names the text at fault
         return
     assert when is not None
-    assert when.tzinfo is not None
+    assert when.utcoffset() == timedelta(0)
 
 
 SCHEMES = st.sampled_from(
