@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import (
 
 from tether.authz import events
 from tether.authz import tables as t
-from tether.authz.errors import UnknownSubjectError
+from tether.authz.errors import InvalidGrantError, UnknownSubjectError
 from tether.authz.events import EventWriter
 from tether.authz.model import Grant, GrantRecord
 from tether.core.errors import ConfigError
@@ -96,7 +96,10 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    try:
+        return None if value is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-14:00 is in the year 10000 in UTC
+        raise InvalidGrantError(f"expiry {value} is past the last time UTC can hold") from None
 
 
 def _org_is(column: Any, org: str | None) -> ColumnElement[bool]:

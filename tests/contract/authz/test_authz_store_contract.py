@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tests.contract.authz.conftest import CAPS
 from tether.authz import AuthzError, Grant, SqlAuthzStore
+from tether.authz.errors import InvalidGrantError
 from tether.authz.port import AuthzStore
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -188,3 +189,10 @@ async def test_concurrent_role_definitions_all_succeed(store: AuthzStore) -> Non
     async with store.transaction() as tx:
         await tx.assign_role("bob", "trader", "acme", expires_at=None, granted_by=None, now=NOW)
     assert sorted(g.capability for g in await store.load_grants("bob")) == ["trade:view"]
+
+
+async def test_an_expiry_past_what_utc_can_hold_is_refused(sql_store: SqlAuthzStore) -> None:
+    last = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))
+    with pytest.raises(InvalidGrantError, match="past the last time"):
+        async with sql_store.transaction() as tx:
+            await tx.grant("alice", "trade:view", None, expires_at=last, granted_by=None, now=NOW)
