@@ -174,9 +174,10 @@ async def jetstream_harness(nats_url: str, own: bool = True) -> AsyncGenerator[H
         await admin.close()
 
 
-async def rabbitmq_harness(amqp_url: str) -> AsyncGenerator[Harness, None]:
+async def rabbitmq_harness(amqp_url: str, raw: bool = True) -> AsyncGenerator[Harness, None]:
     """A fresh topic exchange, one durable queue bound to it with ``#``; the sink reaches the
-    broker through a proxy the test can cut."""
+    broker through a proxy the test can cut. ``raw``: the sink's own frames, else aiormq's
+    ``basic_publish`` per message."""
     token = uuid.uuid4().hex[:12]
     exchange, queue_name = f"contract.{token}", f"contract.{token}.all"
     proxy = TcpProxy("127.0.0.1", int(amqp_url.rsplit(":", 1)[1].strip("/")))
@@ -186,6 +187,7 @@ async def rabbitmq_harness(amqp_url: str) -> AsyncGenerator[Harness, None]:
         exchange=exchange,
         max_message_bytes=MAX_MSG_SIZE,
         confirm_timeout=5.0,
+        raw_frames=raw,
     )
     admin = await aio_pika.connect(amqp_url)
     channel = await admin.channel()
@@ -280,12 +282,14 @@ FEATURES = {
     "jetstream": JetStreamSink.features,
     "jetstream-own-client": JetStreamSink.features,
     "rabbitmq": RabbitMQSink.features,
+    "rabbitmq-public-api": RabbitMQSink.features,
     "redis": RedisStreamsSink.features,
 }
 MARKS = {
     "jetstream": [pytest.mark.nats],
     "jetstream-own-client": [pytest.mark.nats],
     "rabbitmq": [pytest.mark.rabbitmq],
+    "rabbitmq-public-api": [pytest.mark.rabbitmq],
     "redis": [pytest.mark.redis],
 }
 
@@ -303,8 +307,9 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         gen = memory_harness()
     elif request.param == "log":
         gen = log_harness()
-    elif request.param == "rabbitmq":
-        gen = rabbitmq_harness(request.getfixturevalue("amqp_url"))
+    elif request.param.startswith("rabbitmq"):
+        raw = request.param == "rabbitmq"
+        gen = rabbitmq_harness(request.getfixturevalue("amqp_url"), raw=raw)
     elif request.param == "redis":
         gen = redis_harness(request.getfixturevalue("redis_url"))
     else:

@@ -9,6 +9,12 @@
 * A batch is pipelined: every message is written, then the confirms are awaited together.
   Messages are ``mandatory``: one no queue is bound for comes back (basic.return) and fails,
   retryable, instead of vanishing as a success.
+* Fast path: the sink encodes a batch's frames itself (``_amqp_wire``) and registers one
+  confirm future per delivery tag in aiormq's channel, then hands the batch to the writer at
+  once; aiormq settles the futures on basic.ack/nack/return as for its own publishes. That
+  touches aiormq's channel internals (``lock``, ``delivery_tag``, ``confirmations``,
+  ``message_id_delivery_tag``, ``write_queue``); when they are missing, or with
+  ``raw_frames=False``, each message goes through aiormq's public ``basic_publish``.
 * Per event: basic.ack → OK; returned, basic.nack (a full queue with ``x-overflow:
   reject-publish``) or the channel closed by the broker → failed, retryable; over
   ``max_message_bytes`` or an unusable routing key → failed, not retryable (sent, the first
@@ -27,20 +33,20 @@ import aio_pika
 import aiormq
 import aiormq.exceptions
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp import commands as spec
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
+from tether.sinks import _amqp_wire as wire
 from tether.sinks import _keys
 from tether.sinks.base import OK, Outcome, SinkFeatures
 
-HEADER_PREFIX = "cloudEvents_"
+HEADER_PREFIX = wire.HEADER_PREFIX
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 """RabbitMQ's default ``max_message_size`` (3.8 to 3.13; 4.x lowers it to 16 MiB)."""
 _MAX_ROUTING_KEY = 255
-_PERSISTENT = 2
 
 
 class RabbitMQSink:
@@ -60,6 +66,7 @@ class RabbitMQSink:
         routing_key: str = "{topic}",
         confirm_timeout: float = 5.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        raw_frames: bool = True,
     ) -> None:
         if confirm_timeout <= 0:
             raise ConfigError(f"confirm_timeout must be positive, got {confirm_timeout!r}")
@@ -72,6 +79,8 @@ class RabbitMQSink:
         self._routing_key = _keys.key_template(
             routing_key, what="routing key", max_bytes=_MAX_ROUTING_KEY
         )
+        self._exchange_str = wire.shortstr(exchange)
+        self._raw = raw_frames
         self._connection = connection
         self._channel = channel
         self._closed = False
@@ -89,9 +98,11 @@ class RabbitMQSink:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         connect_timeout: float = 5.0,
         reconnect_interval: float = 0.5,
+        raw_frames: bool = True,
     ) -> RabbitMQSink:
         """Connect (reconnecting forever after a broker restart), open a confirming channel
         and declare ``exchange`` as a durable topic exchange."""
+        _keys.key_template(routing_key, what="routing key", max_bytes=_MAX_ROUTING_KEY)
         try:
             connection = await aio_pika.connect_robust(
                 url, timeout=connect_timeout, reconnect_interval=reconnect_interval
@@ -115,6 +126,7 @@ class RabbitMQSink:
                 routing_key=routing_key,
                 confirm_timeout=confirm_timeout,
                 max_message_bytes=max_message_bytes,
+                raw_frames=raw_frames,
             )
         except BaseException:
             await connection.close()
@@ -123,24 +135,23 @@ class RabbitMQSink:
     async def publish(self, events: Sequence[Event]) -> Sequence[Outcome]:
         channel = await self._usable_channel()
         outcomes: list[Outcome | None] = [None] * len(events)
-        sends: dict[int, asyncio.Future[Any]] = {}
+        keys: dict[int, str] = {}
         for i, event in enumerate(events):
-            prepared = self._prepare(event)
-            if isinstance(prepared, Outcome):
-                outcomes[i] = prepared
-                continue
-            key, properties = prepared
-            sends[i] = asyncio.ensure_future(
-                channel.basic_publish(
-                    event.data,
-                    exchange=self.exchange,
-                    routing_key=key,
-                    properties=properties,
-                    mandatory=True,
-                )
-            )
-        if sends:
+            checked = self._check(event)
+            if isinstance(checked, Outcome):
+                outcomes[i] = checked
+            else:
+                keys[i] = checked
+        if not keys:
+            return [o or OK for o in outcomes]
+        if self._raw and _can_write_frames(channel):
+            sends, tags = await self._write_frames(channel, events, keys)
+        else:
+            sends, tags = self._publish_each(channel, events, keys), {}
+        try:
             await self._settle(sends, outcomes)
+        finally:
+            _forget(channel, tags)
         return [o or OK for o in outcomes]
 
     async def close(self) -> None:
@@ -164,7 +175,8 @@ class RabbitMQSink:
         except (TimeoutError, aiormq.exceptions.ChannelInvalidStateError) as exc:
             raise SinkUnavailableError(f"sink {self.name!r}: no usable RabbitMQ channel") from exc
 
-    def _prepare(self, event: Event) -> tuple[str, spec.Basic.Properties] | Outcome:
+    def _check(self, event: Event) -> str | Outcome:
+        """The event's routing key, or the outcome of an event that cannot be sent."""
         try:
             key = self._routing_key(event)
         except _keys.KeyTemplateError as exc:
@@ -175,7 +187,52 @@ class RabbitMQSink:
                 f"({self.max_message_bytes}, the broker's max_message_size)",
                 retryable=False,
             )
-        return key, properties(event)
+        return key
+
+    async def _write_frames(
+        self, channel: Any, events: Sequence[Event], keys: dict[int, str]
+    ) -> tuple[dict[int, asyncio.Future[Any]], dict[str, int]]:
+        """The fast path: encode every publish, register a confirm future per delivery tag
+        in the channel, then hand the whole batch to the connection's writer at once (aiormq's
+        ``basic_publish`` costs a task, a lock round and a write per message)."""
+        number, limit = channel.number, channel.max_content_size
+        frames = b"".join(
+            wire.publish_frames(number, self._exchange_str, key, events[i], limit)
+            for i, key in keys.items()
+        )
+        sends: dict[int, asyncio.Future[Any]] = {}
+        tags: dict[str, int] = {}
+        try:
+            async with channel.lock:
+                for i in keys:
+                    channel.delivery_tag += 1
+                    sends[i] = future = channel.create_future()
+                    channel.confirmations[channel.delivery_tag] = future
+                    message_id = str(events[i].id)
+                    channel.message_id_delivery_tag[message_id] = tags[message_id] = (
+                        channel.delivery_tag
+                    )
+                await channel.write_queue.put(ChannelFrame(payload=frames, should_close=False))
+        except aiormq.exceptions.ChannelInvalidStateError as exc:
+            raise SinkUnavailableError(f"sink {self.name!r}: the channel closed") from exc
+        return sends, tags
+
+    def _publish_each(
+        self, channel: aiormq.abc.AbstractChannel, events: Sequence[Event], keys: dict[int, str]
+    ) -> dict[int, asyncio.Future[Any]]:
+        """The public path: aiormq's ``basic_publish`` per message, all in flight at once."""
+        return {
+            i: asyncio.ensure_future(
+                channel.basic_publish(
+                    events[i].data,
+                    exchange=self.exchange,
+                    routing_key=key,
+                    properties=properties(events[i]),
+                    mandatory=True,
+                )
+            )
+            for i, key in keys.items()
+        }
 
     async def _settle(
         self, sends: dict[int, asyncio.Future[Any]], outcomes: list[Outcome | None]
@@ -235,7 +292,7 @@ def properties(event: Event) -> spec.Basic.Properties:
     content_type = attrs.pop("datacontenttype")
     return spec.Basic.Properties(
         content_type=content_type,
-        delivery_mode=_PERSISTENT,
+        delivery_mode=wire.PERSISTENT,
         message_id=attrs["id"],
         timestamp=event.created_at,
         message_type=event.type,
@@ -268,6 +325,20 @@ async def _declare(channel: aio_pika.abc.AbstractChannel, exchange: str) -> None
             f"RabbitMQ refused declaring exchange {exchange!r}: {exc}; grant the user "
             "configure permission on it, or declare it yourself as a durable topic exchange"
         ) from exc
+
+
+def _can_write_frames(channel: object) -> bool:
+    """Whether aiormq's channel still has the private parts the fast path uses."""
+    names = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue")
+    return all(hasattr(channel, n) for n in (*names, "number", "max_content_size"))
+
+
+def _forget(channel: Any, tags: dict[str, int]) -> None:
+    """Drop the message-id index entries of a batch (aiormq finds returns through it)."""
+    index = channel.message_id_delivery_tag if tags else {}
+    for message_id, tag in tags.items():
+        if index.get(message_id) == tag:
+            del index[message_id]
 
 
 def _connection_lost(exc: BaseException) -> bool:

@@ -6,11 +6,13 @@ reconnect after it, and the AMQP properties a consumer reads.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aio_pika
+import aiormq.exceptions
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
@@ -35,13 +37,17 @@ class Broker:
         return queue
 
 
-@pytest.fixture
-async def broker(amqp_url: str) -> AsyncIterator[Broker]:
+@pytest.fixture(params=[True, False], ids=["own-frames", "basic-publish"])
+async def broker(amqp_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    """The sink writing its own frames, or aiormq's ``basic_publish`` per message."""
     exchange = f"test.{uuid.uuid4().hex[:12]}"
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()
     sink = await RabbitMQSink.connect(
-        f"amqp://guest:guest@127.0.0.1:{proxy.port}/", exchange=exchange, confirm_timeout=1.0
+        f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        exchange=exchange,
+        confirm_timeout=1.0,
+        raw_frames=request.param,
     )
     admin = await aio_pika.connect(amqp_url)
     channel = await admin.channel()
@@ -140,20 +146,29 @@ async def test_a_routing_key_the_event_cannot_fill_fails_that_event(
         await sink.close()
 
 
-async def test_a_deleted_exchange_fails_the_batch_then_comes_back(broker: Broker) -> None:
+async def test_a_deleted_exchange_fails_the_batch_then_comes_back(
+    amqp_url: str, broker: Broker
+) -> None:
     await broker.channel.exchange_delete(broker.exchange)
     outcomes = await broker.sink.publish(orders(2))
     assert all(not o.ok and o.retryable and "NOT_FOUND" in (o.error or "") for o in outcomes)
-    # The channel reopens and declares the exchange again; a queue bound now gets events.
-    for _ in range(100):
-        try:
-            await broker.queue("order")
-            if all(o.ok for o in await broker.sink.publish(orders(1))):
-                return
-        except SinkUnavailableError:
-            pass
-        await broker.sink._channel.ready()
-    raise AssertionError("the sink never published again after its exchange came back")
+    # The sink's channel reopens and declares the exchange again; a queue bound then gets events.
+    admin = await aio_pika.connect(amqp_url)
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                await broker.sink._channel.ready()
+                channel = await admin.channel()
+                try:
+                    queue = await channel.declare_queue("", exclusive=True)
+                    await queue.bind(broker.exchange, "order")
+                    break
+                except aiormq.exceptions.ChannelNotFoundEntity:  # not declared again yet
+                    await asyncio.sleep(0.05)
+        assert all(o.ok for o in await broker.sink.publish(orders(1)))
+        assert await drained(queue) == 1
+    finally:
+        await admin.close()
 
 
 async def test_a_hung_broker_makes_the_sink_unavailable(broker: Broker) -> None:
