@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Row(Protocol):
@@ -40,25 +40,31 @@ class Row(Protocol):
 MAX_WINDOWS = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Peek:
-    """One pending row seen without a lock: enough to plan, not to publish."""
+class Peek(NamedTuple):
+    """One pending row seen without a lock: enough to plan, not to publish. A tuple, since a
+    claim reads a thousand of them: stores build them with ``Peek._make(row)``.
 
-    ref: Any  # how the store locks this row (its ctid on PostgreSQL, its seq on SQLite)
+    ``held``: another transaction holds the row's lock right now (PostgreSQL tells from the
+    row's ``xmax`` and the snapshot's running transactions). Only a hint, to skip what another
+    relay is publishing without trying to lock it; the lock itself decides."""
+
     seq: int
     key: str | None
     due: bool
+    held: bool = False
 
 
 class ClaimSource(Protocol):
     """What a store does for a claim, inside the batch's transaction."""
 
     async def walk(self, after_seq: int, limit: int) -> list[Peek]:
-        """Pending rows with ``seq > after_seq`` in ``seq`` order, due or not, unlocked."""
+        """Pending rows with ``seq > after_seq`` in ``seq`` order, due or not, unlocked, each
+        marked ``held`` when another transaction holds its lock."""
         ...
 
-    async def lock(self, refs: Sequence[Any]) -> list[Row]:
-        """Lock these rows, skipping any another relay holds; rows (with ``seq``) it got."""
+    async def lock(self, seqs: Sequence[int]) -> list[Row]:
+        """Lock these rows if they are still pending and due, skipping any another relay
+        holds; the rows (with ``seq`` and ``partition_key``) it got."""
         ...
 
     async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
@@ -93,28 +99,45 @@ class Planner:
     seen: set[str] = field(default_factory=set)
     last_seq: int = 0
     groups: list[_Group] = field(default_factory=list)
+    taken: int = 0  # keys (and unkeyed rows) whose head another relay holds
+    held: int = 0  # rows of the last window another relay holds
     _by_key: dict[str, _Group] = field(default_factory=dict)
 
     def add_window(self, peeks: Sequence[Peek]) -> list[_Group]:
-        """Record a window read after :attr:`last_seq`; returns the groups it started."""
+        """Record a window read after :attr:`last_seq` (in seq order); returns the groups it
+        started. Hot: a claim runs it over every row it reads."""
         new: list[_Group] = []
+        seen, by_key = self.seen, self._by_key
+        taken = held = 0
         for p in peeks:
-            self.last_seq = max(self.last_seq, p.seq)
-            if p.key is None:
-                if p.due:
+            key = p[1]
+            if p[3]:
+                held += 1
+            if key is None:
+                if p[3]:
+                    taken += 1
+                elif p[2]:
                     new.append(_Group([p]))
-                continue
-            group = self._by_key.get(p.key)
-            if p.key not in self.seen:
-                self.seen.add(p.key)
-                if p.due:  # a head that is not due blocks its key: nothing of it this batch
-                    group = self._by_key[p.key] = _Group([p])
+            elif key not in seen:
+                seen.add(key)
+                # A head that is not due blocks its key, one another relay holds is taken:
+                # nothing of the key this batch.
+                if p[3]:
+                    taken += 1
+                elif p[2]:
+                    group = by_key[key] = _Group([p])
                     new.append(group)
-            elif group is not None and group.open:
-                if p.due:
-                    group.peeks.append(p)
-                else:
-                    group.open = False
+            else:
+                run = by_key.get(key)
+                if run is not None and run.open:
+                    if p[2]:
+                        run.peeks.append(p)
+                    else:
+                        run.open = False
+        if peeks:
+            self.last_seq = max(self.last_seq, peeks[-1][0])
+        self.taken += taken
+        self.held = held
         self.groups.extend(new)
         return new
 
@@ -164,22 +187,28 @@ def keep_runs(rows: Sequence[Row], heads: Mapping[str, int]) -> list[Row]:
 class ClaimResult:
     rows: list[Row]
     cursor: str
+    held: int  # rows another relay held at the front: read that many more next time
 
 
 async def claim_rows(
-    source: ClaimSource, limit: int, min_run: int, cursor: str = ""
+    source: ClaimSource, limit: int, min_run: int, cursor: str = "", held: int = 0
 ) -> ClaimResult:
-    """Pick and lock up to ``limit`` rows: heads and their runs, in ``seq`` order."""
+    """Pick and lock up to ``limit`` rows: heads and their runs, in ``seq`` order. ``held``
+    is what the last claim found other relays holding at the front: the first window reads
+    past that many rows too, so relays side by side do not read each other's batch twice."""
     min_run = max(1, min(min_run, limit))
     plan = Planner(limit, min_run)
-    window = await source.walk(0, limit)
-    full = len(window) == limit
+    size = limit + max(0, min(held, (MAX_WINDOWS - 1) * limit))
+    window = await source.walk(0, size)
+    full = len(window) == size
     plan.add_window(window)
+    front_held = plan.held
 
     extra: list[Peek] = []
     rows: list[Row] = []
     wanted_keys = max(1, limit // min_run)
-    narrow = full and len(plan.groups) < wanted_keys
+    # Keys other relays hold count as width: the shape is wide, the next window will do.
+    narrow = full and len(plan.groups) + plan.taken < wanted_keys
     if narrow:
         # A few deep or blocked keys fill the window: find other keys' heads past it, and
         # unkeyed rows past it, so that they share this batch instead of waiting behind.
@@ -193,7 +222,12 @@ async def claim_rows(
 
     windows = 1
     new_groups = plan.groups
-    while full and new_groups and len(rows) < max(1, limit // 2) and windows < MAX_WINDOWS:
+    while (
+        full
+        and (new_groups or plan.held)
+        and len(rows) < max(1, limit // 2)
+        and windows < MAX_WINDOWS
+    ):
         # Other relays hold most of this window: read on for keys nobody holds yet.
         window = await source.walk(plan.last_seq, limit)
         full = len(window) == limit
@@ -207,7 +241,7 @@ async def claim_rows(
     # A row can be reached twice (an unkeyed row locked past the first window, then seen in a
     # later one); this transaction holds it once.
     unique = {r["seq"]: r for r in rows}
-    return ClaimResult([unique[seq] for seq in sorted(unique)][:limit], cursor)
+    return ClaimResult([unique[seq] for seq in sorted(unique)][:limit], cursor, front_held)
 
 
 async def _lock_groups(
@@ -247,10 +281,10 @@ async def _lock_prefixes(
     to the first one not locked. A group whose head is not locked keeps nothing."""
     wanted = [g.peeks[s : s + n] for g, s, n in zip(groups, starts, counts, strict=True)]
     # Heads first: rows behind a head another relay holds are never locked in vain.
-    heads = [part[0].ref for part, s in zip(wanted, starts, strict=True) if part and s == 0]
+    heads = [part[0].seq for part, s in zip(wanted, starts, strict=True) if part and s == 0]
     got = {r["seq"]: r for r in await source.lock(heads)} if heads else {}
     rest = [
-        p.ref
+        p.seq
         for part, s in zip(wanted, starts, strict=True)
         if part and (s > 0 or part[0].seq in got)
         for p in (part if s > 0 else part[1:])

@@ -52,15 +52,14 @@ class _Source:
     conn: PoolConnectionProxy[asyncpg.Record]
 
     async def walk(self, after_seq: int, limit: int) -> list[Peek]:
-        rows = await self.conn.fetch(_WALK, after_seq, limit)
-        return [Peek(r[0], r[1], r[2], r[3]) for r in rows]
+        return list(map(Peek._make, await self.conn.fetch(_WALK, after_seq, limit)))
 
-    async def lock(self, refs: Sequence[Any]) -> list[Row]:
-        return list(await self.conn.fetch(_LOCK, refs))
+    async def lock(self, seqs: Sequence[int]) -> list[Row]:
+        return list(await self.conn.fetch(_LOCK, seqs))
 
     async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
         rows = await self.conn.fetch(_KEY_HEADS, cursor, list(exclude), limit)
-        return [Peek(r[1], r[1], r[0], True) for r in rows]
+        return [Peek(r[1], r[0], True) for r in rows]
 
     async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
         keys, seqs = [h.key for h in heads], [h.seq for h in heads]
@@ -116,6 +115,7 @@ class PostgresOutboxStore:
         self._wakeup = Wakeup()
         self._listener: asyncpg.Connection | None = None
         self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
+        self._held = 0  # rows other relays held at the front of the last claim's window
 
     @classmethod
     async def connect(
@@ -144,8 +144,8 @@ class PostgresOutboxStore:
     async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
             await pooler.apply_local(conn, self._local)
-            picked = await claim_rows(_Source(conn), limit, run, self._cursor)
-            self._cursor = picked.cursor
+            picked = await claim_rows(_Source(conn), limit, run, self._cursor, self._held)
+            self._cursor, self._held = picked.cursor, picked.held
             yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._keep)
 
     async def _ensure_listener(self) -> None:

@@ -58,10 +58,10 @@ class _Source:
 
     async def walk(self, after_seq: int, limit: int) -> list[Peek]:
         rows = await self._fetch("walk", {"after": after_seq, "limit": limit})
-        return [Peek(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        return [Peek(r[0], r[1], bool(r[2])) for r in rows]
 
-    async def lock(self, refs: Sequence[Any]) -> list[Row]:
-        return list(await self._fetch("lock", {"refs": jsonutil.dumps(list(refs)).decode()}))
+    async def lock(self, seqs: Sequence[int]) -> list[Row]:
+        return list(await self._fetch("lock", {"seqs": jsonutil.dumps(list(seqs)).decode()}))
 
     async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
         skip, found = set(exclude), list[Peek]()
@@ -75,7 +75,7 @@ class _Source:
                 continue
             key, seq, due = rows[0]
             if due and key not in skip:
-                found.append(Peek(seq, seq, key, True))
+                found.append(Peek(seq, key, True))
             after = key
         return found
 

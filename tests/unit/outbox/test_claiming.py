@@ -34,11 +34,13 @@ class MemorySource:
     async def walk(self, after_seq: int, limit: int) -> list[Peek]:
         self.calls.append("walk")
         out = [p for p in self.rows if p.seq > after_seq][:limit]
-        return [Peek(p.seq, p.seq, p.key, p.due) for p in out]
+        return [Peek(p.seq, p.key, p.due) for p in out]
 
-    async def lock(self, refs: Sequence[Any]) -> list[Row]:
-        want = set(refs)
-        return [self._row(p) for p in self.rows if p.seq in want and p.seq not in self.held]
+    async def lock(self, seqs: Sequence[int]) -> list[Row]:
+        want = set(seqs)
+        return [
+            self._row(p) for p in self.rows if p.seq in want and p.seq not in self.held and p.due
+        ]
 
     async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
         self.calls.append("key_heads")
@@ -49,7 +51,7 @@ class MemorySource:
         order = sorted(heads)
         order = [k for k in order if k > cursor] + [k for k in order if k <= cursor]
         found = [heads[k] for k in order if heads[k].due and k not in exclude][:limit]
-        return [Peek(p.seq, p.seq, p.key, True) for p in found]
+        return [Peek(p.seq, p.key, True) for p in found]
 
     async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
         out: list[Row] = []

@@ -50,20 +50,30 @@ DELETE FROM tether_inbox WHERE processed_at < :before
 
 -- name: walk
 -- A window of pending rows in seq order, unlocked (tether.outbox.claiming explains why no
--- per-row head probe is needed). ctid lets the lock below find each row without an index.
-SELECT ctid, seq, partition_key, available_at <= now() AS due
+-- per-row head probe is needed). "held": the row's xmax is a transaction still running for this
+-- snapshot (one of its running ids, or one at or past its horizon, compared modulo 2^32 as
+-- xmax is a 32-bit id), i.e. another relay has it locked. A hint only (a multixact xmax can
+-- look held); the lock below decides.
+SELECT seq, partition_key, available_at <= now() AS due,
+       xmax::text::bigint <> 0 AND (
+           xmax::text::bigint = ANY(ARRAY(
+               SELECT x::text::bigint % 4294967296
+               FROM pg_snapshot_xip(pg_current_snapshot()) AS x))
+           OR (xmax::text::bigint
+               - (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)
+               + 4294967296) % 4294967296 < 2147483648) AS held
 FROM tether_outbox
 WHERE state = 'pending' AND seq > :after
 ORDER BY seq
 LIMIT :limit
 
 -- name: lock
--- A row updated since the walk has a new ctid and is skipped: it was settled or retried.
+-- A row settled or retried since the walk is not pending and due any more: it is left out.
 SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
        o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
        o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
 FROM tether_outbox o
-WHERE o.ctid = ANY(:refs::tid[]) AND o.state = 'pending'
+WHERE o.seq = ANY(:seqs::bigint[]) AND o.state = 'pending' AND o.available_at <= now()
 FOR UPDATE OF o SKIP LOCKED
 
 -- name: key_heads

@@ -38,7 +38,7 @@ DELETE FROM tether_inbox WHERE processed_at < :before
 -- keeps every other writer out for the batch, so "lock" reads rows by seq.
 
 -- name: walk
-SELECT seq, seq, partition_key, available_at <= :now AS due
+SELECT seq, partition_key, available_at <= :now AS due
 FROM tether_outbox
 WHERE state = 'pending' AND seq > :after
 ORDER BY seq
@@ -49,7 +49,8 @@ SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggreg
        o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
        o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
 FROM tether_outbox o
-WHERE o.seq IN (SELECT value FROM json_each(:refs)) AND o.state = 'pending'
+WHERE o.seq IN (SELECT value FROM json_each(:seqs)) AND o.state = 'pending'
+  AND o.available_at <= :now
 
 -- name: next_key
 -- One index descent over (partition_key, seq): the head of the first key after :after (up to
