@@ -204,6 +204,9 @@ async def test_connect_errors_name_the_problem(amqp_url: str) -> None:
 
 async def test_an_exchange_of_another_type_is_a_config_error(amqp_url: str, broker: Broker) -> None:
     name = f"test.direct.{uuid.uuid4().hex[:8]}"
-    await broker.channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, auto_delete=True)
-    with pytest.raises(ConfigError, match="durable topic exchange"):
-        await RabbitMQSink.connect(amqp_url, exchange=name)
+    await broker.channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT)
+    try:
+        with pytest.raises(ConfigError, match="durable topic exchange"):
+            await RabbitMQSink.connect(amqp_url, exchange=name)
+    finally:
+        await broker.channel.exchange_delete(name)
