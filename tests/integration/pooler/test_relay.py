@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import asyncpg
 import nats
@@ -19,6 +20,7 @@ from tether.outbox import add_event
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.store_pg import PostgresOutboxStore
 from tether.sinks.memory import MemorySink
+from tether.store.postgres import pooler
 from tether.store.postgres.pooler import connect_kwargs
 
 pytestmark = pytest.mark.postgres
@@ -119,3 +121,28 @@ async def test_tether_relay_to_jetstream(
         assert await conn.fetchval("SELECT count(*) FROM tether_outbox") == 0
     finally:
         await conn.close()
+
+
+async def test_relay_claims_run_with_its_planner_settings(
+    pooled_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through a transaction pooler the settings cannot ride on the session: each claim
+    # transaction must set them. Seen from inside the claim's own transaction.
+    seen: list[str] = []
+    original = pooler.apply_local
+
+    async def apply_and_look(conn: Any, settings: Mapping[str, str]) -> None:
+        await original(conn, settings)
+        seen.append(await conn.fetchval("SHOW enable_bitmapscan"))
+
+    monkeypatch.setattr(pooler, "apply_local", apply_and_look)
+    await produce(pooled_dsn)
+    store = await PostgresOutboxStore.connect(pooled_dsn, pooler_mode="transaction")
+    relay = Relay(store, [MemorySink()], config=RelayConfig(batch_size=100))
+    try:
+        while (await relay.run_once()).claimed:
+            pass
+    finally:
+        await store.close()
+    assert len(seen) >= EVENTS // 100 + 1, "the relay store never applied its settings"
+    assert set(seen) == {"off"}
