@@ -6,7 +6,7 @@
 * **No second entry for a re-published event.** Each XADD runs in a small Lua script together
   with a de-duplication key ``{<stream>}:dedup:<event id>`` (same cluster slot as the stream)
   that expires after ``dedup_window`` seconds: the script adds the entry and sets the key, or,
-  when the key is there, adds nothing and answers with the entry already added. Scripts run
+  when the key is there, adds nothing and reports the event as already there. Scripts run
   atomically, so no reader ever sees the same event id twice within the window. An id-derived
   entry id would not do: entry ids must grow, and the relay publishes out of id order.
 * **Trimming**: ``maxlen`` (keep about that many entries) or ``minid_age`` (drop entries older
@@ -34,46 +34,15 @@ import redis.exceptions
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
 from tether.sinks import _keys
+from tether.sinks import _redis_wire as wire
 from tether.sinks.base import OK, Outcome, SinkFeatures
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-DATA_FIELD = "data"
+DATA_FIELD = wire.DATA_FIELD
 _MAX_KEY_BYTES = 1024
 
-# One call adds up to CHUNK events to one stream. KEYS[1] the stream, KEYS[1 + i] the de-dup key
-# of event i; ARGV[1] the window in ms, ARGV[2..4] trim strategy, operator and threshold ('' if
-# none), then per event the number of its fields and the fields (attributes, then data).
-# Answers one string per event: "+<entry id>" added, "=<entry id>" already there,
-# "!<error>" refused.
-XADD_ONCE = """
-local head = {KEYS[1]}
-if ARGV[2] ~= '' then head[2] = ARGV[2]; head[3] = ARGV[3]; head[4] = ARGV[4] end
-head[#head + 1] = '*'
-local out = {}
-local pos = 5
-for i = 1, #KEYS - 1 do
-  local n = tonumber(ARGV[pos])
-  local seen = redis.call('GET', KEYS[i + 1])
-  if seen then
-    out[i] = '=' .. seen
-  else
-    local args = {unpack(head)}
-    for j = pos + 1, pos + n do args[#args + 1] = ARGV[j] end
-    local id = redis.pcall('XADD', unpack(args))
-    if type(id) == 'table' then
-      out[i] = '!' .. id.err
-    else
-      redis.call('SET', KEYS[i + 1], id, 'PX', ARGV[1])
-      out[i] = '+' .. id
-    end
-  end
-  pos = pos + n + 1
-end
-return out
-"""
-CHUNK = 100
-"""Events per script call: the server runs one call at a time, so this bounds how long one
-call holds it (about 1 ms)."""
+XADD_ONCE = wire.XADD_ONCE
+CHUNK = wire.CHUNK
 
 # Whole-server conditions: the broker cannot take writes now, whichever event it is.
 _UNAVAILABLE = ("LOADING", "READONLY", "MASTERDOWN", "MISCONF", "CLUSTERDOWN")
@@ -219,24 +188,9 @@ class RedisStreamsSink:
         return ("", "", "")
 
     def _call(self, stream: str, indices: list[int], events: Sequence[Event]) -> _Call:
-        """One EVALSHA, encoded here in one pass (redis-py encodes argument by argument)."""
         assert self._sha is not None
-        dedup = f"{{{stream}}}:dedup:"
-        head = [self._sha, str(len(indices) + 1), stream]
-        head += (f"{dedup}{events[i].id}" for i in indices)
-        head += (self._window_ms, *self._trim())
-        parts = [_resp(head)]
-        count = len(head) + 1
-        for i in indices:
-            event = events[i]
-            attrs = event.cloudevent_attributes()
-            count += 2 * len(attrs) + 3
-            parts += (
-                b"$%d\r\n%d\r\n" % (len(str(2 * len(attrs) + 2)), 2 * len(attrs) + 2),
-                _resp_pairs(attrs),
-                b"$4\r\ndata\r\n$%d\r\n%b\r\n" % (len(event.data), event.data),
-            )
-        return _Call(indices, b"*%d\r\n$7\r\nEVALSHA\r\n%b" % (count, b"".join(parts)))
+        batch = [events[i] for i in indices]
+        return _Call(indices, wire.call(self._sha, stream, batch, self._window_ms, self._trim()))
 
     async def _run(self, calls: list[_Call], outcomes: list[Outcome | None]) -> None:
         results = await self._pipeline(calls)
@@ -248,11 +202,11 @@ class RedisStreamsSink:
             results = [next(again) if _no_script(r) else r for r in results]
         for call, result in zip(calls, results, strict=True):
             if isinstance(result, list):
-                for i, answer in zip(call.indices, result, strict=True):
-                    outcomes[i] = self._outcome(answer)
+                for i, (status, error) in zip(call.indices, wire.read_status(result), strict=True):
+                    outcomes[i] = self._outcome(status, error)
             else:  # the whole call was refused
                 for i in call.indices:
-                    outcomes[i] = self._outcome(result)
+                    outcomes[i] = self._refused(result)
 
     async def _pipeline(self, calls: list[_Call]) -> list[Any]:
         """Send every call in one write, read one reply per call: a pipeline, one round trip."""
@@ -288,15 +242,14 @@ class RedisStreamsSink:
         finally:
             await pool.release(conn)
 
-    def _outcome(self, answer: object) -> Outcome:
-        if isinstance(answer, bytes) and answer[:1] in (b"+", b"="):
-            self.stats["added" if answer[:1] == b"+" else "duplicates"] += 1
+    def _outcome(self, status: str, error: str | None) -> Outcome:
+        if status in "+=":
+            self.stats["added" if status == "+" else "duplicates"] += 1
             return OK
+        return self._refused(redis.exceptions.ResponseError(error or "no error text"))
+
+    def _refused(self, error: object) -> Outcome:
         self.stats["refused"] += 1
-        if isinstance(answer, bytes) and answer[:1] == b"!":
-            error: object = redis.exceptions.ResponseError(answer[1:].decode(errors="replace"))
-        else:
-            error = answer
         if _unavailable(error):
             assert isinstance(error, Exception)
             raise SinkUnavailableError(
@@ -306,27 +259,13 @@ class RedisStreamsSink:
             permanent = error_code(error) in _PERMANENT
             text = f"Redis refused the entry: {_describe(error)}"
             return Outcome.failed(text, retryable=not permanent)
-        return Outcome.failed(f"unexpected Redis reply {answer!r}")
+        return Outcome.failed(f"unexpected Redis reply {error!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class _Call:
     indices: list[int]
     packed: bytes
-
-
-def _resp(args: list[str]) -> bytes:
-    """RESP bulk strings of ``args`` (without the array header)."""
-    return b"".join(b"$%d\r\n%b\r\n" % (len(b), b) for b in (a.encode() for a in args))
-
-
-def _resp_pairs(attrs: dict[str, str]) -> bytes:
-    """The attribute names and values as RESP bulk strings; built as text when all of it is
-    ASCII (character counts are then byte counts), the common case."""
-    text = "".join(f"${len(k)}\r\n{k}\r\n${len(v)}\r\n{v}\r\n" for k, v in attrs.items())
-    if text.isascii():
-        return text.encode()
-    return _resp([x for pair in attrs.items() for x in pair])
 
 
 def _chunks(indices: list[int]) -> list[list[int]]:
