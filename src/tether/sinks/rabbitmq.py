@@ -334,11 +334,18 @@ def _can_write_frames(channel: object) -> bool:
 
 
 def _forget(channel: Any, tags: dict[str, int]) -> None:
-    """Drop the message-id index entries of a batch (aiormq finds returns through it)."""
-    index = channel.message_id_delivery_tag if tags else {}
+    """Drop a settled batch from the channel's indexes: message id -> tag (aiormq finds
+    returns through it) and the confirmations no confirm came for (a hung broker would
+    otherwise grow them by a batch per attempt)."""
+    if not tags:
+        return
+    index, waiting = channel.message_id_delivery_tag, channel.confirmations
     for message_id, tag in tags.items():
         if index.get(message_id) == tag:
             del index[message_id]
+        future = waiting.get(tag)
+        if future is not None and future.cancelled():
+            del waiting[tag]
 
 
 def _connection_lost(exc: BaseException) -> bool:

@@ -176,6 +176,10 @@ async def test_a_hung_broker_makes_the_sink_unavailable(broker: Broker) -> None:
     broker.proxy.swallow_replies = True
     with pytest.raises(SinkUnavailableError, match="confirmed none of 3"):
         await broker.sink.publish(orders(3))
+    channel = await broker.sink._channel.get_underlay_channel()
+    assert not channel.message_id_delivery_tag  # the batch left nothing behind
+    if broker.sink._raw:
+        assert not channel.confirmations
 
 
 async def test_a_cut_connection_makes_the_sink_unavailable_until_it_reconnects(
