@@ -294,22 +294,33 @@ def _child(t: BrokerTarget, s: rd.Settings, ready: Any, go: Any, stop: Any, out:
 # --------------------------------------------------------------------------- brokers
 
 
-async def count_messages(t: BrokerTarget) -> int:
+@contextlib.asynccontextmanager
+async def message_counter(t: BrokerTarget) -> AsyncIterator[Callable[[], Coroutine[Any, Any, int]]]:
+    """A function counting the messages the broker holds for the target, on one connection."""
     if t.broker == "rabbitmq":
         import aio_pika
 
         connection = await aio_pika.connect(AMQP_URL)
-        try:
-            channel = await connection.channel()
+        channel = await connection.channel()
+
+        async def rabbit_count() -> int:
             queue = await channel.declare_queue(f"{t.name}.all", passive=True)
             return int(queue.declaration_result.message_count or 0)
+
+        try:
+            yield rabbit_count
         finally:
             await connection.close()
+        return
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(REDIS_URL)
-    try:
+
+    async def redis_count() -> int:
         return int(await client.xlen(t.name))
+
+    try:
+        yield redis_count
     finally:
         await client.aclose()
 
@@ -395,15 +406,16 @@ async def monitor(t: BrokerTarget, n: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
     try:
-        while True:
-            count = await count_messages(t)
-            if count >= n and await conn.fetchval(t.live_sql) == 0:
-                return common.now()
-            if count != last:
-                last, last_change = count, time.monotonic()
-            if time.monotonic() > deadline or time.monotonic() - last_change > 60:
-                raise TimeoutError(f"{t.broker}/{t.contender}: stuck at {count}/{n} messages")
-            await asyncio.sleep(0.02)
+        async with message_counter(t) as count_messages:
+            while True:
+                count = await count_messages()
+                if count >= n and await conn.fetchval(t.live_sql) == 0:
+                    return common.now()
+                if count != last:
+                    last, last_change = count, time.monotonic()
+                if time.monotonic() > deadline or time.monotonic() - last_change > 60:
+                    raise TimeoutError(f"{t.broker}/{t.contender}: stuck at {count}/{n} messages")
+                await asyncio.sleep(0.02)
     finally:
         await conn.close()
 
