@@ -150,6 +150,10 @@ class RabbitMQSink:
             sends, tags = self._publish_each(channel, events, keys), {}
         try:
             await self._settle(sends, outcomes)
+        except BaseException:  # cancelled (the relay's publish_timeout): stop waiting for all
+            for future in sends.values():
+                future.cancel()
+            raise
         finally:
             _forget(channel, tags)
         return [o or OK for o in outcomes]
