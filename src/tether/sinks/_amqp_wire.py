@@ -34,29 +34,71 @@ def shortstr(value: str) -> bytes:
     return bytes((len(data),)) + data
 
 
-def header_table(attrs: dict[str, str]) -> bytes:
+_NAMES = [
+    "aggregateid",
+    "aggregatetype",
+    "causationid",
+    "correlationid",
+    "eventversion",
+    "id",
+    "partitionkey",
+    "source",
+    "specversion",
+    "subject",
+    "tenantid",
+    "time",
+    "topic",
+    "traceparent",
+    "type",
+    "userid",
+]
+# Each header's name, encoded once: shortstr("cloudEvents_<name>") and the long-string tag.
+_KEYS = {name: shortstr(HEADER_PREFIX + name) + b"S" for name in _NAMES}
+_CONTENT_TYPE = shortstr(CONTENT_TYPE)
+_PERSISTENT = bytes((PERSISTENT,))
+
+
+def header_table(event: Event) -> bytes:
     """The ``cloudEvents_*`` headers: an AMQP field table of long strings, keys sorted as
-    pamqp sorts them."""
-    parts = []
-    for key, value in sorted(attrs.items()):
-        data = value.encode()
-        parts.append(shortstr(HEADER_PREFIX + key) + b"S" + len(data).to_bytes(4, "big") + data)
+    pamqp sorts them; every attribute of :meth:`Event.cloudevent_attributes` but
+    ``datacontenttype`` (a property), written out field by field (hot path)."""
+    e = event
+    parts: list[bytes] = []
+    for name, value in (
+        ("aggregateid", e.aggregate_id),
+        ("aggregatetype", e.aggregate_type),
+        ("causationid", e.causation_id),
+        ("correlationid", e.correlation_id),
+        ("eventversion", str(e.version)),
+        ("id", str(e.id)),
+        ("partitionkey", e.partition_key),
+        ("source", e.source),
+        ("specversion", "1.0"),
+        ("subject", e.subject),
+        ("tenantid", e.tenant_id),
+        ("time", e.created_at.isoformat()),
+        ("topic", e.topic),
+        ("traceparent", e.traceparent),
+        ("type", e.type),
+        ("userid", e.user_id),
+    ):
+        if value is not None:
+            data = value.encode()
+            parts += (_KEYS[name], len(data).to_bytes(4, "big"), data)
     table = b"".join(parts)
     return len(table).to_bytes(4, "big") + table
 
 
 def properties(event: Event) -> bytes:
-    """Property flags and values: content type, headers (every CloudEvents attribute but
-    ``datacontenttype``), persistent, message id = event id, timestamp, type."""
-    attrs = event.cloudevent_attributes()
-    del attrs["datacontenttype"]
+    """Property flags and values: content type, headers, persistent, message id = event id,
+    timestamp, type."""
     return b"".join(
         (
             _FLAGS.to_bytes(2, "big"),
-            shortstr(CONTENT_TYPE),
-            header_table(attrs),
-            bytes((PERSISTENT,)),
-            shortstr(attrs["id"]),
+            _CONTENT_TYPE,
+            header_table(event),
+            _PERSISTENT,
+            shortstr(str(event.id)),
             int(event.created_at.timestamp()).to_bytes(8, "big"),
             shortstr(event.type),
         )
