@@ -17,7 +17,8 @@
 * Per event: added or duplicate → OK; ``WRONGTYPE`` (the key is not a stream) → failed, not
   retryable; ``OOM``, ``NOPERM`` and other refusals → failed, retryable.
 * Connection refused or lost, timeout, or a server that cannot take writes now (``LOADING``,
-  ``READONLY`` replica, ``MASTERDOWN``, ``MISCONF``) → :class:`SinkUnavailableError`.
+  ``READONLY`` replica, ``MASTERDOWN``, ``MISCONF``, ``CLUSTERDOWN``, ``BUSY``) →
+  :class:`SinkUnavailableError`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ XADD_ONCE = wire.XADD_ONCE
 CHUNK = wire.CHUNK
 
 # Whole-server conditions: the broker cannot take writes now, whichever event it is.
-_UNAVAILABLE = ("LOADING", "READONLY", "MASTERDOWN", "MISCONF", "CLUSTERDOWN")
+_UNAVAILABLE = ("LOADING", "READONLY", "MASTERDOWN", "MISCONF", "CLUSTERDOWN", "BUSY")
 _PERMANENT = ("WRONGTYPE",)
 
 

@@ -126,6 +126,7 @@ async def test_a_refused_call_fails_its_events(error: Exception, retryable: bool
         redis_error(redis.exceptions.BusyLoadingError, "LOADING Redis is loading the dataset"),
         redis.exceptions.ResponseError("MASTERDOWN Link with MASTER is down"),
         redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots"),
+        redis.exceptions.ResponseError("BUSY Redis is busy running a script"),
         b"MISCONF Redis is configured to save RDB snapshots",
     ],
 )
