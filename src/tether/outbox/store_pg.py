@@ -11,16 +11,17 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from tether.outbox.claiming import Peek, Row, claim_rows
+from tether.outbox.claiming import Head, Row, Window, claim_rows
 from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, Wakeup, claimed_from_row
 from tether.store.postgres import pooler
 from tether.store.sqlfile import queries
 
 CHANNEL = "tether_outbox"
 _Q = queries("tether.outbox", "postgres")
-_WALK = _Q["walk"].numbered
-_LOCK = _Q["lock"].numbered
+_HEADS = _Q["heads"].numbered
+_WINDOW_END = _Q["window_end"].numbered
 _KEY_HEADS = _Q["key_heads"].numbered
+_LOCK_HEADS = _Q["lock_heads"].numbered
 _LOCK_RUNS = _Q["lock_runs"].numbered
 _UNKEYED = _Q["unkeyed"].numbered
 _DELETE = _Q["delete_published"].numbered
@@ -51,17 +52,20 @@ class _Source:
 
     conn: PoolConnectionProxy[asyncpg.Record]
 
-    async def walk(self, after_seq: int, limit: int) -> list[Peek]:
-        return list(map(Peek._make, await self.conn.fetch(_WALK, after_seq, limit)))
+    async def heads(self, limit: int, window: int) -> Window:
+        rows: list[Row] = list(await self.conn.fetch(_HEADS, window, limit))
+        if len(rows) >= limit:
+            return Window(rows, None)  # full of heads: where the window ends does not matter
+        return Window(rows, await self.conn.fetchval(_WINDOW_END, window))
 
-    async def lock(self, seqs: Sequence[int]) -> list[Row]:
-        return list(await self.conn.fetch(_LOCK, seqs))
-
-    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
+    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Head]:
         rows = await self.conn.fetch(_KEY_HEADS, cursor, list(exclude), limit)
-        return [Peek(r[1], r[0], True) for r in rows]
+        return [Head(r[1], r[0]) for r in rows]
 
-    async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
+    async def lock_heads(self, seqs: Sequence[int]) -> list[Row]:
+        return list(await self.conn.fetch(_LOCK_HEADS, seqs))
+
+    async def lock_runs(self, heads: Sequence[Head], per_key: int) -> list[Row]:
         keys, seqs = [h.key for h in heads], [h.seq for h in heads]
         return list(await self.conn.fetch(_LOCK_RUNS, keys, seqs, per_key))
 
@@ -115,7 +119,6 @@ class PostgresOutboxStore:
         self._wakeup = Wakeup()
         self._listener: asyncpg.Connection | None = None
         self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
-        self._held = 0  # rows other relays held at the front of the last claim's window
 
     @classmethod
     async def connect(
@@ -144,8 +147,8 @@ class PostgresOutboxStore:
     async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
             await pooler.apply_local(conn, self._local)
-            picked = await claim_rows(_Source(conn), limit, run, self._cursor, self._held)
-            self._cursor, self._held = picked.cursor, picked.held
+            picked = await claim_rows(_Source(conn), limit, run, self._cursor)
+            self._cursor = picked.cursor
             yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._keep)
 
     async def _ensure_listener(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import aiosqlite
 
 from tether.core import jsonutil
-from tether.outbox.claiming import Peek, Row, claim_rows
+from tether.outbox.claiming import Head, Row, Window, claim_rows
 from tether.outbox.ports import (
     ClaimedEvent,
     OutboxBatch,
@@ -56,15 +56,15 @@ class _Source:
         finally:
             await cursor.close()
 
-    async def walk(self, after_seq: int, limit: int) -> list[Peek]:
-        rows = await self._fetch("walk", {"after": after_seq, "limit": limit})
-        return [Peek(r[0], r[1], bool(r[2])) for r in rows]
+    async def heads(self, limit: int, window: int) -> Window:
+        rows: list[Row] = list(await self._fetch("heads", {"limit": limit, "window": window}))
+        if len(rows) >= limit:
+            return Window(rows, None)
+        end = await self._fetch("window_end", {"window": window})
+        return Window(rows, end[0][0] if end else None)
 
-    async def lock(self, seqs: Sequence[int]) -> list[Row]:
-        return list(await self._fetch("lock", {"seqs": jsonutil.dumps(list(seqs)).decode()}))
-
-    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Peek]:
-        skip, found = set(exclude), list[Peek]()
+    async def key_heads(self, cursor: str, limit: int, exclude: Sequence[str]) -> list[Head]:
+        skip, found = set(exclude), list[Head]()
         after, upto, wrapped = cursor, None, False
         while len(found) < limit:
             rows = await self._fetch("next_key", {"after": after, "upto": upto})
@@ -75,11 +75,15 @@ class _Source:
                 continue
             key, seq, due = rows[0]
             if due and key not in skip:
-                found.append(Peek(seq, key, True))
+                found.append(Head(seq, key))
             after = key
         return found
 
-    async def lock_runs(self, heads: Sequence[Peek], per_key: int) -> list[Row]:
+    async def lock_heads(self, seqs: Sequence[int]) -> list[Row]:
+        values = {"seqs": jsonutil.dumps(list(seqs)).decode()}
+        return list(await self._fetch("lock_heads", values))
+
+    async def lock_runs(self, heads: Sequence[Head], per_key: int) -> list[Row]:
         rows: list[Row] = []
         for head in heads:
             values = {"key": head.key, "head": head.seq, "per_key": per_key}

@@ -48,33 +48,30 @@ DELETE FROM tether_inbox WHERE processed_at < :before
 -- The relay's hot path on PostgreSQL. Row locks taken here are the lease: they last until the
 -- batch's transaction ends, and a crashed relay's transaction rolls back and frees them.
 
--- name: walk
--- A window of pending rows in seq order, unlocked (tether.outbox.claiming explains why no
--- per-row head probe is needed). "held": the row's xmax is a transaction still running for this
--- snapshot (one of its running ids, or one at or past its horizon, compared modulo 2^32 as
--- xmax is a 32-bit id), i.e. another relay has it locked. A hint only (a multixact xmax can
--- look held); the lock below decides.
-SELECT seq, partition_key, available_at <= now() AS due,
-       xmax::text::bigint <> 0 AND (
-           xmax::text::bigint = ANY(ARRAY(
-               SELECT x::text::bigint % 4294967296
-               FROM pg_snapshot_xip(pg_current_snapshot()) AS x))
-           OR (xmax::text::bigint
-               - (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)
-               + 4294967296) % 4294967296 < 2147483648) AS held
-FROM tether_outbox
-WHERE state = 'pending' AND seq > :after
-ORDER BY seq
-LIMIT :limit
-
--- name: lock
--- A row settled or retried since the walk is not pending and due any more: it is left out.
+-- name: heads
+-- Heads (no earlier pending row of their key: one probe of the (partition_key, seq) index each)
+-- and unkeyed rows, among the first :window pending rows only, so that a deep backlog on a few
+-- keys is never walked (tether.outbox.claiming). One flat locking select: no sub-select for a
+-- cached plan to re-run per row (the window's end is an uncorrelated InitPlan, run once).
+-- Relay sessions force custom plans and keep bitmap scans off (store_pg.SERVER_SETTINGS).
 SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
        o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
        o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
 FROM tether_outbox o
-WHERE o.seq = ANY(:seqs::bigint[]) AND o.state = 'pending' AND o.available_at <= now()
+WHERE o.state = 'pending'
+  AND o.available_at <= now()
+  AND o.seq < COALESCE((SELECT w.seq FROM tether_outbox w WHERE w.state = 'pending'
+                        ORDER BY w.seq OFFSET :window LIMIT 1), 9223372036854775807)
+  AND (o.partition_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tether_outbox p
+        WHERE p.partition_key = o.partition_key AND p.seq < o.seq AND p.state = 'pending'))
+ORDER BY o.seq
+LIMIT :limit
 FOR UPDATE OF o SKIP LOCKED
+
+-- name: window_end
+-- Where a window of :window pending rows ends (no row: it holds every pending row).
+SELECT seq FROM tether_outbox WHERE state = 'pending' ORDER BY seq OFFSET :window LIMIT 1
 
 -- name: key_heads
 -- A skip scan over (partition_key, seq): each step is one index descent to the next key's head,
@@ -106,9 +103,17 @@ SELECT key, seq FROM h
 WHERE due AND NOT (key = ANY(:exclude::text[]))
 LIMIT :limit
 
+-- name: lock_heads
+-- Heads a skip scan found, locked if still pending and due; another relay may hold them.
+SELECT o.seq, o.partition_key
+FROM tether_outbox o
+WHERE o.seq = ANY(:seqs::bigint[]) AND o.state = 'pending' AND o.available_at <= now()
+FOR UPDATE OF o SKIP LOCKED
+
 -- name: lock_runs
--- Each key's rows from its head on. The relay keeps a key only if the first row it got is the
--- head it asked for: otherwise another relay holds the head.
+-- Each key's rows from its head on, for heads this batch holds. No SKIP LOCKED: only the holder
+-- of a head locks the rows behind it, so a lock here is never another relay's, and skipping one
+-- would publish the row after it out of order.
 SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggregate_type,
        f.aggregate_id, f.partition_key, f.source, f.created_at, f.user_id, f.correlation_id,
        f.causation_id, f.traceparent, f.idempotency_key, f.attempts, f.max_attempts, f.done_sinks,
@@ -119,7 +124,7 @@ CROSS JOIN LATERAL (
     WHERE t.partition_key = h.key AND t.seq >= h.seq AND t.state = 'pending'
     ORDER BY t.seq
     LIMIT :per_key
-    FOR UPDATE OF t SKIP LOCKED
+    FOR UPDATE OF t
 ) f
 
 -- name: unkeyed

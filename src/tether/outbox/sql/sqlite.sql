@@ -37,20 +37,24 @@ DELETE FROM tether_inbox WHERE processed_at < :before
 -- The claim's primitives (tether.outbox.claiming). SQLite serves one relay, whose write lock
 -- keeps every other writer out for the batch, so "lock" reads rows by seq.
 
--- name: walk
-SELECT seq, partition_key, available_at <= :now AS due
-FROM tether_outbox
-WHERE state = 'pending' AND seq > :after
-ORDER BY seq
-LIMIT :limit
-
--- name: lock
+-- name: heads
+-- Heads and unkeyed rows among the first :window pending rows (see postgres.sql).
 SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
        o.aggregate_id, o.partition_key, o.source, o.created_at, o.user_id, o.correlation_id,
        o.causation_id, o.traceparent, o.idempotency_key, o.attempts, o.max_attempts, o.done_sinks
 FROM tether_outbox o
-WHERE o.seq IN (SELECT value FROM json_each(:seqs)) AND o.state = 'pending'
+WHERE o.state = 'pending'
   AND o.available_at <= :now
+  AND o.seq < COALESCE((SELECT w.seq FROM tether_outbox w WHERE w.state = 'pending'
+                        ORDER BY w.seq LIMIT 1 OFFSET :window), 9223372036854775807)
+  AND (o.partition_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tether_outbox p
+        WHERE p.partition_key = o.partition_key AND p.seq < o.seq AND p.state = 'pending'))
+ORDER BY o.seq
+LIMIT :limit
+
+-- name: window_end
+SELECT seq FROM tether_outbox WHERE state = 'pending' ORDER BY seq LIMIT 1 OFFSET :window
 
 -- name: next_key
 -- One index descent over (partition_key, seq): the head of the first key after :after (up to
@@ -60,6 +64,12 @@ FROM tether_outbox
 WHERE state = 'pending' AND partition_key > :after AND (:upto IS NULL OR partition_key <= :upto)
 ORDER BY partition_key, seq
 LIMIT 1
+
+-- name: lock_heads
+SELECT o.seq, o.partition_key
+FROM tether_outbox o
+WHERE o.seq IN (SELECT value FROM json_each(:seqs)) AND o.state = 'pending'
+  AND o.available_at <= :now
 
 -- name: run
 SELECT o.seq, o.id, o.type, o.payload, o.topic, o.version, o.tenant_id, o.aggregate_type,
