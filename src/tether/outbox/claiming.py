@@ -128,36 +128,49 @@ def keep_runs(rows: Sequence[Row], heads: Mapping[str, int]) -> dict[str, list[R
 class ClaimResult:
     rows: list[Row]
     cursor: str
+    narrow: bool  # few keys hold the backlog: the next claim starts with the skip scan
 
 
 async def claim_rows(
-    source: ClaimSource, limit: int, min_run: int, cursor: str = ""
+    source: ClaimSource, limit: int, min_run: int, cursor: str = "", narrow: bool = False
 ) -> ClaimResult:
-    """Pick and lock up to ``limit`` rows: heads and their runs, in ``seq`` order."""
-    min_run = max(1, min(min_run, limit))
-    found = await source.heads(limit, 2 * limit)
-    if len(found.rows) >= limit:  # many keys: heads alone fill the batch
-        return ClaimResult(found.rows[:limit], cursor)
-    singles = [r for r in found.rows if r["partition_key"] is None]
-    heads = [Head(r["seq"], r["partition_key"]) for r in found.rows if r["partition_key"]]
+    """Pick and lock up to ``limit`` rows: heads and their runs, in ``seq`` order.
 
+    ``narrow`` (what the last claim found) skips the window: its probes would each land on a
+    row behind a head, since a few keys hold the backlog."""
+    min_run = max(1, min(min_run, limit))
     wanted_keys = max(1, limit // min_run)
-    if found.end is not None and len(found.rows) < wanted_keys:
+    singles: list[Row] = []
+    heads: list[Head] = []
+    after = 0
+    if not narrow:
+        found = await source.heads(limit, 2 * limit)
+        if len(found.rows) >= limit:  # many keys: heads alone fill the batch
+            return ClaimResult(found.rows[:limit], cursor, False)
+        singles = [r for r in found.rows if r["partition_key"] is None]
+        heads = [Head(r["seq"], r["partition_key"]) for r in found.rows if r["partition_key"]]
+        narrow = found.end is not None and len(found.rows) < wanted_keys
+        after = found.end or 0
+    if narrow:
         # A few deep or blocked keys fill the window: other keys' heads and unkeyed rows past
         # it share this batch instead of waiting behind them.
-        more = await source.key_heads(cursor, wanted_keys - len(found.rows), [h.key for h in heads])
+        more = await source.key_heads(cursor, wanted_keys - len(heads), [h.key for h in heads])
         if more:
             cursor = more[-1].key
             # Hold a head before touching the rows behind it (see lock_runs).
             held = {r["seq"] for r in await source.lock_heads([h.seq for h in more])}
             heads += [h for h in more if h.seq in held]
-        singles += await source.unkeyed(found.end, max(0, wanted_keys - len(heads) - len(singles)))
+        want_singles = max(0, wanted_keys - len(heads) - len(singles))
+        got_singles = await source.unkeyed(after, want_singles) if want_singles else []
+        singles += got_singles
+        # Still narrow while the skip scan and unkeyed rows leave the batch short of keys.
+        narrow = len(heads) + len(singles) < wanted_keys
     groups = await _runs(source, heads, len(singles), limit, min_run)
     lists: list[list[Row]] = [[r] for r in singles] + groups
     takes = share(limit, [len(g) for g in lists], min_run)
     rows = [r for g, n in zip(lists, takes, strict=True) for r in g[:n]]
     rows.sort(key=lambda r: r["seq"])
-    return ClaimResult(rows, cursor)
+    return ClaimResult(rows, cursor, narrow)
 
 
 async def _runs(

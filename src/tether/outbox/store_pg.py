@@ -34,6 +34,10 @@ _RETRIES = _Q["record_retries"].numbered
 SERVER_SETTINGS = {
     "plan_cache_mode": "force_custom_plan",
     "enable_bitmapscan": "off",
+    # Priced as the hot table is (cached): a run is one key's range of the (partition_key, seq)
+    # index, which the default cost model passes over for the seq index when keys are few,
+    # walking other keys' rows (measured: a 10-key backlog drained 10x slower).
+    "random_page_cost": "1.1",
     "application_name": "tether-relay",
 }
 
@@ -119,6 +123,7 @@ class PostgresOutboxStore:
         self._wakeup = Wakeup()
         self._listener: asyncpg.Connection | None = None
         self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
+        self._narrow = False  # the last claim found few keys: start with the skip scan
 
     @classmethod
     async def connect(
@@ -147,8 +152,8 @@ class PostgresOutboxStore:
     async def claim(self, limit: int, *, run: int = 1) -> AsyncIterator[OutboxBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
             await pooler.apply_local(conn, self._local)
-            picked = await claim_rows(_Source(conn), limit, run, self._cursor)
-            self._cursor = picked.cursor
+            picked = await claim_rows(_Source(conn), limit, run, self._cursor, self._narrow)
+            self._cursor, self._narrow = picked.cursor, picked.narrow
             yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._keep)
 
     async def _ensure_listener(self) -> None:

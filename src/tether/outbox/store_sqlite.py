@@ -134,6 +134,7 @@ class SqliteOutboxStore:
         self._lock = asyncio.Lock()
         self._wakeup = Wakeup()
         self._cursor = ""  # the key after which the next skip scan starts (rotates fairly)
+        self._narrow = False  # the last claim found few keys: start with the skip scan
 
     @classmethod
     async def connect(cls, path: str, *, keep_published: bool = False) -> SqliteOutboxStore:
@@ -151,8 +152,8 @@ class SqliteOutboxStore:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 source = _Source(self._conn, sqlite_time(now))
-                picked = await claim_rows(source, limit, run, self._cursor)
-                self._cursor = picked.cursor
+                picked = await claim_rows(source, limit, run, self._cursor, self._narrow)
+                self._cursor, self._narrow = picked.cursor, picked.narrow
                 events = [_row_to_claimed(r) for r in picked.rows]
                 yield _Batch(self._conn, events, self._keep, now)
             except BaseException:

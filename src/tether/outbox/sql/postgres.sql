@@ -120,9 +120,12 @@ SELECT f.seq, f.id, f.type, f.payload, f.topic, f.version, f.tenant_id, f.aggreg
        f.available_at <= now() AS due
 FROM unnest(:keys::text[], :heads::bigint[]) AS h(key, seq)
 CROSS JOIN LATERAL (
+    -- Row comparison and order on (partition_key, seq): the key's own index range, never a
+    -- walk of the seq index past other keys' rows.
     SELECT t.* FROM tether_outbox t
-    WHERE t.partition_key = h.key AND t.seq >= h.seq AND t.state = 'pending'
-    ORDER BY t.seq
+    WHERE t.partition_key = h.key AND t.state = 'pending'
+      AND (t.partition_key, t.seq) >= (h.key, h.seq)
+    ORDER BY t.partition_key, t.seq
     LIMIT :per_key
     FOR UPDATE OF t
 ) f
