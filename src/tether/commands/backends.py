@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tether.commands import common
 from tether.config import Database
-from tether.core.errors import TetherError
 from tether.outbox.table import OUTBOX
 from tether.queue import Item, ItemFilter, ItemState
 from tether.queue.engine import Engine
@@ -113,20 +113,11 @@ async def _postgres(db: Database) -> AsyncIterator[OutboxAdmin]:
         await pool.close()
 
 
-def require_sqlite_file(db: Database) -> None:
-    assert db.sqlite_path is not None
-    if not db.sqlite_path.exists():
-        raise TetherError(
-            f"SQLite database {str(db.sqlite_path)!r} does not exist: run `tether migrate` "
-            "first, or check the path (sqlite:///relative.db, sqlite:////absolute.db)"
-        )
-
-
 @asynccontextmanager
 async def _sqlite(db: Database) -> AsyncIterator[OutboxAdmin]:
     from tether.queue.sqlite import SqliteQueue, open_database, to_sqlite
 
-    require_sqlite_file(db)
+    common.require_sqlite_file(db)
     conn = await open_database(str(db.sqlite_path))
     try:
 

@@ -93,7 +93,7 @@ async def open_store(db: Database, connections: int) -> OutboxStore:
         return await PostgresOutboxStore.connect(
             db.url, connections=connections, pooler_mode=db.pooler
         )
-    from tether.commands.backends import require_sqlite_file
+    from tether.commands.common import require_sqlite_file
     from tether.outbox.store_sqlite import SqliteOutboxStore
 
     require_sqlite_file(db)

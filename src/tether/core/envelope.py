@@ -100,7 +100,7 @@ def _check_name(label: str, value: str | None, *, required: bool) -> str | None:
         if required:
             raise EventValidationError(f"event {label} is required and must not be empty")
         return None
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise EventValidationError(
             f"event {label} {value!r} is invalid: use 1-255 characters from "
             "letters, digits and . _ : - / (starting with a letter or digit)"
@@ -157,7 +157,7 @@ def make_event(
     key = _check_text("partition_key", partition_key)
     resolved_topic = _check_name("topic", topic or agg_type or checked_type, required=True)
     assert resolved_topic is not None
-    if traceparent is not None and not _TRACEPARENT.match(traceparent):
+    if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
         raise EventValidationError(f"event traceparent {traceparent!r} is not a W3C traceparent")
     data = jsonutil.encode_payload(payload)
     if len(data) > max_payload_bytes:

@@ -89,3 +89,11 @@ def test_events_are_immutable() -> None:
     with pytest.raises(AttributeError):
         e.type = "B"  # type: ignore[misc]
     assert isinstance(e, Event)
+
+
+def test_names_with_a_trailing_newline_are_refused() -> None:
+    # `$` matches before a final newline; names and traceparents must match in full.
+    with pytest.raises(EventValidationError):
+        make_event("OrderPlaced\n", {})
+    with pytest.raises(EventValidationError):
+        make_event("OrderPlaced", {}, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01\n")
