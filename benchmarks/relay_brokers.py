@@ -95,7 +95,7 @@ async def tether_worker(
     from tether.outbox.store_pg import PostgresOutboxStore
     from tether.sinks.base import Sink
 
-    config = RelayConfig(batch_size=s.tether_batch)
+    config = RelayConfig(batch_size=s.tether_batch, **s.tether_extra)
     store = await PostgresOutboxStore.connect(t.dsn, connections=config.concurrency)
     sink: Sink
     if t.broker == "rabbitmq":
@@ -607,7 +607,7 @@ async def main(s: rd.Settings, o: Options) -> None:
     report(results, s, o)
 
 
-_NOT_USED = {"out_dir", "rounds", "contenders", "keys", "tether_extra", "profile"}
+_NOT_USED = {"out_dir", "rounds", "contenders", "keys", "profile"}
 
 
 def report(results: list[Result], s: rd.Settings, o: Options) -> None:
@@ -673,6 +673,9 @@ def parse_args() -> tuple[rd.Settings, Options]:
     p.add_argument("--contenders", default=",".join(o.contenders))
     p.add_argument("--tether-procs", type=int, default=s.tether_procs)
     p.add_argument("--tether-batch", type=int, default=s.tether_batch)
+    p.add_argument(
+        "--tether-concurrency", type=int, default=1, help="batches in flight per relay process"
+    )
     p.add_argument("--bare-procs", type=int, default=s.bare_procs)
     p.add_argument("--bare-tasks", type=int, default=s.bare_tasks)
     p.add_argument("--bare-batch", type=int, default=s.bare_batch)
@@ -686,6 +689,7 @@ def parse_args() -> tuple[rd.Settings, Options]:
         events=a.events,
         tether_procs=a.tether_procs,
         tether_batch=a.tether_batch,
+        tether_extra={"concurrency": a.tether_concurrency} if a.tether_concurrency > 1 else {},
         bare_procs=a.bare_procs,
         bare_tasks=a.bare_tasks,
         bare_batch=a.bare_batch,
