@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import platform
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,54 @@ def emit_json(record: dict[str, Any]) -> None:
 
 def now() -> float:
     return time.time()
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+async def run_workers(
+    child: Callable[..., None],
+    args: tuple[Any, ...],
+    procs: int,
+    readies: int,
+    measure: Callable[[], Awaitable[float]],
+    on_ready: Callable[[list[int]], Any] = lambda pids: None,
+    on_stop: Callable[[Any], None] = lambda handle: None,
+) -> tuple[float, list[Any]]:
+    """Spawn ``procs`` processes running ``child(*args, ready, go, stop, out)``; once ``readies``
+    ready messages are in, tell them to go and await ``measure()`` (the end time); then stop them
+    and collect what each reported. Returns (seconds from go to the end, reports)."""
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Queue(), ctx.Queue()
+    go, stop = ctx.Event(), ctx.Event()
+    workers = [
+        ctx.Process(target=child, args=(*args, ready, go, stop, out), daemon=True)
+        for _ in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    loop = asyncio.get_running_loop()
+    for _ in range(readies):
+        msg = await loop.run_in_executor(None, ready.get, True, 120)
+        if msg[0] != "ready":
+            raise RuntimeError(msg)
+    handle = on_ready([w.pid for w in workers if w.pid])
+    t0 = now()
+    go.set()
+    try:
+        t_end = await measure()
+    finally:
+        stop.set()
+        on_stop(handle)
+        reports = []
+        for _ in workers:
+            with contextlib.suppress(Exception):
+                reports.append(await loop.run_in_executor(None, out.get, True, 60))
+        for w in workers:
+            w.join(timeout=30)
+            if w.is_alive():
+                w.kill()
+    errors = [r for r in reports if r[0] != "ok"]
+    if errors:
+        print(f"  worker errors: {errors}", file=sys.stderr)
+    return t_end - t0, reports

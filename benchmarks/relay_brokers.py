@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing as mp
 import os
 import re
 import sys
@@ -425,39 +424,11 @@ def _procs(contender: str, s: rd.Settings) -> int:
 
 
 async def drain(t: BrokerTarget, s: rd.Settings, n: int) -> tuple[float, list[Any]]:
-    ctx = mp.get_context("spawn")
-    ready, out = ctx.Queue(), ctx.Queue()
-    go, stop = ctx.Event(), ctx.Event()
-    procs = [
-        ctx.Process(target=_child, args=(t, s, ready, go, stop, out), daemon=True)
-        for _ in range(_procs(t.contender, s))
-    ]
-    for p in procs:
-        p.start()
-    loop = asyncio.get_running_loop()
+    procs = _procs(t.contender, s)
     per_proc = s.bare_tasks if t.contender == "bare" else 1
-    for _ in range(len(procs) * per_proc):
-        msg = await loop.run_in_executor(None, ready.get, True, 120)
-        if msg[0] != "ready":
-            raise RuntimeError(msg)
-    t0 = common.now()
-    go.set()
-    try:
-        t_end = await monitor(t, n, s.timeout)
-    finally:
-        stop.set()
-        reports = []
-        for _ in procs:
-            with contextlib.suppress(Exception):
-                reports.append(await loop.run_in_executor(None, out.get, True, 60))
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    errors = [r for r in reports if r[0] != "ok"]
-    if errors:
-        print(f"  worker errors: {errors}", file=sys.stderr)
-    return t_end - t0, reports
+    return await common.run_workers(
+        _child, (t, s), procs, procs * per_proc, lambda: monitor(t, n, s.timeout)
+    )
 
 
 # --------------------------------------------------------------------------- backlogs

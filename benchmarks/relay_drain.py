@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -519,46 +518,16 @@ def _stop_profiler(procs: list[Any]) -> None:
 
 
 async def drain(target: Target, settings: Settings, n: int) -> tuple[float, list[Any]]:
-    ctx = mp.get_context("spawn")
-    ready, out = ctx.Queue(), ctx.Queue()
-    go, stop = ctx.Event(), ctx.Event()
-    procs = [
-        ctx.Process(
-            target=_child,
-            args=(target.contender, target, settings, ready, go, stop, out),
-            daemon=True,
-        )
-        for _ in range(_procs(target.contender, settings))
-    ]
-    for p in procs:
-        p.start()
-    loop = asyncio.get_running_loop()
-    for _ in range(_readies(target.contender, settings)):
-        msg = await loop.run_in_executor(None, ready.get, True, 120)
-        if msg[0] != "ready":
-            raise RuntimeError(msg)
-    profilers = []
-    if target.contender == "tether":
-        profilers = _start_profiler([p.pid for p in procs if p.pid], settings, target.stream)
-    t0 = common.now()
-    go.set()
-    try:
-        t_end = await _monitor(target, n, settings.timeout)
-    finally:
-        stop.set()
-        _stop_profiler(profilers)
-        reports = []
-        for _ in procs:
-            with contextlib.suppress(Exception):
-                reports.append(await loop.run_in_executor(None, out.get, True, 60))
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    errors = [r for r in reports if r[0] != "ok"]
-    if errors:
-        print(f"  worker errors: {errors}", file=sys.stderr)
-    return t_end - t0, reports
+    profile = target.contender == "tether"
+    return await common.run_workers(
+        _child,
+        (target.contender, target, settings),
+        _procs(target.contender, settings),
+        _readies(target.contender, settings),
+        lambda: _monitor(target, n, settings.timeout),
+        on_ready=lambda pids: _start_profiler(pids, settings, target.stream) if profile else [],
+        on_stop=_stop_profiler,
+    )
 
 
 LOADERS = {
