@@ -244,10 +244,12 @@ def tether_source() -> dict[str, str]:
 
     import tether.outbox
 
-    path = str(Path(tether.outbox.__file__).resolve().parent.parent)
+    code = Path(tether.outbox.__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parent.parent
+    # Relative to the repository when the code is this checkout's: no machine paths in results.
+    path = str(code.relative_to(repo)) if code.is_relative_to(repo) else "snapshot on PYTHONPATH"
     commit = os.environ.get("TETHER_BENCH_COMMIT", "")
     if not commit:
-        repo = Path(__file__).resolve().parent.parent
         git = ["git", "-C", str(repo)]
         commit = subprocess.run(
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
