@@ -17,9 +17,9 @@ Contenders (each drains its own table into its own fresh stream, one after the o
 * ``bare_raw``    the same loop, but the batch's HPUB frames are built by hand and handed to
                   nats-py's outgoing buffer in one piece (private ``_send_command``): what a
                   relay gains by skipping nats-py's per-message publish path.
-* ``bare_tt``     (opt-in) ``bare_raw`` draining Tether's own table with Tether's claim and
-                  delete SQL and only a ``Nats-Msg-Id`` header: separates what Tether's schema
-                  and SQL cost from what its Python (envelope, CloudEvents headers) costs.
+* ``bare_tt``     (opt-in) ``bare_raw`` draining Tether's own table (its indexes, its row
+                  width) in seq order without key order, with only a ``Nats-Msg-Id`` header:
+                  separates what Tether's schema costs from what its claim and Python cost.
 
 Each contender gets the same payloads (~314 bytes of JSON), the same Postgres and NATS, and a
 settled table (VACUUM ANALYZE + CHECKPOINT after loading). The clock starts when every worker
