@@ -33,3 +33,7 @@ class SinkError(TetherError):
 
 class SinkUnavailableError(SinkError):
     """The whole sink is unreachable (broker down). Events wait without spending attempts."""
+
+
+class BrokerUnavailableError(TetherError):
+    """A consumer's broker cannot be reached; the consumer waits and tries again."""

@@ -1,0 +1,172 @@
+"""The consumer runner: each message to its handler once, in the inbox's transaction.
+
+For every delivery the runner decides, and the source (the broker adapter) carries it out:
+
+* not a Tether event -> dead-letter at once (``undecodable``): redelivering cannot fix it;
+* the inbox has seen the event id -> ack without calling the handler (a duplicate);
+* the handler returns -> its transaction commits with the inbox row, then ack;
+* the handler raises -> retry after ``policy.delay(n)``, or dead-letter once
+  ``policy.max_deliveries`` hand-outs have failed.
+
+The commit comes before the ack, so a crash between the two makes the broker hand the message
+out again, and the inbox row, committed with the handler's writes, turns it into a plain ack.
+Messages of one partition key in a batch are handled one after the other, in the order
+received; different keys run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tether.consume import deadletter
+from tether.consume.decode import UndecodableError, event_from
+from tether.consume.policy import RedeliveryPolicy
+from tether.consume.port import ConsumerSource, Delivery, Failure
+from tether.core.envelope import Event
+from tether.core.errors import BrokerUnavailableError, ConfigError
+from tether.ops import instruments
+from tether.outbox.inbox import Inbox
+
+log = logging.getLogger("tether.consume")
+
+Handler = Callable[[Event, Any], Awaitable[None]]
+"""``async def handle(event, tx)``: ``tx`` is the transaction the inbox row is written in."""
+Transaction = Callable[[], AbstractAsyncContextManager[Any]]
+"""Opens a transaction and yields what the inbox and handler write through (a SQLAlchemy
+``AsyncConnection`` from ``engine.begin``, an asyncpg connection in a transaction...). It must
+commit when the block ends normally and roll back when it raises."""
+Verdict = Literal["acked", "duplicate", "retried", "dead"]
+
+_HANDLED = instruments.counter(
+    "tether_consumer_messages_total",
+    "Messages a consumer finished with, by verdict.",
+    ["consumer", "verdict"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the runner did with one delivery."""
+
+    verdict: Verdict
+    event_id: str | None
+    error: str | None = None
+
+
+class Consumer:
+    """Runs ``handler`` for every message ``source`` hands out."""
+
+    def __init__(
+        self,
+        source: ConsumerSource,
+        handler: Handler,
+        *,
+        transaction: Transaction,
+        inbox: Inbox | None = None,
+        policy: RedeliveryPolicy | None = None,
+        batch_size: int = 32,
+        wait: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= 10_000:
+            raise ConfigError(f"batch_size must be 1 to 10000, got {batch_size!r}")
+        if not 0 < wait <= 60:
+            raise ConfigError(f"wait must be above 0 and at most 60 seconds, got {wait!r}")
+        self.source = source
+        self.handler = handler
+        self.transaction = transaction
+        self.inbox = inbox or Inbox(source.name)
+        self.policy = policy or RedeliveryPolicy()
+        self.batch_size = batch_size
+        self.wait = wait
+        self._rng = rng or random.Random()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Receive and handle until ``stop`` is set; a broker outage only pauses the loop."""
+        stop = stop or asyncio.Event()
+        pause = 0.25
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                pause = 0.25
+            except BrokerUnavailableError as exc:
+                log.warning(
+                    "consumer %s: broker unavailable (%s); retrying in %.2fs",
+                    self.source.name,
+                    exc,
+                    pause,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 5.0)
+
+    async def run_once(self) -> list[Outcome]:
+        """One ``receive`` and the handling of what it returned."""
+        deliveries = await self.source.receive(self.batch_size, self.wait)
+        if not deliveries:
+            return []
+        runs: dict[str | None, list[Delivery]] = {}
+        for index, delivery in enumerate(deliveries):
+            key = delivery.partition_key
+            # Unkeyed messages do not share an order: each is its own run.
+            runs.setdefault(key if key is not None else f"\0{index}", []).append(delivery)
+        results = await asyncio.gather(*(self._run(run) for run in runs.values()))
+        return [outcome for run in results for outcome in run]
+
+    async def _run(self, run: Sequence[Delivery]) -> list[Outcome]:
+        return [await self.process(delivery) for delivery in run]
+
+    async def process(self, delivery: Delivery) -> Outcome:
+        """Decide on one delivery and have the source carry the verdict out."""
+        try:
+            event = event_from(delivery.attributes, delivery.data)
+        except UndecodableError as exc:
+            await self.source.dead_letter(
+                delivery, self._failure("undecodable", str(exc), delivery)
+            )
+            return self._count(Outcome("dead", delivery.event_id, str(exc)))
+        try:
+            handled = await self._handle(event)
+        except BrokerUnavailableError:
+            raise
+        except Exception as exc:  # the handler's failure is the message's, not the runner's
+            reason = f"{type(exc).__name__}: {exc}"
+            if self.policy.exhausted(delivery.deliveries):
+                await self.source.dead_letter(delivery, self._failure("handler", reason, delivery))
+                return self._count(Outcome("dead", str(event.id), reason))
+            delay = self.policy.delay(delivery.deliveries, self._rng)
+            log.info(
+                "consumer %s: event %s failed on delivery %d (%s); again in %.1fs",
+                self.source.name,
+                event.id,
+                delivery.deliveries,
+                reason,
+                delay,
+            )
+            await self.source.retry_later(delivery, delay)
+            return self._count(Outcome("retried", str(event.id), reason))
+        await self.source.ack(delivery)
+        return self._count(Outcome("acked" if handled else "duplicate", str(event.id)))
+
+    async def _handle(self, event: Event) -> bool:
+        async with self.transaction() as tx:
+            if not await self.inbox.first_time(tx, event.id):
+                return False
+            await self.handler(event, tx)
+            return True
+
+    def _failure(
+        self, kind: Literal["handler", "undecodable"], reason: str, delivery: Delivery
+    ) -> Failure:
+        return Failure(kind, deadletter.clip_reason(reason), delivery.deliveries, deadletter.now())
+
+    def _count(self, outcome: Outcome) -> Outcome:
+        _HANDLED.labels(self.source.name, outcome.verdict).inc()
+        return outcome
