@@ -6,7 +6,9 @@ For every delivery the runner decides, and the source (the broker adapter) carri
 * the inbox has seen the event id -> ack without calling the handler (a duplicate);
 * the handler returns -> its transaction commits with the inbox row, then ack;
 * the handler raises -> retry after ``policy.delay(n)``, or dead-letter once
-  ``policy.max_deliveries`` hand-outs have failed.
+  ``policy.max_deliveries`` hand-outs have failed;
+* the transaction itself fails (database down, commit refused) -> retry after a short pause;
+  a store outage never dead-letters a message.
 
 The commit comes before the ack, so a crash between the two makes the broker hand the message
 out again, and the inbox row, committed with the handler's writes, turns it into a plain ack.
@@ -51,6 +53,16 @@ _HANDLED = instruments.counter(
 )
 
 
+STORE_RETRY_DELAY = 1.0
+"""Seconds before a message whose transaction could not be run is handed out again."""
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the runner did with one delivery."""
@@ -73,6 +85,7 @@ class Consumer:
         policy: RedeliveryPolicy | None = None,
         batch_size: int = 32,
         wait: float = 1.0,
+        store_pause: float = STORE_RETRY_DELAY,
         rng: random.Random | None = None,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
@@ -86,6 +99,7 @@ class Consumer:
         self.policy = policy or RedeliveryPolicy()
         self.batch_size = batch_size
         self.wait = wait
+        self.store_pause = store_pause
         self._rng = rng or random.Random()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -134,24 +148,20 @@ class Consumer:
             return self._count(Outcome("dead", delivery.event_id, str(exc)))
         try:
             handled = await self._handle(event)
-        except BrokerUnavailableError:
-            raise
-        except Exception as exc:  # the handler's failure is the message's, not the runner's
+        except _HandlerFailed as failed:
+            return await self._failed(delivery, event, failed.reason)
+        except Exception as exc:
+            # The database, not the message: opening, the inbox row or the commit failed. Such a
+            # failure never dead-letters a message; it comes back after a short pause.
             reason = f"{type(exc).__name__}: {exc}"
-            if self.policy.exhausted(delivery.deliveries):
-                await self.source.dead_letter(delivery, self._failure("handler", reason, delivery))
-                return self._count(Outcome("dead", str(event.id), reason))
-            delay = self.policy.delay(delivery.deliveries, self._rng)
-            log.info(
-                "consumer %s: event %s failed on delivery %d (%s); again in %.1fs",
+            log.warning(
+                "consumer %s: event %s not handled, the store failed (%s)",
                 self.source.name,
                 event.id,
-                delivery.deliveries,
                 reason,
-                delay,
             )
-            await self.source.retry_later(delivery, delay)
-            return self._count(Outcome("retried", str(event.id), reason))
+            await self.source.retry_later(delivery, self.store_pause)
+            return self._count(Outcome("retried", str(event.id), f"store: {reason}"))
         await self.source.ack(delivery)
         return self._count(Outcome("acked" if handled else "duplicate", str(event.id)))
 
@@ -159,8 +169,27 @@ class Consumer:
         async with self.transaction() as tx:
             if not await self.inbox.first_time(tx, event.id):
                 return False
-            await self.handler(event, tx)
+            try:
+                await self.handler(event, tx)
+            except Exception as exc:  # the handler's failure is the message's, not the runner's
+                raise _HandlerFailed(f"{type(exc).__name__}: {exc}") from exc
             return True
+
+    async def _failed(self, delivery: Delivery, event: Event, reason: str) -> Outcome:
+        if self.policy.exhausted(delivery.deliveries):
+            await self.source.dead_letter(delivery, self._failure("handler", reason, delivery))
+            return self._count(Outcome("dead", str(event.id), reason))
+        delay = self.policy.delay(delivery.deliveries, self._rng)
+        log.info(
+            "consumer %s: event %s failed on delivery %d (%s); again in %.1fs",
+            self.source.name,
+            event.id,
+            delivery.deliveries,
+            reason,
+            delay,
+        )
+        await self.source.retry_later(delivery, delay)
+        return self._count(Outcome("retried", str(event.id), reason))
 
     def _failure(
         self, kind: Literal["handler", "undecodable"], reason: str, delivery: Delivery
