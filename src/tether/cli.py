@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from tether.commands import common, demo, dlq, migrate, relay, status  # one module per command
+from tether.commands import common, consume, demo, dlq, migrate, relay, status  # one per command
 
 app = typer.Typer(
     name="tether",
@@ -48,6 +48,7 @@ app.command()(relay.relay)
 app.command()(status.status)
 app.command()(demo.demo)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(consume.app, name="consume")
 
 
 def _mount_optional(module: str, name: str) -> None:
