@@ -22,12 +22,16 @@ from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
+from tests.support.pubsub_emulator import PROJECT as PUBSUB_PROJECT
+from tests.support.pubsub_emulator import Topic, pubsub_emulator_fixture  # noqa: F401
 from tether.core.envelope import Event, make_event
 from tether.core.errors import SinkError, SinkUnavailableError
 from tether.sinks.base import Sink, SinkFeatures
 from tether.sinks.jetstream import JetStreamSink, decode_header_value
 from tether.sinks.log import LogSink
 from tether.sinks.memory import MemorySink
+from tether.sinks.pubsub import PubSubSink
+from tether.sinks.pubsub import cloudevent_attributes as pubsub_attributes
 from tether.sinks.rabbitmq import RabbitMQSink, cloudevent_attributes
 from tether.sinks.redis_streams import RedisStreamsSink, read_entry
 
@@ -276,6 +280,52 @@ async def redis_harness(redis_url: str) -> AsyncGenerator[Harness, None]:
         await admin.aclose()
 
 
+async def pubsub_harness(emulator: str) -> AsyncGenerator[Harness, None]:
+    """A fresh topic ``c<token>-<topic>`` on the Pub/Sub emulator with one subscription
+    (message ordering on) that the test pulls from; the sink reaches the emulator through a
+    proxy the test can cut. Pub/Sub does not de-duplicate: consumers do, by ``ce-id``."""
+    topic = Topic(emulator, name=f"c{uuid.uuid4().hex[:12]}-order").create()
+    proxy = TcpProxy("127.0.0.1", int(emulator.rsplit(":", 1)[1]))
+    await proxy.start()
+    sink = await PubSubSink.connect(
+        project=PUBSUB_PROJECT,
+        topic=topic.name.replace("-order", "-{topic}"),
+        emulator_host=f"127.0.0.1:{proxy.port}",
+        max_message_bytes=MAX_MSG_SIZE,
+        timeout=5.0,
+    )
+    seen: list[Stored] = []
+
+    def drain() -> list[Stored]:
+        for message in topic.pull_all(quiet=0.3):
+            attrs = pubsub_attributes(message["attributes"])
+            assert message.get("orderingKey", "") == attrs.get("partitionkey", "")
+            seen.append(Stored(attrs, orjson.loads(message["data"])))
+        return seen
+
+    async def read_back() -> list[Stored]:
+        return list(drain())
+
+    async def stored_count() -> int:
+        return len(drain())
+
+    async def make_unavailable() -> None:
+        await proxy.cut()
+
+    def refused_event() -> Event:
+        # Over max_message_bytes: refused before sending (Pub/Sub refuses over 10 MB).
+        return make_event("OrderPlaced", {"pad": "x" * (MAX_MSG_SIZE + 100)}, topic="order")
+
+    try:
+        yield Harness(
+            sink, PubSubSink.features, read_back, stored_count, make_unavailable, refused_event
+        )
+    finally:
+        await sink.close()
+        await proxy.cut()
+        topic.delete()
+
+
 FEATURES = {
     "memory": MemorySink().features,
     "log": LogSink.features,
@@ -284,6 +334,7 @@ FEATURES = {
     "rabbitmq": RabbitMQSink.features,
     "rabbitmq-public-api": RabbitMQSink.features,
     "redis": RedisStreamsSink.features,
+    "pubsub": PubSubSink.features,
 }
 MARKS = {
     "jetstream": [pytest.mark.nats],
@@ -310,6 +361,8 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     elif request.param.startswith("rabbitmq"):
         raw = request.param == "rabbitmq"
         gen = rabbitmq_harness(request.getfixturevalue("amqp_url"), raw=raw)
+    elif request.param == "pubsub":
+        gen = pubsub_harness(request.getfixturevalue("pubsub_emulator"))
     elif request.param == "redis":
         gen = redis_harness(request.getfixturevalue("redis_url"))
     else:
