@@ -38,8 +38,8 @@ _MODULES = {
     Broker.rabbitmq: ("tether.consume.rabbitmq", "rabbitmq"),
     Broker.redis: ("tether.consume.redis_streams", "redis"),
 }
-_SOURCE_HELP = "JetStream stream, RabbitMQ queue or Redis stream key the consumer reads."
-_CONSUMER_HELP = "Durable consumer (JetStream), ignored for RabbitMQ, group (Redis)."
+_SOURCE_HELP = "JetStream stream, RabbitMQ exchange or Redis stream key the consumer reads."
+_CONSUMER_HELP = "Durable consumer (JetStream), queue (RabbitMQ) or group (Redis)."
 
 BrokerOpt = Annotated[Broker, typer.Option("--broker", help="Which broker.", show_default=False)]
 UrlOpt = Annotated[
@@ -86,7 +86,7 @@ def list_(
     broker: BrokerOpt,
     url: UrlOpt,
     source: SourceOpt,
-    consumer: ConsumerOpt = "",
+    consumer: ConsumerOpt,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
@@ -125,7 +125,7 @@ def replay(
     broker: BrokerOpt,
     url: UrlOpt,
     source: SourceOpt,
-    consumer: ConsumerOpt = "",
+    consumer: ConsumerOpt,
     ids: Annotated[
         list[str] | None,
         typer.Argument(
