@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.contract.consume.harness import ConsumerHarness, memory_harness
+from tests.contract.consume.harness_jetstream import jetstream_harness
 from tether.consume import Consumer, ConsumerSource, RedeliveryPolicy
 from tether.core.envelope import Event, make_event
 from tether.outbox.inbox import Inbox
@@ -23,6 +24,7 @@ from tether.outbox.inbox import Inbox
 pytestmark = pytest.mark.timeout(60)
 
 HARNESSES: dict[str, Callable[[], AsyncIterator[ConsumerHarness]]] = {
+    "jetstream": jetstream_harness,
     "memory": memory_harness,
 }
 
