@@ -1,6 +1,6 @@
 """A consumer process for chaos tests: one broker's source -> the runner -> PostgreSQL.
 
-``python -m tests.chaos.consumer_process BROKER DSN ORIGIN [HANG_ON]``. The handler writes a row
+``python -m tests.chaos.consumer_process BROKER DSN ORIGIN HANG_ON PAUSE``. The handler writes a row
 per event into ``handled`` in the inbox's transaction; the event whose payload ``n`` equals
 ``HANG_ON`` prints ``hanging <id>`` and never returns, so a test can SIGKILL the process while a
 handler (and its transaction) is open.
@@ -42,7 +42,7 @@ async def open_source(broker: str, origin: str) -> ConsumerSource:
     )
 
 
-async def main(broker: str, dsn: str, origin: str, hang_on: int | None) -> None:
+async def main(broker: str, dsn: str, origin: str, hang_on: int, pause: float) -> None:
     engine = create_async_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"))
     source = await open_source(broker, origin)
 
@@ -55,7 +55,7 @@ async def main(broker: str, dsn: str, origin: str, hang_on: int | None) -> None:
         if n == hang_on:
             print(f"hanging {event.id}", flush=True)
             await asyncio.sleep(3600)
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(pause)
 
     consumer = Consumer(
         source,
@@ -69,5 +69,4 @@ async def main(broker: str, dsn: str, origin: str, hang_on: int | None) -> None:
 
 
 if __name__ == "__main__":
-    hang = int(sys.argv[4]) if len(sys.argv) > 4 else None
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], hang))
+    asyncio.run(main(*sys.argv[1:4], int(sys.argv[4]), float(sys.argv[5])))

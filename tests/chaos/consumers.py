@@ -1,0 +1,114 @@
+"""What the consumer chaos tests share: a fresh origin on each broker with Tether's sink writing
+to it, consumer processes (``tests.chaos.consumer_process``) and a look at the dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+from tests.chaos.consumer_process import open_source
+from tests.support.services import AMQP_URL, NATS_URL, REDIS_URL
+from tether.sinks.base import Sink
+
+
+def spawn(
+    broker: str, dsn: str, origin: str, hang: int | None, *, slow: bool = False
+) -> subprocess.Popen[str]:
+    """A consumer process; ``slow`` handlers take 20 ms each, so a restart lands mid-run."""
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.chaos.consumer_process",
+        broker,
+        dsn,
+        origin,
+        str(hang if hang is not None else -1),
+        "0.02" if slow else "0.002",
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+async def read_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
+    while not line.startswith(prefix):
+        assert line, f"the consumer exited before printing {prefix!r}"
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
+    return line.strip()
+
+
+@contextlib.asynccontextmanager
+async def broker_origin(broker: str) -> AsyncIterator[tuple[str, Sink]]:
+    """A fresh stream / exchange+queue / stream key, Tether's sink writing to it, cleaned up."""
+    origin = f"chaos_{uuid.uuid4().hex[:10]}"
+    sink: Sink
+    if broker == "nats":
+        import nats
+        from nats.js.api import StreamConfig
+
+        from tether.sinks.jetstream import JetStreamSink
+
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name=origin, subjects=[f"{origin}.>"]))
+        sink = await JetStreamSink.connect(NATS_URL, stream=origin, subject_prefix=origin)
+        try:
+            yield origin, sink
+        finally:
+            await sink.close()
+            for name in (origin, f"{origin}_DLQ"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(name)
+            await nc.close()
+    elif broker == "rabbitmq":
+        import aio_pika
+
+        from tether.sinks.rabbitmq import RabbitMQSink
+
+        source = await open_source(broker, origin)  # declares the queue the sink routes to
+        await source.close()
+        sink = await RabbitMQSink.connect(AMQP_URL, exchange=origin, routing_key="{topic}")
+        try:
+            yield origin, sink
+        finally:
+            await sink.close()
+            conn = await aio_pika.connect(AMQP_URL)
+            channel = await conn.channel()
+            for queue in (origin, f"{origin}.dlq"):
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(queue)
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(origin)
+            await conn.close()
+    else:
+        import redis.asyncio as aioredis
+
+        from tether.sinks.redis_streams import RedisStreamsSink
+
+        sink = await RedisStreamsSink.connect(REDIS_URL, stream=origin)
+        try:
+            yield origin, sink
+        finally:
+            await sink.close()
+            client = aioredis.Redis.from_url(REDIS_URL)
+            keys = [k async for k in client.scan_iter(match=f"*{origin}*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+
+
+async def dead_letters(broker: str, origin: str) -> int:
+    module = {"nats": "jetstream", "rabbitmq": "rabbitmq", "redis": "redis_streams"}[broker]
+    box = await __import__(f"tether.consume.{module}", fromlist=["x"]).dead_letter_box(
+        {"nats": NATS_URL, "rabbitmq": AMQP_URL, "redis": REDIS_URL}[broker],
+        origin,
+        origin if broker == "rabbitmq" else "billing",  # RabbitMQ: exchange, then queue
+    )
+    try:
+        return len(await box.list(1000))
+    finally:
+        await box.close()
