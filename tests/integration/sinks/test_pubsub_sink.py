@@ -76,6 +76,29 @@ async def test_ordering_keys_are_set_and_each_key_arrives_in_order(
     assert got == sent
 
 
+async def test_the_ordering_key_holds_back_a_keys_next_message_until_the_first_is_acked(
+    sink: PubSubSink, topic: Topic
+) -> None:
+    """What makes the order hold for consumers: with ordering on, the emulator (like Pub/Sub)
+    delivers a key's next message only once the one before it is acknowledged."""
+    first, second = (
+        make_event("OrderUpdated", {"n": n}, aggregate_type="order", aggregate_id="7")
+        for n in range(2)
+    )
+    for event in (first, second):  # one call after the other, as the relay does for a key
+        assert (await sink.publish([event]))[0].ok
+    path = f"subscriptions/{topic.subscription}:pull"
+    one, many = ({"maxMessages": n, "returnImmediately": True} for n in (1, 10))
+    [held] = topic._call("POST", path, one)["receivedMessages"]
+    assert held["message"]["attributes"]["ce-id"] == str(first.id)
+    assert topic._call("POST", path, many).get("receivedMessages", []) == []  # held back
+    topic._call(
+        "POST", f"subscriptions/{topic.subscription}:acknowledge", {"ackIds": [held["ackId"]]}
+    )
+    [after] = topic.pull_all(expected=1)
+    assert after["attributes"]["ce-id"] == str(second.id)
+
+
 async def test_attributes_and_data_round_trip(sink: PubSubSink, topic: Topic) -> None:
     event = make_event(
         "OrderPlaced",
