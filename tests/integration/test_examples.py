@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLES: dict[str, list[str]] = {
     "examples/quickstart_queue.py": ["dead letters: [{'order': 8}]", "replayed: 1", "outbox dead letters: 0"],
+    "examples/consume_jetstream.py": [
+        "dead letters: [('OrderPlaced', 'handler', 2)]",
+        "replayed: 1",
+        "shipped: ['broken', 'kettle', 'mug']",
+    ],
     "examples/outbox_relay.py": ["processed once each: ['o-0', 'o-1', 'o-2', 'o-3', 'o-4']"],
     "examples/quickstart_sinks.py": [
         "jetstream outcomes: [True, True]",
