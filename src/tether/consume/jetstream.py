@@ -219,7 +219,7 @@ class JetStreamSource:
     async def receive(self, max_messages: int, wait: float) -> Sequence[Delivery]:
         sub = await self._pull()
         try:
-            msgs = await sub.fetch(max_messages, timeout=wait)
+            msgs = await sub.fetch(max_messages, timeout=max(wait, 0.01))
         except TimeoutError:  # nothing ready within ``wait`` (nats' TimeoutError is one too)
             msgs = []
         except nats.js.errors.APIError as exc:  # e.g. 409 consumer deleted: ensure it again
@@ -273,16 +273,17 @@ class JetStreamSource:
             try:
                 await self._ensure_consumer(js)
                 await self._ensure_dead_letter_stream(js)
-            except _TIMEOUTS as exc:
+                if self._sub is not None:
+                    await _unsubscribe_quietly(self._sub)
+                    self._sub = None
+                self._sub = await js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
+            except (*_TIMEOUTS, nats.js.errors.ServiceUnavailableError) as exc:
                 raise BrokerUnavailableError(
                     f"JetStream at {self._link.url} did not answer while ensuring consumer "
-                    f"{self.durable!r}: is it enabled (-js)?"
+                    f"{self.durable!r}: is it enabled (-js)? ({exc!r})"
                 ) from exc
             except _LINK_ERRORS as exc:
                 raise self._unavailable("ensuring the consumer", exc) from exc
-            if self._sub is not None:
-                await _unsubscribe_quietly(self._sub)
-            self._sub = await js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
             self._ready = self._link.generation
         return self._sub
 
@@ -449,9 +450,13 @@ class JetStreamDeadLetters:
     async def replay(self, ids: Sequence[str] | None = None) -> int:
         replayed = 0
         if ids is None:
-            async for seq, headers, data in self._walk():
+            # Only what is there now: a replay that fails again and is dead-lettered while
+            # this loop runs lands behind it and waits for the next replay.
+            async for seq, headers, data in self._walk(only_existing=True):
                 replayed += await self._replay_one(seq, headers, data)
             return replayed
+        if isinstance(ids, str):
+            raise ConfigError(f"ids must be a list of dead letter ids, got the string {ids!r}")
         for text in ids:
             if not text.isdigit():
                 raise ConfigError(
@@ -472,8 +477,11 @@ class JetStreamDeadLetters:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _walk(self) -> AsyncIterator[tuple[int, dict[str, str], bytes]]:
-        """(sequence, headers, data) of each dead letter on this durable's subject, in order."""
+    async def _walk(
+        self, *, only_existing: bool = False
+    ) -> AsyncIterator[tuple[int, dict[str, str], bytes]]:
+        """(sequence, headers, data) of each dead letter on this durable's subject, in order;
+        with ``only_existing``, none stored after the walk began."""
         js = await self._js()
         try:
             info = await js.stream_info(self.dead_letter_stream)
@@ -482,9 +490,10 @@ class JetStreamDeadLetters:
         except (*_TIMEOUTS, *_LINK_ERRORS) as exc:
             raise self._unavailable(exc) from exc
         seq = max(1, info.state.first_seq)
-        while True:
+        last = info.state.last_seq if only_existing else None
+        while last is None or seq <= last:
             found = await self._get(seq, next_=True)
-            if found is None:
+            if found is None or (last is not None and found[0] > last):
                 return
             yield found[:3]
             seq = found[0] + 1
