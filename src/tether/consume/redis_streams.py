@@ -528,7 +528,10 @@ def _consumer_name() -> str:
 
 def _handle(delivery: Delivery) -> _Entry:
     if not isinstance(delivery.handle, _Entry):
-        raise ConfigError("this delivery did not come from a Redis Streams source")
+        raise TypeError(
+            f"this delivery did not come from a Redis Streams source: its handle is "
+            f"{type(delivery.handle).__name__}"
+        )
     return delivery.handle
 
 

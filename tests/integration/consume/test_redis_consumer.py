@@ -460,3 +460,13 @@ async def test_a_group_deleted_under_the_consumer_is_created_again(
         await src.ack(again)
     finally:
         await src.close()
+
+
+async def test_a_delivery_from_another_source_is_refused(redis_url: str, stream: str) -> None:
+    src = await source(redis_url, stream)
+    try:
+        stranger = Delivery({}, b"{}", 1, "elsewhere", handle=42)
+        with pytest.raises(TypeError, match="not come from a Redis Streams source"):
+            await src.ack(stranger)
+    finally:
+        await src.close()
