@@ -15,8 +15,8 @@ import time
 import asyncpg
 import pytest
 
-from tests.chaos.consumers import broker_origin, dead_letters, read_line, spawn
 from tests.support import chaos
+from tests.support.consumers import broker_origin, dead_letters, read_line, spawn
 from tether.core.envelope import make_event
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]

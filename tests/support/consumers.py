@@ -1,4 +1,4 @@
-"""What the consumer chaos tests share: a fresh origin on each broker with Tether's sink writing
+"""What consumer tests share: a fresh origin on each broker with Tether's sink writing
 to it, consumer processes (``tests.chaos.consumer_process``) and a look at the dead letters."""
 
 from __future__ import annotations
