@@ -292,12 +292,12 @@ async def pubsub_harness(emulator: str) -> AsyncGenerator[Harness, None]:
         topic=topic.name.replace("-order", "-{topic}"),
         emulator_host=f"127.0.0.1:{proxy.port}",
         max_message_bytes=MAX_MSG_SIZE,
-        timeout=5.0,
+        timeout=30.0,  # the emulator is one JVM: on a loaded machine 1000 messages take a while
     )
     seen: list[Stored] = []
 
     def drain() -> list[Stored]:
-        for message in topic.pull_all(quiet=0.3):
+        for message in topic.pull_all(quiet=0.5):
             attrs = pubsub_attributes(message["attributes"])
             assert message.get("orderingKey", "") == attrs.get("partitionkey", "")
             seen.append(Stored(attrs, orjson.loads(message["data"])))
