@@ -39,8 +39,10 @@ def topic(pubsub_emulator: str) -> Iterator[Topic]:
 
 @pytest.fixture
 async def sink(pubsub_emulator: str, topic: Topic) -> AsyncIterator[PubSubSink]:
+    # A generous timeout: the emulator is one JVM, slow on a loaded machine, and a timed-out
+    # request that was stored after all would be re-published (a duplicate the tests count).
     opened = await PubSubSink.connect(
-        project=PROJECT, topic=topic.name, emulator_host=pubsub_emulator
+        project=PROJECT, topic=topic.name, emulator_host=pubsub_emulator, timeout=30.0
     )
     try:
         yield opened
@@ -271,7 +273,9 @@ async def test_a_relay_drains_postgres_into_pubsub_in_order(
                 )
                 sent.setdefault(f"order:{i % 50}", []).append(str(ref.id))
         store = await PostgresOutboxStore.connect(pg_dsn, connections=2)
-        relay = Relay(store, [sink], config=RelayConfig(batch_size=500, concurrency=2))
+        relay = Relay(
+            store, [sink], config=RelayConfig(batch_size=500, concurrency=2, publish_timeout=60.0)
+        )
         stop = asyncio.Event()
         started = time.perf_counter()
         runner = asyncio.create_task(relay.run(stop))
