@@ -143,12 +143,12 @@ class RedisStreamsSink:
                 self._sha = str(await self._client.script_load(XADD_ONCE))
         except redis.exceptions.AuthenticationError as exc:
             raise ConfigError(f"Redis refused the credentials: {exc}") from exc
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            raise SinkUnavailableError(f"sink {self.name!r}: cannot reach Redis: {exc}") from exc
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # before OSError, its base class: a hung server, not a refusal
             raise SinkUnavailableError(
                 f"sink {self.name!r}: Redis did not answer within {self.timeout}s"
             ) from exc
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise SinkUnavailableError(f"sink {self.name!r}: cannot reach Redis: {exc}") from exc
 
     async def publish(self, events: Sequence[Event]) -> Sequence[Outcome]:
         if self._closed:
@@ -214,15 +214,15 @@ class RedisStreamsSink:
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._exchange(calls)
+        except TimeoutError as exc:  # before OSError, its base class: a hung server
+            raise SinkUnavailableError(
+                f"sink {self.name!r}: Redis did not answer {len(calls)} call(s) within "
+                f"{self.timeout}s; the batch will be re-published"
+            ) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise SinkUnavailableError(
                 f"sink {self.name!r}: lost Redis while publishing ({exc}); the batch will be "
                 "re-published (the de-dup keys keep it from adding entries twice)"
-            ) from exc
-        except TimeoutError as exc:
-            raise SinkUnavailableError(
-                f"sink {self.name!r}: Redis did not answer {len(calls)} call(s) within "
-                f"{self.timeout}s; the batch will be re-published"
             ) from exc
 
     async def _exchange(self, calls: list[_Call]) -> list[Any]:
