@@ -36,6 +36,11 @@ EXAMPLES: dict[str, list[str]] = {
         "redis outcomes: [True, True]",
         "redis stream holds: ['OrderPlaced']",
     ],
+    "examples/consume_rabbitmq.py": [
+        "dead letters: [('OrderPlaced', 'handler', 2)]",
+        "replayed: 1",
+        "shipped: ['broken', 'kettle', 'mug']",
+    ],
     "examples/consume_redis.py": [
         "dead letters: [('OrderPlaced', 'handler', 2)]",
         "replayed: 1",

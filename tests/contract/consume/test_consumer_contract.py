@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.contract.consume.harness import ConsumerHarness, memory_harness
 from tests.contract.consume.harness_jetstream import jetstream_harness
+from tests.contract.consume.harness_rabbitmq import rabbitmq_harness
 from tests.contract.consume.harness_redis import redis_harness
 from tether.consume import Consumer, ConsumerSource, RedeliveryPolicy
 from tether.core.envelope import Event, make_event
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 HARNESSES: dict[str, Callable[[], AsyncIterator[ConsumerHarness]]] = {
     "jetstream": jetstream_harness,
     "memory": memory_harness,
+    "rabbitmq": rabbitmq_harness,
     "redis": redis_harness,
 }
 
