@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,7 +70,7 @@ def pubsub_emulator_fixture() -> Iterator[str]:
         log_path = Path(data_dir) / "emulator.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(BINARY), "--host=127.0.0.1", f"--port={host.rsplit(':', 1)[1]}"],
+                _command(host.rsplit(":", 1)[1]),
                 cwd=data_dir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -93,6 +94,15 @@ def pubsub_emulator_fixture() -> Iterator[str]:
             yield host
         finally:
             _stop(process)
+
+
+def _command(port: str) -> list[str]:
+    """The emulator's command line. Through util-linux's ``setpriv --pdeathsig`` when there
+    is one: the kernel then kills the emulator when pytest dies, even by SIGKILL (a timeout)
+    when no ``finally`` runs; the launcher script and ``setpriv`` exec, so it is the JVM."""
+    command = [str(BINARY), "--host=127.0.0.1", f"--port={port}"]
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
