@@ -285,9 +285,12 @@ class RabbitMQSource:
         try:
             connection = await aio_pika.connect(self._url, timeout=self.timeout)
         except aiormq.exceptions.ProbableAuthenticationError as exc:
-            raise ConfigError(
-                f"RabbitMQ at {_redact(self._url)} refused the credentials: {exc}"
-            ) from exc
+            refused = f"refused the credentials: {exc}"
+            if self._generation == 0:
+                raise ConfigError(f"RabbitMQ at {_redact(self._url)} {refused}") from exc
+            # They worked before: a broker still starting, or a password being rotated. The
+            # runner keeps trying; the log says why.
+            raise self._unavailable(refused) from exc
         except (*_LOST, aiormq.exceptions.AMQPError) as exc:
             raise self._unavailable(f"cannot reach it within {self.timeout}s: {exc!r}") from exc
         self._generation += 1
@@ -390,6 +393,8 @@ class RabbitMQSource:
             if release:
                 with contextlib.suppress(*_LOST):
                     await original.nack(requeue=True)
+                # A queue deleted under us: the next call reconnects and declares them all.
+                session.gone()
                 raise self._unavailable(f"RabbitMQ refused the copy for {queue!r}: {exc}") from exc
             raise
         except (*_LOST, aiormq.exceptions.AMQPError) as exc:
@@ -507,6 +512,8 @@ class RabbitMQDeadLetters:
         """Move these dead letters (all when None) back onto the queue through the default
         exchange, with their failure headers and delivery count gone; each copy is confirmed
         before its dead letter is acked."""
+        if isinstance(ids, str):
+            raise ConfigError(f"ids must be a list of dead-letter ids, got the string {ids!r}")
         wanted = None if ids is None else set(ids)
         replayed = 0
         async with self._taking() as kept:

@@ -277,6 +277,25 @@ async def test_list_only_peeks_and_replay_moves_the_chosen_ones_back_fresh(
         await box.close()
 
 
+async def test_a_queue_deleted_under_the_consumer_is_declared_again(broker: Broker) -> None:
+    src = await broker.source()
+    await broker.sink.publish(orders(1))
+    [delivery] = await take(src)
+    await broker.channel.queue_delete(f"{broker.queue}.dlq")
+    with pytest.raises(BrokerUnavailableError, match="refused the copy"):
+        await src.dead_letter(delivery, failure())
+    [again] = await take(src)  # reconnected, every queue declared again, the original back
+    assert again.event_id == delivery.event_id
+    await src.dead_letter(again, failure())
+    assert await broker.count(f"{broker.queue}.dlq") == 1
+    box = await dead_letter_box(broker.url, broker.exchange, broker.queue)
+    try:
+        with pytest.raises(ConfigError, match="list of dead-letter ids"):
+            await box.replay("abc")  # type: ignore[arg-type]
+    finally:
+        await box.close()
+
+
 async def test_names_and_settings_are_checked(broker: Broker) -> None:
     for bad in ("", "a b", "amq.x", "x" * 201):
         with pytest.raises(ConfigError, match="queue name"):
