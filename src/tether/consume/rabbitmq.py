@@ -147,6 +147,7 @@ class RabbitMQSource:
                 f"({max_retry_queues})"
             )
         self._declared: set[int] = set()
+        self._tried: set[int] = set()
         self._session: _Session | None = None
         self._generation = 0
         self._reconnect = asyncio.Lock()
@@ -195,8 +196,9 @@ class RabbitMQSource:
 
     @property
     def retry_queues(self) -> list[str]:
-        """The retry queues this source has declared (the broker may hold others' too)."""
-        return [topo.retry_queue(self.queue, ms) for ms in sorted(self._declared)]
+        """The retry queues this source has declared or tried to (a declare whose answer was
+        lost with the connection may have created one); the broker may hold others' too."""
+        return [topo.retry_queue(self.queue, ms) for ms in sorted(self._tried)]
 
     # -- the port ---------------------------------------------------------------------------
 
@@ -410,6 +412,7 @@ class RabbitMQSource:
         name = topo.retry_queue(self.queue, ms)
         if ms in self._declared:
             return name
+        self._tried.add(ms)
         try:
             async with asyncio.timeout(self.timeout):
                 await _declare(
