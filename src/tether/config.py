@@ -62,7 +62,11 @@ CONFIG_ENV = "TETHER_CONFIG"
 
 
 def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` → ``scheme://user:***@host/db``; other text unchanged."""
+    """``scheme://user:secret@host/db`` → ``scheme://user:***@host/db``; other text unchanged.
+    A comma-separated list of URLs (a NATS cluster) is masked URL by URL."""
+    parts_of = url.split(",")
+    if len(parts_of) > 1 and all("://" in part for part in parts_of):
+        return ",".join(mask_url(part) for part in parts_of)
     try:
         parts = urlsplit(url)
     except ValueError:

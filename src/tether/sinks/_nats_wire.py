@@ -210,9 +210,17 @@ class AckResult:
     duplicate: bool = False
     error: str | None = None
     retryable: bool = True
+    no_responders: bool = False  # no stream took the message: none listens, or none leads
 
 
 ACK_OK = AckResult(ok=True)
+
+
+def no_stream_error(subject: str) -> str:
+    return (
+        f"no JetStream stream listens on subject {subject!r}; create one "
+        "(JetStreamSink.ensure_stream) or fix the subject template"
+    )
 
 
 def parse_ack(data: bytes, status: str | None, subject: str) -> AckResult:
@@ -221,14 +229,11 @@ def parse_ack(data: bytes, status: str | None, subject: str) -> AckResult:
     ``{"stream":"S","seq":1}`` and ``{..., "duplicate": true}`` are both OK: a duplicate was
     already stored. ``{"error": {"code": 503, ...}}`` is a refusal; 5xx codes (stream limits,
     storage) are worth retrying, 4xx ones (message too large, bad request) are not. A bare
-    ``503`` status means no stream listens on the subject.
+    ``503`` status means no stream took the message: none listens on the subject, or (in a
+    cluster) the one that does has no leader right now; the caller tells them apart.
     """
     if status == "503" and not data:
-        return AckResult(
-            ok=False,
-            error=f"no JetStream stream listens on subject {subject!r}; create one "
-            "(JetStreamSink.ensure_stream) or fix the subject template",
-        )
+        return AckResult(ok=False, error=no_stream_error(subject), no_responders=True)
     if b'"error"' not in data:
         if b'"stream"' in data:
             return AckResult(ok=True, duplicate=b'"duplicate"' in data)

@@ -6,6 +6,7 @@ without the ``nats``, ``rabbitmq`` or ``redis`` extras.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Literal
 
@@ -16,9 +17,13 @@ from tether.sinks import _keys
 from tether.sinks.base import Sink
 from tether.sinks.registry import SinkPlugin, SinkSettings, hint
 
+_NATS_URL = re.compile(r"(nats|tls|ws|wss)://[^\s,]+")
+
 
 class NatsSettings(SinkSettings):
-    url: str | None = hint("a nats:// URL", default=None, pattern=r"^(nats|tls|ws|wss)://.+")
+    # Several URLs (comma-separated) are the servers of one cluster: the client connects to
+    # one and fails over to the others.
+    url: str | None = hint("a nats:// URL, or several separated by commas", default=None)
     stream: str = hint(
         "a JetStream stream name", default="TETHER", pattern=r"^[A-Za-z0-9_-]{1,64}$"
     )
@@ -27,6 +32,25 @@ class NatsSettings(SinkSettings):
         default="tether",
         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.split(",")
+        for n, part in enumerate(parts, 1):
+            if not _NATS_URL.fullmatch(part.strip()):
+                which = "" if len(parts) == 1 else f" (URL {n} of {len(parts)} is not one)"
+                raise ValueError(
+                    "must be a nats://, tls://, ws:// or wss:// URL, or several separated by "
+                    f"commas{which}"
+                )
+        return value
+
+    def servers(self) -> list[str]:
+        """The URLs of ``url``, in order."""
+        return [part.strip() for part in (self.url or "").split(",") if part.strip()]
 
 
 def _check_template(value: str, what: str, max_bytes: int) -> str:
@@ -97,7 +121,7 @@ async def _open_nats(s: NatsSettings) -> Sink:
 
     assert s.url is not None  # enabled() says so
     return await JetStreamSink.connect(
-        s.url, stream=s.stream, subject_prefix=s.subject_prefix, name="nats"
+        s.servers(), stream=s.stream, subject_prefix=s.subject_prefix, name="nats"
     )
 
 

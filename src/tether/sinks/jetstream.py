@@ -12,6 +12,10 @@ per message), which caps near 16-18k msg/s; see ``docs/sinks.md`` for figures.
 * Per event: PubAck → OK; error ack → failed (5xx retryable, 4xx not); no ack before the
   batch's deadline → failed, retryable.
 * Connection down or closed → :class:`SinkUnavailableError` for the whole call.
+* No stream took an event (a bare 503): JetStream is asked whether a stream listens on its
+  subject. None does → failed, retryable; one does (its leader is being elected after a
+  cluster node left) or JetStream cannot say → :class:`SinkUnavailableError`, so the relay
+  waits for the new leader without spending attempts.
 
 The fast path writes a batch's pre-encoded HPUB frames into nats-py's output buffer in one
 go, and on a connection it owns settles PubAcks straight from nats-py's parser: both touch
@@ -50,11 +54,12 @@ _CHUNK_BYTES = 256 * 1024
 
 
 class _Batch:
-    __slots__ = ("done", "outcomes", "remaining")
+    __slots__ = ("done", "outcomes", "remaining", "unheard")
 
     def __init__(self, size: int) -> None:
         self.outcomes: list[Outcome | None] = [None] * size
         self.remaining = 0
+        self.unheard: list[int] = []  # events no stream took (a bare 503 status)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
@@ -210,6 +215,8 @@ class JetStreamSink:
                         f"sink {self.name!r}: JetStream acknowledged none of {len(keys)} "
                         f"event(s) within {self.ack_timeout}s"
                     )
+                if batch.unheard:
+                    await self._check_unheard(events, batch)
         except (_Disconnected, nats.errors.ConnectionClosedError, OSError) as exc:
             raise SinkUnavailableError(
                 f"sink {self.name!r}: lost the NATS connection while publishing; "
@@ -257,6 +264,33 @@ class JetStreamSink:
             if not done.done() and not self._nc.is_connected:
                 raise _Disconnected
         done.result()
+
+    async def _check_unheard(self, events: Sequence[Event], batch: _Batch) -> None:
+        """Events no stream took: a missing stream fails them (retryable, as before); a stream
+        that exists but has no leader, or a JetStream that cannot say, is a whole-sink
+        condition. Only this failure path asks JetStream; the subject of every such event was
+        computed once already, so computing it again cannot fail."""
+        subjects = {i: self._subject(events[i]) for i in batch.unheard}
+        for subject in sorted(set(subjects.values())):
+            if await self._stream_may_listen(subject):
+                raise SinkUnavailableError(
+                    f"sink {self.name!r}: no stream took the events for {subject!r} although "
+                    "JetStream has one listening on it (or could not say): its leader is "
+                    "being elected; the batch will be re-published"
+                )
+        for i, subject in subjects.items():  # name the event's subject, not the reply inbox
+            batch.outcomes[i] = Outcome.failed(wire.no_stream_error(subject), retryable=True)
+
+    async def _stream_may_listen(self, subject: str) -> bool:
+        """False only when JetStream answers that no stream listens on ``subject``."""
+        jsm = self._nc.jetstream(timeout=min(1.0, self.ack_timeout))
+        try:
+            await jsm.find_stream_name_by_subject(subject)
+        except nats.js.errors.NotFoundError:
+            return False
+        except (nats.errors.Error, OSError) as exc:  # API timeout, no meta leader, ...
+            log.debug("stream lookup for %r failed: %r", subject, exc)
+        return True
 
     def _encode(self, events: Sequence[Event], batch: _Batch, keys: list[str]) -> list[bytes]:
         """HPUB frames of the publishable events, joined into chunks of ~256 KiB; each one
@@ -351,6 +385,8 @@ class JetStreamSink:
             else:
                 self.stats["refused"] += 1
                 batch.outcomes[i] = Outcome.failed(ack.error or "refused", retryable=ack.retryable)
+                if ack.no_responders:
+                    batch.unheard.append(i)
         _count_down(batch)
 
     def _settle_raw(self, reply: str, data: bytes) -> bool:

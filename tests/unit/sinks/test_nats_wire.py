@@ -170,6 +170,7 @@ def test_parse_ack(data: bytes, status: str | None, ok: bool, retryable: bool,
     ack = wire.parse_ack(data, status, "p.order")
     assert ack.ok is ok
     assert ack.duplicate is (b"duplicate" in data)
+    assert ack.no_responders is (status == "503")  # the sink then asks which stream listens
     if not ok:
         assert ack.retryable is retryable
         assert text is not None
