@@ -32,9 +32,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import aio_pika.exceptions
@@ -52,6 +52,7 @@ from tether.consume.port import DeadLetter, DeadLetterBox, Delivery, Failure
 from tether.core.errors import BrokerUnavailableError, ConfigError, NotFoundError
 
 log = logging.getLogger("tether.consume.rabbitmq")
+T = TypeVar("T")
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _PREFIX = "cloudEvents_"  # the sink's header prefix (the CloudEvents AMQP binding's)
@@ -68,6 +69,17 @@ _REFUSED = (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError)
 """A copy the broker nacked or could not route: nothing was written."""
 _Taken = list[AbstractIncomingMessage]
 _REPLAY_MAX = 1_000_000
+
+
+async def _amqp(step: Awaitable[T]) -> T:
+    """``step``'s result. aiormq fails what was pending on a channel or connection that closed
+    without a reason with a bare ``Exception``: that is a lost channel too."""
+    try:
+        return await step
+    except Exception as exc:
+        if type(exc) is Exception:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"closed: {exc!r}") from exc
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +297,7 @@ class RabbitMQSource:
 
     async def _open(self) -> _Session:
         try:
-            connection = await aio_pika.connect(self._url, timeout=self.timeout)
+            connection = await _amqp(aio_pika.connect(self._url, timeout=self.timeout))
         except aiormq.exceptions.ProbableAuthenticationError as exc:
             refused = f"refused the credentials: {exc}"
             if self._generation == 0:
@@ -298,21 +310,7 @@ class RabbitMQSource:
         self._generation += 1
         try:
             async with asyncio.timeout(self.timeout):
-                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-                await channel.set_qos(prefetch_count=self.prefetch)
-                queue = await _declare_consumer_queues(channel, self)
-                session = _Session(self._generation, connection, channel, queue)
-                connection.close_callbacks.add(session.gone)
-                channel.close_callbacks.add(session.gone)
-
-                async def arrive(message: AbstractIncomingMessage) -> None:
-                    # A lost session's messages go back to the queue when its connection
-                    # closes; only a live one buffers.
-                    if not session.lost.is_set():
-                        session.buffer.append(message)
-                        session.arrived.set()
-
-                await queue.consume(arrive)
+                session = await _amqp(self._setup(connection))
         except ConfigError:
             await _quietly_close(connection)
             raise
@@ -324,6 +322,25 @@ class RabbitMQSource:
             raise
         if self.lease is not None:
             session.watchdog = asyncio.ensure_future(self._release_overdue(session, self.lease))
+        return session
+
+    async def _setup(self, connection: AbstractConnection) -> _Session:
+        """The consuming channel on a new connection: QoS, every queue declared, consuming."""
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await _declare_consumer_queues(channel, self)
+        session = _Session(self._generation, connection, channel, queue)
+        connection.close_callbacks.add(session.gone)
+        channel.close_callbacks.add(session.gone)
+
+        async def arrive(message: AbstractIncomingMessage) -> None:
+            # A lost session's messages go back to the queue when its connection closes;
+            # only a live one buffers.
+            if not session.lost.is_set():
+                session.buffer.append(message)
+                session.arrived.set()
+
+        await queue.consume(arrive)
         return session
 
     async def _release_overdue(self, session: _Session, lease: float) -> None:
@@ -349,7 +366,7 @@ class RabbitMQSource:
                     lease,
                 )
                 try:
-                    await message.nack(requeue=True)
+                    await _amqp(message.nack(requeue=True))
                 except _LOST:
                     session.gone()
                     return
@@ -371,8 +388,8 @@ class RabbitMQSource:
 
     async def _settle(self, session: _Session, settle: Any) -> None:
         try:
-            await settle
-        except _LOST as exc:
+            await _amqp(settle)
+        except (*_LOST, aiormq.exceptions.AMQPError) as exc:
             session.gone()
             raise self._unavailable(f"settling a message failed: {exc!r}") from exc
 
@@ -388,13 +405,15 @@ class RabbitMQSource:
         """Write ``copy`` to ``queue`` and wait for its confirm. When the broker refuses it,
         the original goes back to the queue (``release``) and the caller sees the error."""
         try:
-            await session.channel.default_exchange.publish(
-                copy, routing_key=queue, mandatory=True, timeout=self.timeout
+            await _amqp(
+                session.channel.default_exchange.publish(
+                    copy, routing_key=queue, mandatory=True, timeout=self.timeout
+                )
             )
         except _REFUSED as exc:
             if release:
                 with contextlib.suppress(*_LOST):
-                    await original.nack(requeue=True)
+                    await _amqp(original.nack(requeue=True))
                 # A queue deleted under us: the next call reconnects and declares them all.
                 session.gone()
                 raise self._unavailable(f"RabbitMQ refused the copy for {queue!r}: {exc}") from exc
@@ -415,8 +434,10 @@ class RabbitMQSource:
         self._tried.add(ms)
         try:
             async with asyncio.timeout(self.timeout):
-                await _declare(
-                    session.channel, name, topo.retry_arguments(self.queue, self.queue_type, ms)
+                await _amqp(
+                    _declare(
+                        session.channel, name, topo.retry_arguments(self.queue, self.queue_type, ms)
+                    )
                 )
         except ConfigError:
             session.gone()  # the broker closed the channel on the conflict
@@ -476,7 +497,7 @@ class RabbitMQDeadLetters:
         if exchange is not None:
             topo.check_exchange(exchange)
         try:
-            connection = await aio_pika.connect(url, timeout=timeout)
+            connection = await _amqp(aio_pika.connect(url, timeout=timeout))
         except aiormq.exceptions.ProbableAuthenticationError as exc:
             raise ConfigError(f"RabbitMQ at {_redact(url)} refused the credentials: {exc}") from exc
         except (*_LOST, aiormq.exceptions.AMQPError) as exc:
@@ -551,8 +572,8 @@ class RabbitMQDeadLetters:
             yield taken
         finally:
             for message in taken:
-                with contextlib.suppress(*_LOST):
-                    await message.nack(requeue=True)
+                with contextlib.suppress(*_LOST, aiormq.exceptions.AMQPError):
+                    await _amqp(message.nack(requeue=True))
 
     async def _get(self) -> AbstractIncomingMessage | None:
         queue = await self._call(self._channel.get_queue(topo.dlq(self.queue), ensure=False))
@@ -564,7 +585,7 @@ class RabbitMQDeadLetters:
     async def _call(self, step: Any) -> Any:
         try:
             async with asyncio.timeout(self.timeout):
-                return await step
+                return await _amqp(step)
         except (*_LOST, *_REFUSED, aiormq.exceptions.AMQPError) as exc:
             raise BrokerUnavailableError(
                 f"dead-letter queue {topo.dlq(self.queue)!r}: RabbitMQ failed: {exc!r}"
@@ -616,9 +637,9 @@ async def _exists(connection: AbstractConnection, kind: str, name: str) -> None:
     channel = await connection.channel()
     try:
         if kind == "queue":
-            await channel.declare_queue(name, passive=True)
+            await _amqp(channel.declare_queue(name, passive=True))
         else:
-            await channel.declare_exchange(name, passive=True)
+            await _amqp(channel.declare_exchange(name, passive=True))
     except aiormq.exceptions.ChannelNotFoundEntity:
         raise NotFoundError(
             f"RabbitMQ has no {kind} {name!r}: check the names (a consumer declares its queues "
