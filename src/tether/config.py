@@ -32,14 +32,12 @@ import difflib
 import functools
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -54,32 +52,12 @@ from pydantic.fields import FieldInfo
 
 from tether.core.backoff import RetryPolicy
 from tether.core.errors import ConfigError
+from tether.core.redact import mask_url
 from tether.sinks import registry
 from tether.store.postgres.pooler import PoolerMode
 
 ENV_PREFIX = "TETHER_"
 CONFIG_ENV = "TETHER_CONFIG"
-
-
-def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` → ``scheme://user:***@host/db``; other text unchanged.
-    A comma-separated list of URLs (a NATS cluster) is masked URL by URL."""
-    parts_of = url.split(",")
-    if len(parts_of) > 1 and all("://" in part for part in parts_of):
-        return ",".join(mask_url(part) for part in parts_of)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    if "@" not in parts.netloc:
-        return url
-    user, host = parts.netloc.rsplit("@", 1)
-    if ":" in user:
-        return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
-    # A lone user part is a name for databases but a secret token for NATS and the like.
-    if parts.scheme.split("+", 1)[0] in ("postgresql", "postgres", "sqlite"):
-        return url
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _hint(text: str, **constraints: Any) -> Any:

@@ -21,8 +21,9 @@ from rich.console import Console
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from tether.config import Database, Settings, load_settings, mask_url
+from tether.config import Database, Settings, load_settings
 from tether.core.errors import ConfigError, TetherError
+from tether.core.redact import mask_url
 
 T = TypeVar("T")
 

@@ -47,6 +47,7 @@ from tether.consume import _redis_scripts as scripts
 from tether.consume import deadletter
 from tether.consume.port import DeadLetter, Delivery, Failure
 from tether.core.errors import BrokerUnavailableError, ConfigError
+from tether.core.redact import mask_url
 
 log = logging.getLogger("tether.consume.redis")
 
@@ -124,7 +125,7 @@ def _client(url: str, timeout: float) -> aioredis.Redis:
             retry=Retry(NoBackoff(), 0),
         )
     except ValueError as exc:
-        raise ConfigError(f"Redis URL {_redact(url)!r} is invalid: {exc}") from None
+        raise ConfigError(f"Redis URL {mask_url(url)!r} is invalid: {exc}") from None
 
 
 class RedisStreamsSource:
@@ -554,11 +555,3 @@ def _bytes(value: Any) -> bytes:
 def _text(value: Any) -> str:
     # A field that is not UTF-8 is still handed on (the runner dead-letters what it cannot use).
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"

@@ -40,6 +40,7 @@ from nats.js.api import StreamConfig
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
+from tether.core.redact import mask_url
 from tether.sinks import _nats_private as private
 from tether.sinks import _nats_wire as wire
 from tether.sinks.base import OK, Outcome, SinkFeatures
@@ -147,7 +148,7 @@ class JetStreamSink:
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             await _close_quietly(nc)
             raise SinkUnavailableError(
-                f"cannot reach NATS at {servers} within {connect_timeout}s: {exc!r}; "
+                f"cannot reach NATS at {_shown(servers)} within {connect_timeout}s: {exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
             ) from exc
         sink._raw = raw_frames and private.can_write_frames(nc)
@@ -455,3 +456,8 @@ async def _close_quietly(nc: NATS) -> None:
         await nc.close()
     except (TimeoutError, nats.errors.Error, OSError):  # pragma: no cover - best effort
         log.debug("error while closing NATS connection", exc_info=True)
+
+
+def _shown(servers: str | list[str]) -> str:
+    """The server URLs for a message, tokens and passwords masked."""
+    return mask_url(servers if isinstance(servers, str) else ",".join(servers))

@@ -38,6 +38,7 @@ from pamqp import commands as spec
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
+from tether.core.redact import mask_url
 from tether.sinks import _amqp_wire as wire
 from tether.sinks import _keys
 from tether.sinks.base import OK, Outcome, SinkFeatures
@@ -108,10 +109,12 @@ class RabbitMQSink:
                 url, timeout=connect_timeout, reconnect_interval=reconnect_interval
             )
         except aiormq.exceptions.ProbableAuthenticationError as exc:
-            raise ConfigError(f"RabbitMQ at {_redact(url)} refused the credentials: {exc}") from exc
+            raise ConfigError(
+                f"RabbitMQ at {mask_url(url)} refused the credentials: {exc}"
+            ) from exc
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
             raise SinkUnavailableError(
-                f"cannot reach RabbitMQ at {_redact(url)} within {connect_timeout}s: {exc!r}; "
+                f"cannot reach RabbitMQ at {mask_url(url)} within {connect_timeout}s: {exc!r}; "
                 "check that rabbitmq-server is running"
             ) from exc
         try:
@@ -373,12 +376,3 @@ def _returned(message: DeliveredMessage | None, exchange: str) -> str:
         f"unroutable: exchange {exchange!r} routes routing key {message.routing_key!r} to no "
         f"queue (basic.return {code} {text}); bind a queue for it"
     )
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tether.config import load_settings, mask_url, parse_database_url
+from tether.config import load_settings, parse_database_url
 from tether.core.errors import ConfigError
+from tether.core.redact import mask_url
 
 
 def write(tmp_path: Path, text: str) -> Path:
