@@ -50,6 +50,7 @@ from tether.consume import _rabbitmq_topology as topo
 from tether.consume import deadletter
 from tether.consume.port import DeadLetter, DeadLetterBox, Delivery, Failure
 from tether.core.errors import BrokerUnavailableError, ConfigError, NotFoundError
+from tether.core.redact import mask_url
 
 log = logging.getLogger("tether.consume.rabbitmq")
 T = TypeVar("T")
@@ -301,7 +302,7 @@ class RabbitMQSource:
         except aiormq.exceptions.ProbableAuthenticationError as exc:
             refused = f"refused the credentials: {exc}"
             if self._generation == 0:
-                raise ConfigError(f"RabbitMQ at {_redact(self._url)} {refused}") from exc
+                raise ConfigError(f"RabbitMQ at {mask_url(self._url)} {refused}") from exc
             # They worked before: a broker still starting, or a password being rotated. The
             # runner keeps trying; the log says why.
             raise self._unavailable(refused) from exc
@@ -467,7 +468,7 @@ class RabbitMQSource:
 
     def _unavailable(self, what: str) -> BrokerUnavailableError:
         return BrokerUnavailableError(
-            f"consumer {self.name!r}: RabbitMQ at {_redact(self._url)}: {what}"
+            f"consumer {self.name!r}: RabbitMQ at {mask_url(self._url)}: {what}"
         )
 
 
@@ -499,10 +500,12 @@ class RabbitMQDeadLetters:
         try:
             connection = await _amqp(aio_pika.connect(url, timeout=timeout))
         except aiormq.exceptions.ProbableAuthenticationError as exc:
-            raise ConfigError(f"RabbitMQ at {_redact(url)} refused the credentials: {exc}") from exc
+            raise ConfigError(
+                f"RabbitMQ at {mask_url(url)} refused the credentials: {exc}"
+            ) from exc
         except (*_LOST, aiormq.exceptions.AMQPError) as exc:
             raise BrokerUnavailableError(
-                f"cannot reach RabbitMQ at {_redact(url)} within {timeout}s: {exc!r}"
+                f"cannot reach RabbitMQ at {mask_url(url)} within {timeout}s: {exc!r}"
             ) from exc
         try:
             if exchange is not None:
@@ -695,12 +698,3 @@ async def _shut(session: _Session) -> None:
 async def _quietly_close(connection: AbstractConnection) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(connection.close(), 5.0)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
