@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import pg, services
+from tests.support import moto_server, pg, services
 
 
 @pytest.fixture
@@ -41,3 +41,10 @@ def nats_url() -> str:
 def amqp_url() -> str:
     services.require("rabbitmq")
     return services.AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    """moto's server, the stand-in for Amazon SQS: one per session, on a free loopback port."""
+    with moto_server.running_moto() as url:
+        yield url
