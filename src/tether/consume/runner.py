@@ -3,6 +3,7 @@
 For every delivery the runner decides, and the source (the broker adapter) carries it out:
 
 * not a Tether event -> dead-letter at once (``undecodable``): redelivering cannot fix it;
+  with ``catalog=``, so is an event the catalog cannot upcast to its current version;
 * the inbox has seen the event id -> ack without calling the handler (a duplicate);
 * the handler returns -> its transaction commits with the inbox row, then ack;
 * the handler raises -> retry after ``policy.delay(n)``, or dead-letter once
@@ -25,16 +26,19 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tether.consume import deadletter
 from tether.consume.decode import UndecodableError, event_from
 from tether.consume.policy import RedeliveryPolicy
 from tether.consume.port import ConsumerSource, Delivery, Failure
 from tether.core.envelope import Event
-from tether.core.errors import BrokerUnavailableError, ConfigError
+from tether.core.errors import BrokerUnavailableError, ConfigError, EventValidationError
 from tether.ops import instruments
 from tether.outbox.inbox import Inbox
+
+if TYPE_CHECKING:
+    from tether.catalog import EventCatalog
 
 log = logging.getLogger("tether.consume")
 
@@ -87,6 +91,7 @@ class Consumer:
         wait: float = 1.0,
         store_pause: float = STORE_RETRY_DELAY,
         rng: random.Random | None = None,
+        catalog: EventCatalog | None = None,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ConfigError(f"batch_size must be 1 to 10000, got {batch_size!r}")
@@ -101,6 +106,7 @@ class Consumer:
         self.wait = wait
         self.store_pause = store_pause
         self._rng = rng or random.Random()
+        self.catalog = catalog
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Receive and handle until ``stop`` is set; a broker outage only pauses the loop."""
@@ -140,7 +146,7 @@ class Consumer:
     async def process(self, delivery: Delivery) -> Outcome:
         """Decide on one delivery and have the source carry the verdict out."""
         try:
-            event = event_from(delivery.attributes, delivery.data)
+            event = self._decode(delivery)
         except UndecodableError as exc:
             await self.source.dead_letter(
                 delivery, self._failure("undecodable", str(exc), delivery)
@@ -164,6 +170,18 @@ class Consumer:
             return self._count(Outcome("retried", str(event.id), f"store: {reason}"))
         await self.source.ack(delivery)
         return self._count(Outcome("acked" if handled else "duplicate", str(event.id)))
+
+    def _decode(self, delivery: Delivery) -> Event:
+        event = event_from(delivery.attributes, delivery.data)
+        if self.catalog is None:
+            return event
+        try:
+            # Handlers only ever see the current version: older ones are upcast here. An
+            # upcaster that fails, or a result the current model refuses, cannot get better
+            # on redelivery, so the message is undecodable.
+            return self.catalog.upcast(event)
+        except EventValidationError as exc:
+            raise UndecodableError(f"event catalog: {exc}") from None
 
     async def _handle(self, event: Event) -> bool:
         async with self.transaction() as tx:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.core.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SOURCE, Event, make_event
-from tether.core.errors import ConfigError
+from tether.core.errors import ConfigError, EventValidationError
 from tether.core.ids import parse_id
 from tether.store import drivers, sqlfile
 from tether.store.dialect import Dialect
 from tether.store.sqlfile import Query
+
+if TYPE_CHECKING:  # the catalog (and pydantic) load only when a catalog is configured
+    from tether.catalog import EventCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +30,17 @@ class ProducerPolicy:
     require_tenant: bool = False
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     source: str = DEFAULT_SOURCE
+    catalog: EventCatalog | None = None
+    """Validate payloads of registered types (and refuse unknown ones if it says so)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_payload_bytes <= 64 * 1024 * 1024:
             raise ConfigError(
                 f"max_payload_bytes must be 1..67108864, got {self.max_payload_bytes}"
+            )
+        if self.catalog is not None and not callable(getattr(self.catalog, "resolve", None)):
+            raise ConfigError(
+                f"catalog must be a tether.catalog.EventCatalog, got {type(self.catalog).__name__}"
             )
 
 
@@ -46,10 +55,29 @@ def configure(policy: ProducerPolicy) -> ProducerPolicy:
 
 
 def _build(type: str, payload: object, fields: dict[str, Any]) -> Event:
+    if _policy.catalog is not None:
+        payload = _catalogued(_policy.catalog, type, payload, fields)
     fields.setdefault("require_tenant", _policy.require_tenant)
     fields.setdefault("max_payload_bytes", _policy.max_payload_bytes)
     fields.setdefault("source", _policy.source)
     return make_event(type, payload, **fields)
+
+
+def _catalogued(
+    catalog: EventCatalog, type: str, payload: object, fields: dict[str, Any]
+) -> object:
+    """The payload in its model's JSON form; the version and topic default to the catalog's."""
+    entry = catalog.resolve(type, fields.get("version"))
+    if entry is None:
+        return payload
+    topic = fields.get("topic")
+    if topic is not None and topic != entry.topic:
+        raise EventValidationError(
+            f"event {type} is registered on topic {entry.topic!r}, not {topic!r}"
+        )
+    fields["version"] = entry.version
+    fields["topic"] = entry.topic
+    return catalog.check(entry, payload)
 
 
 @dataclass(frozen=True, slots=True)
