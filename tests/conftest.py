@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support import moto_server, pg, services
+
+# Property tests check properties, not speed: on a loaded 2-core machine a slow example is not a
+# failure (hypothesis's default 200 ms deadline made such runs flaky).
+hypothesis_settings.register_profile("tether", deadline=None)
+hypothesis_settings.load_profile("tether")
 
 
 @pytest.fixture
