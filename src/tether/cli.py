@@ -1,4 +1,4 @@
-"""The ``tether`` command: migrate, relay, status, dlq, demo (and ``caps`` when installed).
+"""The ``tether`` command: migrate, relay, status, dlq, demo, catalog (and ``caps`` when installed).
 
 Each command lives in :mod:`tether.commands`; this module only assembles them. Settings come
 from flags, then ``TETHER_*`` variables, then the ``--config`` TOML file (see
@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from tether.commands import common, consume, demo, dlq, migrate, relay, status  # one per command
+from tether.commands import (  # one per command
+    catalog,
+    common,
+    consume,
+    demo,
+    dlq,
+    migrate,
+    relay,
+    status,
+)
 
 app = typer.Typer(
     name="tether",
@@ -47,6 +56,7 @@ app.command()(migrate.migrate)
 app.command()(relay.relay)
 app.command()(status.status)
 app.command()(demo.demo)
+app.command()(catalog.catalog)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 
