@@ -46,6 +46,12 @@ EXAMPLES: dict[str, list[str]] = {
         "replayed: 1",
         "shipped: ['broken', 'kettle', 'mug']",
     ],
+    "examples/catalog_events.py": [
+        "written: OrderPlaced v2 order {'order_id': 'o-1', 'total_cents': 1200, 'currency': 'EUR'}",
+        "refused: event OrderPlaced v2 payload is invalid: total_cents: Input should be a valid integer",
+        "refused: event type 'OrderPlacd' is not in the event catalog (unknown types are refused); did you mean OrderPlaced?",
+        "handled: [(2, {'order_id': 'o-old', 'total_cents': 300, 'currency': 'EUR'})]",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
