@@ -48,6 +48,7 @@ from tether.consume import deadletter
 from tether.consume.port import DeadLetter, Delivery, Failure
 from tether.core.errors import BrokerUnavailableError, ConfigError
 from tether.sinks import _nats_wire as wire
+from tether.sinks._nats_conn import close_quietly, log_error
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,13 @@ class _Link:
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
             "connect_timeout": min(2.0, self.connect_timeout),
-            "error_cb": _log_error,
+            "error_cb": log_error,
         }
         options.update(self.options)
         try:
             await asyncio.wait_for(nc.connect(self.url, **options), self.connect_timeout)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
-            await _close_quietly(nc)
+            await close_quietly(nc)
             raise BrokerUnavailableError(
                 f"cannot reach NATS at {self.url} within {self.connect_timeout}s: {exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
@@ -150,7 +151,7 @@ class _Link:
     async def close(self) -> None:
         self._closed = True
         if self._nc is not None:
-            await _close_quietly(self._nc)
+            await close_quietly(self._nc)
 
 
 class JetStreamSource:
@@ -607,14 +608,3 @@ async def _unsubscribe_quietly(sub: JetStreamContext.PullSubscription) -> None:
         await sub.unsubscribe()
     except (nats.errors.Error, OSError):
         log.debug("error while dropping an old pull subscription", exc_info=True)
-
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS connection error: %r", exc)
-
-
-async def _close_quietly(nc: NATS) -> None:
-    try:
-        await nc.close()
-    except (TimeoutError, nats.errors.Error, OSError):  # pragma: no cover - best effort
-        log.debug("error while closing NATS connection", exc_info=True)

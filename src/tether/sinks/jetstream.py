@@ -43,6 +43,7 @@ from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
 from tether.core.redact import mask_url
 from tether.sinks import _nats_private as private
 from tether.sinks import _nats_wire as wire
+from tether.sinks._nats_conn import close_quietly, log_error
 from tether.sinks.base import OK, Outcome, SinkFeatures
 
 log = logging.getLogger(__name__)
@@ -139,14 +140,14 @@ class JetStreamSink:
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
             "connect_timeout": min(2.0, connect_timeout),
-            "error_cb": _log_error,
+            "error_cb": log_error,
             "disconnected_cb": sink._on_disconnected,
         }
         options.update(nats_options)
         try:
             await asyncio.wait_for(nc.connect(servers, **options), connect_timeout)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
-            await _close_quietly(nc)
+            await close_quietly(nc)
             raise SinkUnavailableError(
                 f"cannot reach NATS at {_shown(servers)} within {connect_timeout}s: {exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
@@ -157,7 +158,7 @@ class JetStreamSink:
             if stream is not None:
                 await sink.ensure_stream(stream, [f"{subject_prefix}.>"], duplicate_window)
         except BaseException:
-            await _close_quietly(nc)
+            await close_quietly(nc)
             raise
         return sink
 
@@ -236,7 +237,7 @@ class JetStreamSink:
         self._closed = True
         self._fail_in_flight()
         if self._owns:
-            await _close_quietly(self._nc)
+            await close_quietly(self._nc)
         elif self._sub is not None and not self._nc.is_closed:
             await self._sub.unsubscribe()
 
@@ -445,17 +446,6 @@ def _subject_fn(subject: str | Callable[[Event], str], prefix: str) -> Callable[
         return wire.check_subject(subject(event))
 
     return checked
-
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS connection error: %r", exc)
-
-
-async def _close_quietly(nc: NATS) -> None:
-    try:
-        await nc.close()
-    except (TimeoutError, nats.errors.Error, OSError):  # pragma: no cover - best effort
-        log.debug("error while closing NATS connection", exc_info=True)
 
 
 def _shown(servers: str | list[str]) -> str:
