@@ -7,11 +7,17 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.chaos.consumer_process import open_source
 from tests.support.services import AMQP_URL, NATS_URL, REDIS_URL
+from tether.core.envelope import Event
 from tether.sinks.base import Sink
 
 
@@ -112,3 +118,32 @@ async def dead_letters(broker: str, origin: str) -> int:
         return len(await box.list(1000))
     finally:
         await box.close()
+
+
+class Handler:
+    """Writes one row per event in the consumer's transaction; fails the first try of some."""
+
+    def __init__(self, fail_first: Callable[[int], bool] = lambda n: False) -> None:
+        self.fail_first = fail_first
+        self.calls: dict[str, int] = {}
+
+    async def __call__(self, event: Event, tx: Any) -> None:
+        key = str(event.id)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        await tx.execute(
+            text("INSERT INTO handled VALUES (:id, :n)"), {"id": key, "n": event.payload["n"]}
+        )
+        if self.calls[key] == 1 and self.fail_first(event.payload["n"]):
+            raise ValueError(f"first try of {event.payload['n']} fails")
+
+
+async def handled(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM handled"))).scalar_one())
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)

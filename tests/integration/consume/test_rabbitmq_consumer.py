@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,10 @@ import aio_pika
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
+from tests.support.consumers import Handler, handled, wait_for
 from tether.consume import Consumer, Delivery, Failure, RedeliveryPolicy, deadletter
 from tether.consume.rabbitmq import RabbitMQSource, dead_letter_box
 from tether.core.envelope import Event, make_event
@@ -353,44 +353,6 @@ async def test_a_silent_broker_makes_a_retry_unavailable_within_its_timeout(
 
 
 # -- with the runner and PostgreSQL -------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(pg_dsn: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_async_engine(pg_dsn.replace("postgresql://", "postgresql+asyncpg://"))
-    async with eng.begin() as conn:
-        await conn.execute(text("CREATE TABLE handled (event_id text PRIMARY KEY, n int)"))
-    yield eng
-    await eng.dispose()
-
-
-class Handler:
-    """Writes one row per event in the consumer's transaction; fails the first try of some."""
-
-    def __init__(self, fail_first: Callable[[int], bool] = lambda n: False) -> None:
-        self.fail_first = fail_first
-        self.calls: dict[str, int] = {}
-
-    async def __call__(self, event: Event, tx: Any) -> None:
-        key = str(event.id)
-        self.calls[key] = self.calls.get(key, 0) + 1
-        await tx.execute(
-            text("INSERT INTO handled VALUES (:id, :n)"), {"id": key, "n": event.payload["n"]}
-        )
-        if self.calls[key] == 1 and self.fail_first(event.payload["n"]):
-            raise ValueError(f"first try of {event.payload['n']} fails")
-
-
-async def handled(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM handled"))).scalar_one())
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_connection_cut_pauses_the_consumer_and_it_resumes_losing_nothing(
