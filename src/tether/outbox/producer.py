@@ -32,6 +32,9 @@ class ProducerPolicy:
     source: str = DEFAULT_SOURCE
     catalog: EventCatalog | None = None
     """Validate payloads of registered types (and refuse unknown ones if it says so)."""
+    tenancy: bool = False
+    """Every event names a tenant, and on PostgreSQL the write scopes the transaction to it
+    (``tether.tenant_id``, see :mod:`tether.tenancy`) so row-level security admits the row."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_payload_bytes <= 64 * 1024 * 1024:
@@ -57,7 +60,7 @@ def configure(policy: ProducerPolicy) -> ProducerPolicy:
 def _build(type: str, payload: object, fields: dict[str, Any]) -> Event:
     if _policy.catalog is not None:
         payload = _catalogued(_policy.catalog, type, payload, fields)
-    fields.setdefault("require_tenant", _policy.require_tenant)
+    fields.setdefault("require_tenant", _policy.require_tenant or _policy.tenancy)
     fields.setdefault("max_payload_bytes", _policy.max_payload_bytes)
     fields.setdefault("source", _policy.source)
     return make_event(type, payload, **fields)
@@ -118,8 +121,12 @@ def _values(event: Event, max_attempts: int | None) -> dict[str, object]:
 def _plan(target: object, event: Event, notify: bool) -> tuple[Query, Query, Query]:
     dialect = drivers.dialect_of(target)
     q = _queries(dialect)
-    insert = q["insert_notify"] if notify and dialect == "postgres" else q["insert"]
-    return insert, q["claim_key"], q["find_key"]
+    # With tenancy, the PostgreSQL statements set the tenant scope themselves (same round trips).
+    scoped = "_tenant" if _policy.tenancy and dialect == "postgres" else ""
+    insert = (
+        q["insert_notify" + scoped] if notify and dialect == "postgres" else q["insert" + scoped]
+    )
+    return insert, q["claim_key" + scoped], q["find_key"]
 
 
 def _key_values(event: Event) -> dict[str, object]:

@@ -1,0 +1,52 @@
+"""Roles for row-level security tests: an application role subject to the tenant policies and
+a relay role that bypasses them, in a fresh database, both dropped afterwards.
+
+Roles are cluster-wide, so their names are unique per test; trust authentication lets a test
+connect as either (``postgresql://<role>@host/db``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+
+from tests.support import pg
+from tests.support.services import PG_ADMIN_DSN
+
+TABLES = ("tether_outbox", "tether_outbox_keys")
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyDb:
+    admin: str  # the owner (superuser): migrations, fixtures
+    app: str  # an application role: row-level security applies
+    relay: str  # a BYPASSRLS role: sees every tenant, as the relay does
+
+
+def _as(dsn: str, role: str) -> str:
+    scheme, _, rest = dsn.partition("://")
+    return f"{scheme}://{role}@{rest.split('@', 1)[1]}"
+
+
+@contextmanager
+def tenancy_database() -> Iterator[TenancyDb]:
+    suffix = uuid.uuid4().hex[:10]
+    app, relay = f"tether_app_{suffix}", f"tether_relay_{suffix}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{app}" LOGIN')
+        admin.execute(f'CREATE ROLE "{relay}" LOGIN BYPASSRLS')
+    try:
+        with pg.fresh_database() as dsn:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for role in (app, relay):
+                    for table in TABLES:
+                        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+            yield TenancyDb(admin=dsn, app=_as(dsn, app), relay=_as(dsn, relay))
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{app}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{relay}"')
