@@ -1,10 +1,12 @@
 """Tenant scope for PostgreSQL row-level security.
 
 Tether's tables carry a tenant id and, on PostgreSQL, row-level security policies (schema file
-``040_tenancy.sql``) that let a non-owner role see and write only the rows of the tenant named
-by the transaction-local setting ``tether.tenant_id``. :func:`tenant_scope` sets it inside the
-caller's transaction with ``set_config(..., true)``, so it ends with the transaction and never
-leaks to the next user of a pooled connection. An unset setting matches no row (fails closed).
+``040_tenancy.sql``, enabled with ``SELECT tether_tenancy(true)``) that let a non-owner role see
+and write only the rows of the tenant named by the transaction-local setting
+``tether.tenant_id``. :func:`tenant_scope` sets it inside the caller's transaction (the
+database's ``tether_set_tenant``, i.e. ``set_config(..., true)``), so it ends with the
+transaction and never leaks to the next user of a pooled connection. An unset setting matches
+no row (fails closed), and a transaction already scoped to another tenant is refused.
 
 The tenant id follows the envelope's name rule and is checked before anything is sent, so a bad
 id never reaches the database. On SQLite (no row-level security) the scope is only validated.
@@ -19,7 +21,7 @@ from tether.store.sqlfile import Query
 SETTING = "tether.tenant_id"
 """The transaction-local setting the row-level security policies compare tenant ids with."""
 
-_SET = Query("tenant_scope", f"SELECT set_config('{SETTING}', :tenant_id, true)")
+_SET = Query("tenant_scope", "SELECT tether_set_tenant(:tenant_id)")
 
 
 def check_tenant_id(tenant_id: object) -> str:

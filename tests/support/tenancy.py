@@ -33,7 +33,7 @@ def _as(dsn: str, role: str) -> str:
 
 
 @contextmanager
-def tenancy_database() -> Iterator[TenancyDb]:
+def tenancy_database(*, enabled: bool = True) -> Iterator[TenancyDb]:
     suffix = uuid.uuid4().hex[:10]
     app, relay = f"tether_app_{suffix}", f"tether_relay_{suffix}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
@@ -42,6 +42,8 @@ def tenancy_database() -> Iterator[TenancyDb]:
     try:
         with pg.fresh_database() as dsn:
             with psycopg.connect(dsn, autocommit=True) as conn:
+                if enabled:
+                    conn.execute("SELECT tether_tenancy(true)")
                 for role in (app, relay):
                     for table in TABLES:
                         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')

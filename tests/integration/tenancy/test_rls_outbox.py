@@ -189,3 +189,48 @@ def test_sync_writes_and_scope(two_tenants: TenancyDb) -> None:
         assert conn.execute(COUNT).fetchone() == (3,)
         conn.commit()
         assert conn.execute(COUNT).fetchone() == (0,)
+
+
+async def test_a_transaction_belongs_to_one_tenant(db: TenancyDb) -> None:
+    conn = await asyncpg.connect(db.app)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="scoped to tenant acme"):
+            async with conn.transaction():
+                await tenant_scope(conn, "acme")
+                await add_event(conn, "OrderPlaced", {}, tenant_id="globex")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="scoped to tenant acme"):
+            async with conn.transaction():
+                await add_event(conn, "OrderPlaced", {}, tenant_id="acme")
+                await tenant_scope(conn, "globex")
+        async with conn.transaction():  # the same tenant again is fine
+            await tenant_scope(conn, "acme")
+            await add_event(conn, "OrderPlaced", {}, tenant_id="acme", idempotency_key="k")
+    finally:
+        await conn.close()
+    assert await scalar(db.admin, COUNT) == 1
+
+
+async def test_until_enabled_the_policies_change_nothing() -> None:
+    # Upgrading must not break applications without tenants that run as a non-owner role.
+    previous = configure(ProducerPolicy())
+    try:
+        with tenancy_database(enabled=False) as db:
+            await write(db.app, "acme", 1)
+            conn = await asyncpg.connect(db.app)
+            try:
+                async with conn.transaction():
+                    await add_event(conn, "OrderPlaced", {}, idempotency_key="k")
+                    assert await conn.fetchval(COUNT) == 2
+            finally:
+                await conn.close()
+            admin = await asyncpg.connect(db.admin)
+            try:
+                await admin.execute("SELECT tether_tenancy(true)")
+                assert await scalar(db.app, COUNT) == 0
+                assert await scalar(db.app, COUNT, "acme") == 1
+                await admin.execute("SELECT tether_tenancy(false)")
+                assert await scalar(db.app, COUNT) == 2
+            finally:
+                await admin.close()
+    finally:
+        configure(previous)

@@ -24,12 +24,13 @@ WITH e AS (
 SELECT pg_notify('tether_outbox', '') FROM e
 
 -- name: insert_tenant
--- With tenancy on, the insert also scopes the transaction to the event's tenant (set_config
--- returns the value it sets), so row-level security checks the row without an extra statement.
+-- With tenancy on, the insert also scopes the transaction to the event's tenant
+-- (tether_set_tenant returns it; a transaction scoped to another tenant is refused), so
+-- row-level security checks the row without an extra statement.
 INSERT INTO tether_outbox (id, partition_key, tenant_id, topic, type, version, aggregate_type,
     aggregate_id, source, payload, user_id, correlation_id, causation_id, traceparent,
     idempotency_key, created_at, max_attempts)
-VALUES (:id, :partition_key, set_config('tether.tenant_id', :tenant_id, true), :topic, :type,
+VALUES (:id, :partition_key, tether_set_tenant(:tenant_id), :topic, :type,
     :version, :aggregate_type, :aggregate_id, :source, CAST(:payload AS json), :user_id,
     :correlation_id, :causation_id, :traceparent, :idempotency_key, :created_at, :max_attempts)
 
@@ -38,7 +39,7 @@ WITH e AS (
     INSERT INTO tether_outbox (id, partition_key, tenant_id, topic, type, version, aggregate_type,
         aggregate_id, source, payload, user_id, correlation_id, causation_id, traceparent,
         idempotency_key, created_at, max_attempts)
-    VALUES (:id, :partition_key, set_config('tether.tenant_id', :tenant_id, true), :topic,
+    VALUES (:id, :partition_key, tether_set_tenant(:tenant_id), :topic,
         :type, :version, :aggregate_type, :aggregate_id, :source, CAST(:payload AS json),
         :user_id, :correlation_id, :causation_id, :traceparent, :idempotency_key, :created_at,
         :max_attempts)
@@ -55,7 +56,7 @@ RETURNING event_id
 -- name: claim_key_tenant
 -- Runs before the insert, so it scopes the transaction first (find_key then sees the tenant's keys).
 INSERT INTO tether_outbox_keys (tenant_id, key, event_id)
-VALUES (set_config('tether.tenant_id', :tenant_id, true), :key, :event_id)
+VALUES (tether_set_tenant(:tenant_id), :key, :event_id)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 

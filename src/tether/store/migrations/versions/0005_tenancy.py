@@ -1,4 +1,5 @@
-"""Tenant isolation: row-level security on the outbox and its idempotency keys.
+"""Tenant isolation: row-level security policies on the outbox and its idempotency keys,
+enabled by ``SELECT tether_tenancy(true)``.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,10 +24,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
-        DROP POLICY tether_tenant_isolation ON tether_outbox_keys;
         ALTER TABLE tether_outbox_keys DISABLE ROW LEVEL SECURITY;
-        DROP POLICY tether_tenant_isolation ON tether_outbox;
         ALTER TABLE tether_outbox DISABLE ROW LEVEL SECURITY;
+        DROP POLICY tether_tenant_isolation ON tether_outbox_keys;
+        DROP POLICY tether_tenant_isolation ON tether_outbox;
+        DROP FUNCTION tether_tenancy(boolean);
+        DROP FUNCTION tether_set_tenant(text);
         DROP FUNCTION tether_tenant();
         """
     )
