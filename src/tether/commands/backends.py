@@ -3,6 +3,11 @@
 The dead-letter operations are the work-item engine's (:mod:`tether.queue`) over the
 ``tether_outbox`` table spec; this module adds the two reads the engine does not have: one
 snapshot for ``tether status`` and a filtered count for the confirmation and progress bar.
+
+With a tenant, every connection of the command's private pool is scoped to it (the session
+setting ``tether.tenant_id``), so with row-level security on (docs/tenancy.md) a role subject
+to it reaches that tenant's rows only; the commands also filter by tenant, which is what
+limits a role that bypasses row-level security.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ from typing import Any
 
 from tether.commands import common
 from tether.config import Database
+from tether.core.errors import ConfigError, EventValidationError
 from tether.outbox.table import OUTBOX
 from tether.queue import Item, ItemFilter, ItemState
 from tether.queue.engine import Engine
 from tether.queue.spec import where
+from tether.store.postgres.pooler import PoolerMode, mode_of
 from tether.store.sqlfile import Query, queries
+from tether.tenancy import SETTING, check_tenant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +74,21 @@ def _snapshot(row: Any) -> Snapshot:
 class OutboxAdmin:
     """The engine's admin operations on ``tether_outbox`` plus status and count reads."""
 
-    def __init__(self, engine: Engine, fetch: Callable[[Query, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        fetch: Callable[[Query, dict[str, Any]], Any],
+        tenant: str | None = None,
+    ) -> None:
         self.engine = engine
+        self.tenant = tenant
         self._fetch = fetch
         self._queries = queries("tether.commands", engine.dialect)
 
     async def snapshot(self) -> Snapshot:
-        rows = await self._fetch(self._queries["status"], {})
+        """Counts of the whole outbox, or of the admin's tenant only (then ``last_seq`` is 0:
+        the sequence counts every tenant's events)."""
+        rows = await self._fetch(self._queries["status"], {"tenant": self.tenant})
         return _snapshot(rows[0])
 
     async def count(self, f: ItemFilter, states: tuple[ItemState, ...] | None) -> int:
@@ -88,33 +104,57 @@ class OutboxAdmin:
         return await self.engine.get(id)
 
 
+def parse_tenant(tenant: str | None) -> str | None:
+    """The ``--tenant`` option's value, checked with the envelope's rule (exit 2 if invalid)."""
+    if tenant is None:
+        return None
+    try:
+        return check_tenant_id(tenant)
+    except EventValidationError as exc:
+        common.bad_input(f"--tenant: {exc}")
+
+
 @asynccontextmanager
-async def open_admin(db: Database) -> AsyncIterator[OutboxAdmin]:
+async def open_admin(db: Database, tenant: str | None = None) -> AsyncIterator[OutboxAdmin]:
+    """The outbox admin of ``db``; with ``tenant`` (checked first) scoped to that tenant."""
+    if tenant is not None:
+        tenant = check_tenant_id(tenant)
     if db.kind == "postgres":
-        async with _postgres(db) as admin:
+        async with _postgres(db, tenant) as admin:
             yield admin
     else:
-        async with _sqlite(db) as admin:
+        async with _sqlite(db, tenant) as admin:
             yield admin
 
 
 @asynccontextmanager
-async def _postgres(db: Database) -> AsyncIterator[OutboxAdmin]:
+async def _postgres(db: Database, tenant: str | None) -> AsyncIterator[OutboxAdmin]:
     from tether.queue.postgres import PostgresQueue, create_pool
 
-    pool = await create_pool(db.url, min_size=1, max_size=2, pooler_mode=db.pooler)
+    settings = {}
+    if tenant is not None:
+        if mode_of(db.pooler) is PoolerMode.TRANSACTION:
+            # A transaction pooler drops the session setting: the scope would silently be none.
+            raise ConfigError(
+                "--tenant needs a session of its own: connect directly or through a "
+                "session-mode pooler, not a transaction-mode one"
+            )
+        settings[SETTING] = tenant
+    pool = await create_pool(
+        db.url, min_size=1, max_size=2, pooler_mode=db.pooler, settings=settings
+    )
     try:
 
         async def fetch(query: Query, params: dict[str, Any]) -> Any:
             return await pool.fetch(query.numbered, *query.args(params))
 
-        yield OutboxAdmin(PostgresQueue(pool, spec=OUTBOX, queue=None), fetch)
+        yield OutboxAdmin(PostgresQueue(pool, spec=OUTBOX, queue=None), fetch, tenant)
     finally:
         await pool.close()
 
 
 @asynccontextmanager
-async def _sqlite(db: Database) -> AsyncIterator[OutboxAdmin]:
+async def _sqlite(db: Database, tenant: str | None) -> AsyncIterator[OutboxAdmin]:
     from tether.queue.sqlite import SqliteQueue, open_database, to_sqlite
 
     common.require_sqlite_file(db)
@@ -125,6 +165,6 @@ async def _sqlite(db: Database) -> AsyncIterator[OutboxAdmin]:
             values = {k: to_sqlite(v) for k, v in params.items()}
             return list(await conn.execute_fetchall(query.sql, values))
 
-        yield OutboxAdmin(SqliteQueue(conn, spec=OUTBOX, queue=None), fetch)
+        yield OutboxAdmin(SqliteQueue(conn, spec=OUTBOX, queue=None), fetch, tenant)
     finally:
         await conn.close()

@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tether.commands import common
-from tether.commands.backends import OutboxAdmin, open_admin
+from tether.commands.backends import OutboxAdmin, open_admin, parse_tenant
 from tether.config import Database
+from tether.core.errors import NotFoundError
 from tether.queue import Item, ItemFilter, ItemState
 
 app = typer.Typer(help="Inspect, replay and purge dead-lettered events.", no_args_is_help=True)
@@ -31,7 +32,14 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Event type, exactly.")]
 TopicOpt = Annotated[str | None, typer.Option("--topic", help="Topic, exactly.")]
-TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant id.")]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Tenant id: only its events, and the connection is scoped to it (row-level "
+        "security, see docs/tenancy.md).",
+    ),
+]
 AggregateOpt = Annotated[str | None, typer.Option("--aggregate-id", help="Aggregate id.")]
 ErrorOpt = Annotated[
     str | None, typer.Option("--error-contains", help="Text the last error contains.")
@@ -91,6 +99,7 @@ def build_filter(
     after: str | None,
     ids: list[str] | None,
 ) -> ItemFilter:
+    tenant = parse_tenant(tenant)
     extra = {"type": type, "topic": topic, "tenant_id": tenant, "aggregate_id": aggregate_id}
     return ItemFilter(
         ids=parse_ids(ids),
@@ -106,8 +115,10 @@ def _open(config: common.ConfigOption, database_url: str | None) -> Database:
     return common.database(cfg)
 
 
-async def _with_admin(db: Database, work: Callable[[OutboxAdmin], Awaitable[Any]]) -> Any:
-    async with open_admin(db) as admin:
+async def _with_admin(
+    db: Database, work: Callable[[OutboxAdmin], Awaitable[Any]], tenant: str | None = None
+) -> Any:
+    async with open_admin(db, tenant) as admin:
         return await work(admin)
 
 
@@ -165,7 +176,9 @@ def list_(
     f = dataclasses.replace(f, state=ItemState.DEAD)
     db = _open(config, database_url)
     with common.errors_handled(db.url):
-        items: list[Item] = common.run(_with_admin(db, lambda a: a.list(f, limit)))
+        items: list[Item] = common.run(
+            _with_admin(db, lambda a: a.list(f, limit), f.extra.get("tenant_id"))
+        )
     if as_json:
         common.out.print_json(json.dumps([item_dict(i) for i in items], default=str))
         return
@@ -197,15 +210,25 @@ def list_(
 def show(
     *,
     event_id: Annotated[str, typer.Argument(help="The event id.", show_default=False)],
+    tenant: TenantOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Everything about one event: envelope, error history and payload."""
     (parsed,) = parse_ids([event_id], label="EVENT_ID ") or []
+    scope = parse_tenant(tenant)
     db = _open(config, database_url)
+
+    async def get(admin: OutboxAdmin) -> Item:
+        item = await admin.get(parsed)
+        if scope is not None and item.extra.get("tenant_id") != scope:
+            # A role that bypasses row-level security would see it: answer as if it were absent.
+            raise NotFoundError(f"no item with id {parsed} in {admin.engine.spec.name}")
+        return item
+
     with common.errors_handled(db.url):
-        item: Item = common.run(_with_admin(db, lambda a: a.get(parsed)))
+        item: Item = common.run(_with_admin(db, get, scope))
     data = item_dict(item)
     if as_json:
         common.out.print_json(json.dumps(data, default=str))
@@ -242,7 +265,7 @@ def _bulk(action: str, db: Database, f: ItemFilter, yes: bool, needs_confirm: bo
         return await admin.count(f, _DEAD)
 
     with common.errors_handled(db.url):
-        total: int = common.run(_with_admin(db, count))
+        total: int = common.run(_with_admin(db, count, f.extra.get("tenant_id")))
     if total == 0:
         common.out.print(f"No dead events match; nothing to {action}.")
         return 0
@@ -265,7 +288,7 @@ def _bulk(action: str, db: Database, f: ItemFilter, yes: bool, needs_confirm: bo
             return await engine_op(f, progress=advance)
 
         with common.errors_handled(db.url):
-            done: int = common.run(_with_admin(db, work))
+            done: int = common.run(_with_admin(db, work, f.extra.get("tenant_id")))
     return done
 
 

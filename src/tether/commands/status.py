@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from tether.commands import common
-from tether.commands.backends import Snapshot, open_admin
+from tether.commands.backends import Snapshot, open_admin, parse_tenant
 from tether.config import Database
 
 
@@ -47,10 +47,12 @@ def format_age(age: timedelta | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-async def _measure(db: Database, window: float) -> tuple[Snapshot, Rates | None]:
-    async with open_admin(db) as admin:
+async def _measure(
+    db: Database, window: float, tenant: str | None = None
+) -> tuple[Snapshot, Rates | None]:
+    async with open_admin(db, tenant) as admin:
         first = await admin.snapshot()
-        if window <= 0:
+        if window <= 0 or tenant is not None:  # rates come from a counter of every tenant
             return first, None
         await asyncio.sleep(window)  # a measurement interval, not a wait for a condition
         second = await admin.snapshot()
@@ -99,16 +101,24 @@ def status(
             help="Seconds between the two readings that give the rates (0: skip rates).",
         ),
     ] = 1.0,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Count one tenant's events only, on a connection scoped to it (no rates).",
+        ),
+    ] = None,
 ) -> None:
     """Pending, in flight, retrying and dead events, oldest pending age, and throughput.
 
     "retrying" counts pending events that failed before (including events waiting out a sink
     outage). Rates are measured over --window seconds.
     """
+    scope = parse_tenant(tenant)
     cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
     db = common.database(cfg)
     with common.errors_handled(db.url):
-        snap, speed = common.run(_measure(db, window))
+        snap, speed = common.run(_measure(db, window, scope))
     if as_json:
         common.out.print_json(json.dumps(as_dict(snap, speed)))
     else:

@@ -49,11 +49,13 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     pooler_mode: PoolerMode | str | bool | None = PoolerMode.NONE,
+    settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A pool with the settings the engine relies on. ``pooler_mode="transaction"`` when ``dsn``
     leads to a transaction-mode pooler (PgBouncer): every operation is one statement, so
-    nothing depends on the session."""
-    options = connect_kwargs(pooler_mode, SERVER_SETTINGS)
+    nothing depends on the session. ``settings`` are further session settings (e.g. the
+    admin commands' ``tether.tenant_id``)."""
+    options = connect_kwargs(pooler_mode, {**SERVER_SETTINGS, **(settings or {})})
     async with _wrapped("connect"):
         return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **options)
 

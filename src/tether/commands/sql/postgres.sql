@@ -19,6 +19,7 @@ WITH snap AS (SELECT pg_current_snapshot() AS s), busy AS (
                 OR (o.xmax::text::bigint - busy.horizon + 4294967296) % 4294967296 < 1000000
            ))) AS busy
     FROM tether_outbox o CROSS JOIN busy
+    WHERE CAST(:tenant AS text) IS NULL OR o.tenant_id = CAST(:tenant AS text)
 )
 SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,
        count(*) FILTER (WHERE busy) AS in_flight,
@@ -27,8 +28,9 @@ SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,
        count(*) FILTER (WHERE state = 'done') AS done,
        min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
        now() AS now,
-       (SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('tether_outbox', 'seq')), 0))
-           AS last_seq
+       -- The sequence counts every tenant's events: for one tenant it is not read (0).
+       CASE WHEN CAST(:tenant AS text) IS NULL THEN (SELECT coalesce(pg_sequence_last_value(
+           pg_get_serial_sequence('tether_outbox', 'seq')), 0)) ELSE 0 END AS last_seq
 FROM rows
 
 -- name: count

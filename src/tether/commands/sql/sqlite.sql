@@ -11,8 +11,11 @@ SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'done') AS done,
        min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
        strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') AS now,
-       coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tether_outbox'), 0) AS last_seq
+       CASE WHEN :tenant IS NULL
+            THEN coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tether_outbox'), 0)
+            ELSE 0 END AS last_seq
 FROM tether_outbox
+WHERE :tenant IS NULL OR tenant_id = :tenant
 
 -- name: count
 SELECT count(*) AS n FROM tether_outbox WHERE {where}
