@@ -17,7 +17,7 @@ import psycopg
 from tests.support import pg
 from tests.support.services import PG_ADMIN_DSN
 
-TABLES = ("tether_outbox", "tether_outbox_keys")
+TABLES = ("tether_outbox", "tether_outbox_keys", "tether_idempotency")
 
 
 @dataclass(frozen=True, slots=True)

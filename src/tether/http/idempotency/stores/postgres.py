@@ -4,6 +4,11 @@
 writes through the *handler's* session instead, so the record commits with the business change
 and its outbox event. The lease token fences every write: a worker whose lease expired and was
 taken over updates no row, gets ``LeaseLostError`` and its transaction rolls back.
+
+With ``tenancy=True`` (PostgreSQL row-level security, docs/tenancy.md) every transaction is
+scoped to the record's tenant first, and a request without a valid tenant is refused before
+anything is written. ``complete`` and ``release`` only get the key and the lease token, so the
+token carries the tenant: ``"<tenant> <token>"`` (a valid tenant id has no space).
 """
 
 from __future__ import annotations
@@ -17,25 +22,35 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tether.core.errors import LeaseLostError, StoreError
 from tether.http.idempotency.records import Begin, Outcome, StoredResponse, new_token
 from tether.store import sqlfile
+from tether.tenancy import check_tenant_id, tenant_scope
 
 _Q = {n: text(q.sql) for n, q in sqlfile.queries("tether.http.idempotency", "postgres").items()}
 _ERRORS = (OperationalError, DBAPIError, OSError)
 
 
 class PostgresIdempotencyStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, tenancy: bool = False) -> None:
         self._engine = engine
+        self._tenancy = tenancy
+
+    async def _scope(self, conn: AsyncSession | AsyncConnection, token: str) -> None:
+        if self._tenancy:
+            tenant, _, _ = token.rpartition(" ")
+            await tenant_scope(conn, tenant)
 
     async def begin(
         self, key: str, fingerprint: str, tenant: str, lease_ttl: float, record_ttl: float
     ) -> Begin:
         token = new_token()
+        if self._tenancy:
+            token = f"{check_tenant_id(tenant)} {token}"
         params = {
             "scope_key": key, "tenant_id": tenant, "fingerprint": fingerprint,
             "token": token, "lease_ttl": lease_ttl,
         }
         try:
             async with self._engine.begin() as conn:
+                await self._scope(conn, token)
                 for _ in range(3):  # the row may expire between the upsert and the read
                     if (await conn.execute(_Q["begin"], params)).first() is not None:
                         return Begin(Outcome.ACQUIRED, token=token)
@@ -51,6 +66,7 @@ class PostgresIdempotencyStore:
     ) -> bool:
         try:
             async with self._engine.begin() as conn:
+                await self._scope(conn, token)
                 return await _complete(conn, key, token, response, record_ttl)
         except _ERRORS as exc:
             raise StoreError(f"postgres idempotency store: {exc}") from exc
@@ -63,6 +79,7 @@ class PostgresIdempotencyStore:
         response: StoredResponse,
         record_ttl: float,
     ) -> None:
+        await self._scope(session, token)  # the same tenant as the handler's scope, if it has one
         if not await _complete(session, key, token, response, record_ttl):
             raise LeaseLostError(
                 "the idempotency lease expired and was taken over; roll back (raise lease_ttl "
@@ -72,6 +89,7 @@ class PostgresIdempotencyStore:
     async def release(self, key: str, token: str) -> None:
         try:
             async with self._engine.begin() as conn:
+                await self._scope(conn, token)
                 await conn.execute(_Q["release"], {"scope_key": key, "token": token})
         except _ERRORS as exc:
             raise StoreError(f"postgres idempotency store: {exc}") from exc

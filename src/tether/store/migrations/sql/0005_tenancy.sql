@@ -1,4 +1,5 @@
--- Tenant isolation by row-level security, opt-in. A transaction names its tenant with
+-- Tenant isolation by row-level security, opt-in, on the outbox, add_event's idempotency keys
+-- and the HTTP edge's Idempotency-Key records. A transaction names its tenant with
 -- tether_set_tenant(<tenant>) (tether.tenancy calls it; add_event folds it into its insert),
 -- which sets the transaction-local tether.tenant_id. Once SELECT tether_tenancy(true) has
 -- enabled row-level security, roles other than the tables' owner see and write only that
@@ -24,8 +25,8 @@ BEGIN
         RAISE EXCEPTION 'tether: a tenant id is required' USING ERRCODE = '22023';
     END IF;
     IF tether_tenant() IS NOT NULL AND tether_tenant() <> tenant THEN
-        RAISE EXCEPTION 'tether: this transaction is scoped to tenant %, not %',
-            tether_tenant(), tenant USING ERRCODE = '42501';
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'tether: this transaction is scoped '
+            || 'to tenant ' || tether_tenant() || ', not ' || tenant;
     END IF;
     RETURN set_config('tether.tenant_id', tenant, true);
 END
@@ -35,18 +36,21 @@ CREATE POLICY tether_tenant_isolation ON tether_outbox
     USING (tenant_id = tether_tenant()) WITH CHECK (tenant_id = tether_tenant());
 CREATE POLICY tether_tenant_isolation ON tether_outbox_keys
     USING (tenant_id = tether_tenant()) WITH CHECK (tenant_id = tether_tenant());
+CREATE POLICY tether_tenant_isolation ON tether_idempotency
+    USING (tenant_id = tether_tenant()) WITH CHECK (tenant_id = tether_tenant());
 
 -- Turn row-level security on (true) or off (false) on every table with a tenant policy. Run it
 -- as the tables' owner: SELECT tether_tenancy(true);
+-- (No percent signs in this file: drivers that take pyformat parameters would read them.)
 CREATE FUNCTION tether_tenancy(enabled boolean) RETURNS void
     LANGUAGE plpgsql
     AS $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tether_outbox', 'tether_outbox_keys'] LOOP
-        EXECUTE format('ALTER TABLE %I %s ROW LEVEL SECURITY', t,
-            CASE WHEN enabled THEN 'ENABLE' ELSE 'DISABLE' END);
+    FOREACH t IN ARRAY ARRAY['tether_outbox', 'tether_outbox_keys', 'tether_idempotency'] LOOP
+        EXECUTE 'ALTER TABLE ' || quote_ident(t)
+            || CASE WHEN enabled THEN ' ENABLE' ELSE ' DISABLE' END || ' ROW LEVEL SECURITY';
     END LOOP;
 END
 $$;

@@ -1,5 +1,5 @@
-"""Tenant isolation: row-level security policies on the outbox and its idempotency keys,
-enabled by ``SELECT tether_tenancy(true)``.
+"""Tenant isolation: row-level security policies on the outbox, its idempotency keys and the
+HTTP Idempotency-Key records, enabled by ``SELECT tether_tenancy(true)``.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,8 +24,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        ALTER TABLE tether_idempotency DISABLE ROW LEVEL SECURITY;
         ALTER TABLE tether_outbox_keys DISABLE ROW LEVEL SECURITY;
         ALTER TABLE tether_outbox DISABLE ROW LEVEL SECURITY;
+        DROP POLICY tether_tenant_isolation ON tether_idempotency;
         DROP POLICY tether_tenant_isolation ON tether_outbox_keys;
         DROP POLICY tether_tenant_isolation ON tether_outbox;
         DROP FUNCTION tether_tenancy(boolean);
