@@ -17,7 +17,7 @@ import psycopg
 from tests.support import pg
 from tests.support.services import PG_ADMIN_DSN
 
-TABLES = ("tether_outbox", "tether_outbox_keys", "tether_idempotency")
+TABLES = ("tether_outbox", "tether_outbox_keys", "tether_idempotency", "tether_items")
 
 
 @dataclass(frozen=True, slots=True)

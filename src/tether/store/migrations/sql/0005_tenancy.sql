@@ -1,5 +1,5 @@
--- Tenant isolation by row-level security, opt-in, on the outbox, add_event's idempotency keys
--- and the HTTP edge's Idempotency-Key records. A transaction names its tenant with
+-- Tenant isolation by row-level security, opt-in, on the outbox, add_event's idempotency keys,
+-- the HTTP edge's Idempotency-Key records and work items. A transaction names its tenant with
 -- tether_set_tenant(<tenant>) (tether.tenancy calls it; add_event folds it into its insert),
 -- which sets the transaction-local tether.tenant_id. Once SELECT tether_tenancy(true) has
 -- enabled row-level security, roles other than the tables' owner see and write only that
@@ -39,6 +39,12 @@ CREATE POLICY tether_tenant_isolation ON tether_outbox_keys
 CREATE POLICY tether_tenant_isolation ON tether_idempotency
     USING (tenant_id = tether_tenant()) WITH CHECK (tenant_id = tether_tenant());
 
+-- A work item belongs to the tenant of the transaction that enqueues it (NULL when unscoped,
+-- which row-level security refuses for a role subject to it). Workers run as the owner.
+ALTER TABLE tether_items ADD COLUMN tenant_id text DEFAULT tether_tenant();
+CREATE POLICY tether_tenant_isolation ON tether_items
+    USING (tenant_id = tether_tenant()) WITH CHECK (tenant_id = tether_tenant());
+
 -- Turn row-level security on (true) or off (false) on every table with a tenant policy. Run it
 -- as the tables' owner: SELECT tether_tenancy(true);
 -- (No percent signs in this file: drivers that take pyformat parameters would read them.)
@@ -48,7 +54,8 @@ CREATE FUNCTION tether_tenancy(enabled boolean) RETURNS void
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tether_outbox', 'tether_outbox_keys', 'tether_idempotency'] LOOP
+    FOREACH t IN ARRAY ARRAY['tether_outbox', 'tether_outbox_keys', 'tether_idempotency',
+            'tether_items'] LOOP
         EXECUTE 'ALTER TABLE ' || quote_ident(t)
             || CASE WHEN enabled THEN ' ENABLE' ELSE ' DISABLE' END || ' ROW LEVEL SECURITY';
     END LOOP;

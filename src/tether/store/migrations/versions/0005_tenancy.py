@@ -1,5 +1,6 @@
-"""Tenant isolation: row-level security policies on the outbox, its idempotency keys and the
-HTTP Idempotency-Key records, enabled by ``SELECT tether_tenancy(true)``.
+"""Tenant isolation: row-level security policies on the outbox, its idempotency keys, the
+HTTP Idempotency-Key records and work items (which get a tenant_id), enabled by
+``SELECT tether_tenancy(true)``.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,9 +25,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        ALTER TABLE tether_items DISABLE ROW LEVEL SECURITY;
         ALTER TABLE tether_idempotency DISABLE ROW LEVEL SECURITY;
         ALTER TABLE tether_outbox_keys DISABLE ROW LEVEL SECURITY;
         ALTER TABLE tether_outbox DISABLE ROW LEVEL SECURITY;
+        DROP POLICY tether_tenant_isolation ON tether_items;
+        ALTER TABLE tether_items DROP COLUMN tenant_id;
         DROP POLICY tether_tenant_isolation ON tether_idempotency;
         DROP POLICY tether_tenant_isolation ON tether_outbox_keys;
         DROP POLICY tether_tenant_isolation ON tether_outbox;
