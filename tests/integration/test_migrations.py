@@ -50,3 +50,19 @@ def test_downgrade_to_base_and_back(empty_pg_dsn: str) -> None:
         left = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'tether_%%' AND tablename <> %s", (migrations.VERSION_TABLE,)).fetchall()
     assert left == []
     migrations.upgrade(empty_pg_dsn, "head")
+
+
+def test_downgrading_the_archive_drops_its_months(empty_pg_dsn: str) -> None:
+    migrations.upgrade(empty_pg_dsn, "head")
+    with psycopg.connect(empty_pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tether_outbox_archive_y2026m01 PARTITION OF tether_outbox_archive"
+            " FOR VALUES FROM ('2026-01-01 00:00+00') TO ('2026-02-01 00:00+00')"
+        )
+    migrations.downgrade(empty_pg_dsn, "0005")
+    with psycopg.connect(empty_pg_dsn) as conn:
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'tether_outbox_archive%%'"
+        ).fetchall()
+    assert left == []
+    migrations.upgrade(empty_pg_dsn, "head")

@@ -2,7 +2,9 @@
 
 Published rows are deleted by the relay at once unless it keeps them (``keep_published``);
 dead letters wait for a person, so they are kept longer, or forever with ``dead=None``.
-Idempotency keys must outlive any retry of the request that wrote them.
+Idempotency keys must outlive any retry of the request that wrote them. Published rows moved
+to the monthly-partitioned archive (PostgreSQL, ``archive=True``) go a month at a time: whole
+partitions are dropped (:mod:`tether.outbox.partitions`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import asyncpg
+
 from tether.core.errors import ConfigError
+from tether.outbox import partitions
 from tether.queue.ports import ItemState
 from tether.store import drivers, sqlfile
 
@@ -38,6 +43,7 @@ class RetentionReport:
     published: int
     dead: int
     idempotency_keys: int
+    archived_months: tuple[str, ...] = ()  # archive partitions dropped (archive=True)
 
 
 async def sweep_keys(target: object, older_than: timedelta) -> int:
@@ -46,13 +52,28 @@ async def sweep_keys(target: object, older_than: timedelta) -> int:
     return len(await drivers.execute(target, query, {"before": datetime.now(UTC) - older_than}))
 
 
-async def run_once(admin: _Sweeper, connection: object, policy: RetentionPolicy) -> RetentionReport:
+async def run_once(
+    admin: _Sweeper, connection: object, policy: RetentionPolicy, *, archive: bool = False
+) -> RetentionReport:
     """One retention pass. ``admin`` is the outbox's item admin (``PostgresQueue`` or
     ``SqliteQueue`` with ``spec=OUTBOX``); ``connection`` an open handle for the keys table,
-    inside a transaction the caller commits."""
+    inside a transaction the caller commits. ``archive=True`` also drops the archive's months
+    older than ``policy.published``; it needs an asyncpg ``connection``."""
+    if archive and not isinstance(
+        connection, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+    ):
+        raise ConfigError(
+            f"archive=True drops PostgreSQL partitions: it needs an asyncpg connection, "
+            f"got {type(connection).__qualname__}"
+        )
     published = await admin.sweep(policy.published, states=(ItemState.DONE,))
     dead = 0
     if policy.dead is not None:
         dead = await admin.sweep(policy.dead, states=(ItemState.DEAD,))
     keys = await sweep_keys(connection, policy.idempotency_keys)
-    return RetentionReport(published, dead, keys)
+    months: tuple[str, ...] = ()
+    if archive:
+        dropped = await partitions.drop_expired(connection, policy.published)  # type: ignore[arg-type]
+        published += dropped.default_rows
+        months = dropped.dropped
+    return RetentionReport(published, dead, keys, months)

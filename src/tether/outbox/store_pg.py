@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tether.core.errors import ConfigError
 from tether.outbox.claiming import Head, Row, Window, claim_rows
 from tether.outbox.ports import ClaimedEvent, OutboxBatch, Retry, Wakeup, claimed_from_row
 from tether.store.postgres import pooler
@@ -26,6 +27,7 @@ _LOCK_RUNS = _Q["lock_runs"].numbered
 _UNKEYED = _Q["unkeyed"].numbered
 _DELETE = _Q["delete_published"].numbered
 _MARK = _Q["mark_published"].numbered
+_ARCHIVE = _Q["archive_published"].numbered
 _RETRIES = _Q["record_retries"].numbered
 # With stale statistics (a table analyzed while empty, then loaded) the planner may pick a bitmap
 # scan that reads every pending row and sorts them all, where the ordered index scan stops after
@@ -81,11 +83,11 @@ class _Source:
 class _Batch:
     conn: PoolConnectionProxy[asyncpg.Record]
     events: Sequence[ClaimedEvent]
-    keep_published: bool
+    settle_published: str  # the statement that settles published rows (delete, mark or move)
 
     async def settle(self, published: Sequence[int], retries: Sequence[Retry]) -> None:
         if published:
-            await self.conn.execute(_MARK if self.keep_published else _DELETE, list(published))
+            await self.conn.execute(self.settle_published, list(published))
         if retries:
             moves = [r.transition for r in retries]
             await self.conn.execute(
@@ -104,7 +106,9 @@ class PostgresOutboxStore:
     """Claims outbox rows on a pool of asyncpg connections; wakes on LISTEN when producers notify.
 
     ``keep_published`` keeps published rows as ``done`` (for retention sweeps and auditing)
-    instead of deleting them at once, at the cost of an index update per row.
+    instead of deleting them at once, at the cost of an index update per row. With ``archive``
+    too, they move to the month-partitioned ``tether_outbox_archive`` as they are settled, so
+    the hot table stays small however many are kept (:mod:`tether.outbox.partitions`).
     """
 
     def __init__(
@@ -113,11 +117,14 @@ class PostgresOutboxStore:
         dsn: str,
         *,
         keep_published: bool = False,
+        archive: bool = False,
         pooler_mode: pooler.PoolerMode | str | bool | None = None,
         listen_dsn: str | None = None,
     ) -> None:
+        if archive and not keep_published:
+            raise ConfigError("archive=True moves kept rows: it needs keep_published=True")
         self._pool = pool
-        self._keep = keep_published
+        self._settle = _ARCHIVE if archive else _MARK if keep_published else _DELETE
         self._local = pooler.local_settings(pooler_mode, SERVER_SETTINGS)
         self._listen_dsn = pooler.listen_dsn(pooler_mode, dsn, listen_dsn)
         self._wakeup = Wakeup()
@@ -132,12 +139,15 @@ class PostgresOutboxStore:
         *,
         connections: int = 1,
         keep_published: bool = False,
+        archive: bool = False,
         pooler_mode: pooler.PoolerMode | str | bool | None = None,
         listen_dsn: str | None = None,
     ) -> PostgresOutboxStore:
         """``pooler_mode="transaction"`` when ``dsn`` leads to a transaction-mode pooler
         (PgBouncer, Supabase): no session settings or named statements are relied on, and
         wake-ups LISTEN on ``listen_dsn`` (a direct connection) or fall back to polling."""
+        if archive and not keep_published:  # checked before any connection is opened
+            raise ConfigError("archive=True moves kept rows: it needs keep_published=True")
         pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
@@ -145,7 +155,12 @@ class PostgresOutboxStore:
             **pooler.connect_kwargs(pooler_mode, SERVER_SETTINGS),
         )
         return cls(
-            pool, dsn, keep_published=keep_published, pooler_mode=pooler_mode, listen_dsn=listen_dsn
+            pool,
+            dsn,
+            keep_published=keep_published,
+            archive=archive,
+            pooler_mode=pooler_mode,
+            listen_dsn=listen_dsn,
         )
 
     @contextlib.asynccontextmanager
@@ -154,7 +169,7 @@ class PostgresOutboxStore:
             await pooler.apply_local(conn, self._local)
             picked = await claim_rows(_Source(conn), limit, run, self._cursor, self._narrow)
             self._cursor, self._narrow = picked.cursor, picked.narrow
-            yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._keep)
+            yield _Batch(conn, [row_to_claimed(r) for r in picked.rows], self._settle)
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

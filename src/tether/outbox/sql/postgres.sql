@@ -182,6 +182,23 @@ UPDATE tether_outbox
 SET state = 'done', finished_at = now(), attempts = attempts + 1, last_error = NULL
 WHERE seq = ANY(:seqs::bigint[]) AND state = 'pending'
 
+-- name: archive_published
+-- keep_published with the archive on: the rows leave the hot table and land in their month of
+-- tether_outbox_archive in one statement, so the hot table never accumulates finished rows.
+WITH moved AS (
+    DELETE FROM tether_outbox WHERE seq = ANY(:seqs::bigint[]) AND state = 'pending'
+    RETURNING seq, id, partition_key, attempts, created_at, done_sinks, errors, tenant_id, topic,
+              type, version, aggregate_type, aggregate_id, source, payload, user_id,
+              correlation_id, causation_id, traceparent, idempotency_key
+)
+INSERT INTO tether_outbox_archive (seq, id, partition_key, attempts, created_at, finished_at,
+    done_sinks, errors, tenant_id, topic, type, version, aggregate_type, aggregate_id, source,
+    payload, user_id, correlation_id, causation_id, traceparent, idempotency_key)
+SELECT seq, id, partition_key, attempts + 1, created_at, now(), done_sinks, errors, tenant_id,
+       topic, type, version, aggregate_type, aggregate_id, source, payload, user_id,
+       correlation_id, causation_id, traceparent, idempotency_key
+FROM moved
+
 -- name: record_retries
 -- Writes transitions decided by tether.core.lifecycle. This batch holds the rows' locks, so the
 -- attempt count is written as decided; times are the database's, like the claim's.

@@ -1,0 +1,239 @@
+"""Outbox scale: the relay's claim and drain with N finished rows kept vs an empty table.
+
+    .venv/bin/python benchmarks/outbox_scale.py [--finished 1000000] [--pending 50000]
+
+Four cases, each in its own temporary database with Tether's schema:
+
+* ``empty/mark``     no finished rows; published rows are marked ``done`` in the hot table
+                     (``keep_published=True``, today's behaviour), the baseline of ``hot``.
+* ``hot/mark``       N finished (``done``) rows in the hot table, same settling.
+* ``empty/archive``  no finished rows; published rows move to the monthly archive
+                     (``keep_published=True, archive=True``), the baseline of ``archive``.
+* ``archive/archive`` N finished rows in the archive (spread over 3 months), same settling.
+
+Rows are generated in the server (``INSERT ... SELECT generate_series``), finished rows first
+(lower seq, as old rows are), then the pending backlog (~314-byte JSON payloads, 1,000 keys);
+then VACUUM ANALYZE and CHECKPOINT. The drain claims 1,000 events at a time on one connection
+and settles each batch as published (no sink: the database's work only). Timed: each claim
+(entering ``store.claim``: its selects and row locks) for p50/p99, and the whole drain for the
+rate. The target is each loaded case within 1.5x of its empty baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+
+from tether.outbox import partitions
+from tether.outbox.store_pg import PostgresOutboxStore
+from tether.store.postgres import ddl
+
+TARGET = 1.5
+BATCH = 1000
+KEYS = 1000
+
+# One generated row of the outbox; {state} and {finished} are filled per case.
+_COLUMNS = """id, partition_key, state, attempts, created_at, finished_at, topic, type, source,
+    payload"""
+_ROWS = """SELECT gen_random_uuid(), 'order:' || (i % {keys}), {state}, {attempts},
+    now() - make_interval(secs => {age}), {finished}, 'orders', 'OrderPlaced', 'bench',
+    json_build_object('order_id', i, 'customer_id', 'cust-' || (i % 9973),
+                      'currency', 'EUR', 'total', (i % 50000) / 100.0,
+                      'note', repeat('x', 200))
+FROM generate_series(1, $1::bigint) AS i"""
+# Finished rows spread over the last 90 days (three monthly partitions or so).
+_AGE = "(i % 7776000)"
+
+
+@dataclass
+class Result:
+    case: str
+    finished: int
+    pending: int
+    claim_p50_ms: float
+    claim_p99_ms: float
+    drain_per_s: float
+    load_s: float
+
+
+async def _load(dsn: str, layout: str, finished: int, pending: int) -> float:
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(ddl.full_schema_sql())
+        if layout != "empty":
+            await partitions.ensure_partitions(conn, ahead=1)
+            await _create_past_months(conn)
+        if layout == "hot" and finished:
+            rows = _ROWS.format(
+                keys=KEYS,
+                state="'done'",
+                attempts=1,
+                age=_AGE,
+                finished=f"now() - make_interval(secs => {_AGE})",
+            )
+            await conn.execute(f"INSERT INTO tether_outbox ({_COLUMNS}) {rows}", finished)
+        if layout == "archive" and finished:
+            rows = _ROWS.format(
+                keys=KEYS,
+                state="'done'",
+                attempts=1,
+                age=_AGE,
+                finished=f"now() - make_interval(secs => {_AGE})",
+            )
+            await conn.execute(
+                f"""INSERT INTO tether_outbox_archive (seq, id, partition_key, attempts,
+                        created_at, finished_at, done_sinks, errors, topic, type, version,
+                        source, payload)
+                    SELECT row_number() OVER (), id, partition_key, attempts, created_at,
+                           finished_at, '{{}}', '[]', topic, type, 1, source, payload
+                    FROM ({rows}) AS g ({_COLUMNS})""",
+                finished,
+            )
+        pending_rows = _ROWS.format(
+            keys=KEYS, state="'pending'", attempts=0, age=0, finished="NULL"
+        )
+        await conn.execute(f"INSERT INTO tether_outbox ({_COLUMNS}) {pending_rows}", pending)
+    finally:
+        await conn.close()
+    await common.settle_table(dsn, "tether_outbox")
+    await common.settle_table(dsn, "tether_outbox_archive")
+    return time.perf_counter() - started
+
+
+async def _create_past_months(conn: asyncpg.Connection) -> None:
+    # Months back to 90 days ago, so the finished rows land in real partitions.
+    now = await conn.fetchval("SELECT now()")
+    for back in range(4):
+        await partitions.ensure_partitions(
+            conn, ahead=0, now=partitions.add_months(partitions.month_start(now), -back)
+        )
+
+
+async def _drain(dsn: str, archive: bool, pending: int) -> tuple[list[float], float]:
+    store = await PostgresOutboxStore.connect(dsn, keep_published=True, archive=archive)
+    claims: list[float] = []
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < pending:
+            t0 = time.perf_counter()
+            async with store.claim(BATCH, run=16) as batch:
+                claims.append((time.perf_counter() - t0) * 1000)
+                if not batch.events:
+                    raise RuntimeError(f"claim found nothing with {pending - done} rows left")
+                await batch.settle([e.seq for e in batch.events], [])
+                done += len(batch.events)
+    finally:
+        await store.close()
+    return claims, pending / (time.perf_counter() - started)
+
+
+async def run_case(layout: str, settle: str, finished: int, pending: int) -> Result:
+    n = 0 if layout == "empty" else finished
+    async with common.temp_database("tether_scale") as dsn:
+        load_s = await _load(dsn, layout, n, pending)
+        claims, rate = await _drain(dsn, settle == "archive", pending)
+        leftover = await _count(dsn)
+    if leftover:
+        raise RuntimeError(f"{layout}/{settle}: {leftover} pending rows left after the drain")
+    q = statistics.quantiles(claims, n=100, method="inclusive")
+    return Result(
+        f"{layout}/{settle}",
+        n,
+        pending,
+        round(statistics.median(claims), 2),
+        round(q[98], 2),
+        round(rate),
+        round(load_s, 1),
+    )
+
+
+async def _count(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        left = await conn.fetchval("SELECT count(*) FROM tether_outbox WHERE state = 'pending'")
+        return int(left)
+    finally:
+        await conn.close()
+
+
+async def main(finished: int, pending: int) -> None:
+    results: list[Result] = []
+    for layout, settle in (
+        ("empty", "mark"),
+        ("hot", "mark"),
+        ("empty", "archive"),
+        ("archive", "archive"),
+    ):
+        res = await run_case(layout, settle, finished, pending)
+        print(
+            f"  {res.case}: claim p50 {res.claim_p50_ms} ms, p99 {res.claim_p99_ms} ms, "
+            f"drain {res.drain_per_s:,.0f}/s (load {res.load_s}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        results.append(res)
+    by = {r.case: r for r in results}
+    pairs = {"hot": ("hot/mark", "empty/mark"), "archive": ("archive/archive", "empty/archive")}
+    print(f"\nfinished rows: {finished:,}; pending backlog: {pending:,}; claims of {BATCH}")
+    print("| case | finished rows | claim p50 ms | claim p99 ms | drain events/s | vs empty |")
+    print("|---|---:|---:|---:|---:|---|")
+    ratios: dict[str, dict[str, float]] = {}
+    for r in results:
+        note = ""
+        layout = r.case.split("/")[0]
+        if layout in pairs:
+            base = by[pairs[layout][1]]
+            ratio = {
+                "p50": r.claim_p50_ms / base.claim_p50_ms,
+                "p99": r.claim_p99_ms / base.claim_p99_ms,
+                "drain": base.drain_per_s / r.drain_per_s,
+            }
+            ratios[layout] = {k: round(v, 2) for k, v in ratio.items()}
+            worst = max(ratio.values())
+            note = (
+                f"p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x, drain {ratio['drain']:.2f}x"
+                f" slower: {'within' if worst <= TARGET else 'OVER'} {TARGET}x"
+            )
+        print(
+            f"| {r.case} | {r.finished:,} | {r.claim_p50_ms} | {r.claim_p99_ms} | "
+            f"{r.drain_per_s:,.0f} | {note} |"
+        )
+    line = {
+        "bench": "outbox_scale",
+        "finished": finished,
+        "pending": pending,
+        "batch": BATCH,
+        "target": TARGET,
+        "ratios": ratios,
+        "cases": [asdict(r) for r in results],
+    }
+    print(orjson.dumps(line).decode())
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--finished", type=int, default=1_000_000, help="finished rows to keep")
+    p.add_argument("--pending", type=int, default=50_000, help="pending backlog to drain")
+    args = p.parse_args()
+    if args.finished < 0 or args.pending < BATCH:
+        p.error(f"--finished must be >= 0 and --pending >= {BATCH}")
+    return args
+
+
+if __name__ == "__main__":
+    a = parse()
+    common.use_uvloop()
+    asyncio.run(main(a.finished, a.pending))
