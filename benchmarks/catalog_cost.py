@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 
 from tether.catalog import EventCatalog
 from tether.outbox import ProducerPolicy, add_event_sync, configure
@@ -88,8 +92,25 @@ def main() -> None:
                 db.rollback()  # every round starts from the same table size
         configure(without)
         db.close()
-    for name, values in results.items():
-        print(f"{name:16} {statistics.median(values):8.1f} us/call")
+    medians = {name: round(statistics.median(values), 1) for name, values in results.items()}
+    common.print_table(
+        "add_event with and without an event catalog (median us per call)",
+        ["variant", "us/call"],
+        [[name, f"{value:.1f}"] for name, value in medians.items()],
+    )
+    common.emit_json(
+        {
+            "bench": "catalog_cost",
+            "tether_us_per_call": medians["sqlite+catalog"],
+            "peer": "add_event_sync without a catalog",
+            "peer_us_per_call": medians["sqlite"],
+            "ratio": round(medians["sqlite+catalog"] / medians["sqlite"], 2),
+            "us_per_call": medians,
+            "calls": args.calls,
+            "rounds": args.rounds,
+            **common.environment(),
+        }
+    )
 
 
 if __name__ == "__main__":
