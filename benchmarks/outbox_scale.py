@@ -213,6 +213,7 @@ async def main(finished: int, pending: int) -> None:
         )
     line = {
         "bench": "outbox_scale",
+        "peer": "the same claims and drain on an empty table",
         "finished": finished,
         "pending": pending,
         "batch": BATCH,

@@ -154,7 +154,12 @@ async def main(tx: int, rounds: int) -> None:
     )
     common.emit_json(
         {
-            "benchmark": "producer_tenancy",
+            "bench": "producer_tenancy",
+            "tether_p50_us": summary["on"]["p50_us"],
+            "peer": "add_event with tenancy and RLS off",
+            "peer_p50_us": summary["off"]["p50_us"],
+            "ratio": round(summary["on"]["p50_us"] / summary["off"]["p50_us"], 3),
+            "target_ratio_max": 1.1,
             "tx": tx,
             "rounds": rounds,
             "variants": summary,
