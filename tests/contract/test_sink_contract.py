@@ -334,7 +334,7 @@ async def sqs_harness(endpoint: str, fifo: bool) -> AsyncGenerator[Harness, None
                 stored_count,
                 make_unavailable,
                 refused_event,
-                large_batch=500,
+                large_batch=200,  # 20 calls of 10, two rounds in flight; moto slows as it fills
             )
         finally:
             await sink.close()
