@@ -21,6 +21,7 @@ from tether.commands import (  # one per command
     dlq,
     migrate,
     relay,
+    retention,
     status,
 )
 
@@ -57,6 +58,7 @@ app.command()(relay.relay)
 app.command()(status.status)
 app.command()(demo.demo)
 app.command()(catalog.catalog)
+app.command()(retention.retention)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 

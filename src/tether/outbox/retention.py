@@ -17,12 +17,18 @@ import asyncpg
 
 from tether.core.errors import ConfigError
 from tether.outbox import partitions
-from tether.queue.ports import ItemState
+from tether.queue.ports import ItemFilter, ItemState
 from tether.store import drivers, sqlfile
 
 
 class _Sweeper(Protocol):
-    async def sweep(self, older_than: timedelta, *, states: tuple[ItemState, ...]) -> int: ...
+    async def sweep(
+        self,
+        older_than: timedelta,
+        *,
+        states: tuple[ItemState, ...],
+        filter: ItemFilter | None = None,
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +52,34 @@ class RetentionReport:
     archived_months: tuple[str, ...] = ()  # archive partitions dropped (archive=True)
 
 
-async def sweep_keys(target: object, older_than: timedelta) -> int:
-    """Delete idempotency keys of events older than ``older_than`` through ``target``."""
+async def sweep_keys(target: object, older_than: timedelta, *, tenant: str | None = None) -> int:
+    """Delete idempotency keys of events older than ``older_than`` through ``target``; with
+    ``tenant``, that tenant's keys only."""
     query = sqlfile.queries("tether.outbox", drivers.dialect_of(target))["sweep_keys"]
-    return len(await drivers.execute(target, query, {"before": datetime.now(UTC) - older_than}))
+    values: dict[str, object] = {"before": datetime.now(UTC) - older_than, "tenant": tenant}
+    return len(await drivers.execute(target, query, values))
 
 
 async def run_once(
-    admin: _Sweeper, connection: object, policy: RetentionPolicy, *, archive: bool = False
+    admin: _Sweeper,
+    connection: object,
+    policy: RetentionPolicy,
+    *,
+    archive: bool = False,
+    tenant: str | None = None,
 ) -> RetentionReport:
     """One retention pass. ``admin`` is the outbox's item admin (``PostgresQueue`` or
     ``SqliteQueue`` with ``spec=OUTBOX``); ``connection`` an open handle for the keys table,
     inside a transaction the caller commits. ``archive=True`` also drops the archive's months
-    older than ``policy.published``; it needs an asyncpg ``connection``."""
+    older than ``policy.published``; it needs an asyncpg ``connection``. ``tenant`` sweeps
+    that tenant's rows and keys only; the archive's months hold every tenant, so it cannot be
+    combined with ``archive=True``."""
+    if archive and tenant is not None:
+        raise ConfigError(
+            "archive=True drops whole months of the archive, which hold every tenant's rows: "
+            "it cannot be limited to one tenant"
+        )
+    only = None if tenant is None else ItemFilter(extra={"tenant_id": tenant})
     if archive and not isinstance(
         connection, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
     ):
@@ -66,11 +87,11 @@ async def run_once(
             f"archive=True drops PostgreSQL partitions: it needs an asyncpg connection, "
             f"got {type(connection).__qualname__}"
         )
-    published = await admin.sweep(policy.published, states=(ItemState.DONE,))
+    published = await admin.sweep(policy.published, states=(ItemState.DONE,), filter=only)
     dead = 0
     if policy.dead is not None:
-        dead = await admin.sweep(policy.dead, states=(ItemState.DEAD,))
-    keys = await sweep_keys(connection, policy.idempotency_keys)
+        dead = await admin.sweep(policy.dead, states=(ItemState.DEAD,), filter=only)
+    keys = await sweep_keys(connection, policy.idempotency_keys, tenant=tenant)
     months: tuple[str, ...] = ()
     if archive:
         dropped = await partitions.drop_expired(connection, policy.published)  # type: ignore[arg-type]

@@ -304,17 +304,19 @@ class Engine(ABC):
         states: tuple[ItemState, ...] = _FINISHED,
         archive_to: str | None = None,
         progress: Progress | None = None,
+        filter: ItemFilter | None = None,
     ) -> int:
         """Retention. With ``archive_to`` the rows are moved (same transaction) into that table,
         which must have this table's columns in the same order, e.g. created with
-        ``CREATE TABLE tether_items_archive (LIKE tether_items)``."""
+        ``CREATE TABLE tether_items_archive (LIKE tether_items)``. ``filter`` narrows the
+        sweep (e.g. one tenant's rows: ``extra={"tenant_id": ...}``)."""
         if not set(states) <= set(_FINISHED):
             raise ConfigError("sweep removes finished items only: states must be done and/or dead")
         if archive_to is not None:
             archive_to = TableSpec(archive_to).name  # the same identifier check as any table
             if archive_to == self.spec.name:
                 raise ConfigError("sweep cannot archive a table into itself")
-        clause, params = self._where(None, states)
+        clause, params = self._where(filter, states)
         cutoff: datetime = self.clock.now() - older_than
         values = {**params, "cutoff": cutoff}
         return await self._batched("sweep", clause, values, progress, archive_to)

@@ -64,7 +64,10 @@ RETURNING event_id
 SELECT event_id FROM tether_outbox_keys WHERE tenant_id = COALESCE(:tenant_id, '') AND key = :key
 
 -- name: sweep_keys
-DELETE FROM tether_outbox_keys WHERE created_at < :before RETURNING 1
+-- :tenant NULL: every tenant's keys; the COALESCE takes its type from the column.
+DELETE FROM tether_outbox_keys
+WHERE created_at < :before AND tenant_id = COALESCE(:tenant, tenant_id)
+RETURNING 1
 
 -- name: inbox_claim
 -- Idempotent consumer: one row per (consumer, event id), in the consumer's transaction.
