@@ -14,7 +14,7 @@ id never reaches the database. On SQLite (no row-level security) the scope is on
 
 from __future__ import annotations
 
-from tether.core.envelope import _check_name
+from tether.core.envelope import check_name
 from tether.store import drivers
 from tether.store.sqlfile import Query
 
@@ -26,7 +26,7 @@ _SET = Query("tenant_scope", "SELECT tether_set_tenant(:tenant_id)")
 
 def check_tenant_id(tenant_id: object) -> str:
     """``tenant_id`` if it is a valid tenant id; :class:`EventValidationError` naming it if not."""
-    checked = _check_name("tenant_id", tenant_id, required=True)  # type: ignore[arg-type]
+    checked = check_name("tenant_id", tenant_id, required=True)
     assert checked is not None  # required=True never returns None
     return checked
 

@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tether.core import jsonutil
-from tether.core.envelope import Event
+from tether.core.envelope import Event, is_name
 from tether.core.errors import ConfigError, EventValidationError
 
 Unknown = Literal["accept", "refuse"]
@@ -31,8 +31,6 @@ U = TypeVar("U", bound=Upcaster)
 
 # PascalCase: a capital first, letters and digits only, some lower case (no SHOUTING).
 _PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]{0,127}$")
-# The envelope's rule for names that travel into subjects and headers (core.envelope._NAME).
-_TOPIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,254}$")
 _MAX_VERSION = 10_000
 
 
@@ -85,7 +83,7 @@ def _check_version(version: object) -> int:
 
 
 def _check_topic(topic: object) -> str:
-    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
+    if not is_name(topic):  # the envelope's rule: topics travel into subjects and headers
         raise ConfigError(
             f"event topic {topic!r} is invalid: use 1-255 characters from letters, digits and "
             ". _ : - / (starting with a letter or digit)"

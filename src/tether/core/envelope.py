@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from tether.core import jsonutil
 from tether.core.errors import EventValidationError
@@ -95,12 +95,20 @@ class Event:
         return {**self.cloudevent_attributes(), "data": self.payload}
 
 
-def _check_name(label: str, value: str | None, *, required: bool) -> str | None:
+def is_name(value: object) -> TypeGuard[str]:
+    """True when ``value`` may be a type, topic, tenant or aggregate type: 1-255 characters from
+    letters, digits and ``. _ : - /``, starting with a letter or digit."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def check_name(label: str, value: object, *, required: bool) -> str | None:
+    """``value`` if it passes :func:`is_name` (None when empty and not ``required``);
+    :class:`EventValidationError` naming ``label`` otherwise."""
     if value is None or value == "":
         if required:
             raise EventValidationError(f"event {label} is required and must not be empty")
         return None
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not is_name(value):
         raise EventValidationError(
             f"event {label} {value!r} is invalid: use 1-255 characters from "
             "letters, digits and . _ : - / (starting with a letter or digit)"
@@ -143,19 +151,19 @@ def make_event(
     ``topic`` defaults to the aggregate type (or the event type); ``partition_key`` defaults to
     ``"{aggregate_type}:{aggregate_id}"`` so events of one aggregate stay in order.
     """
-    checked_type = _check_name("type", type, required=True)
+    checked_type = check_name("type", type, required=True)
     assert checked_type is not None
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise EventValidationError(f"event version must be a positive integer, got {version!r}")
-    tenant = _check_name("tenant_id", tenant_id, required=require_tenant)
-    agg_type = _check_name("aggregate_type", aggregate_type, required=False)
+    tenant = check_name("tenant_id", tenant_id, required=require_tenant)
+    agg_type = check_name("aggregate_type", aggregate_type, required=False)
     agg_id = _check_text("aggregate_id", aggregate_id)
     if agg_type is not None and agg_id is None:
         raise EventValidationError("event aggregate_type was given without aggregate_id")
     if partition_key is None and agg_id is not None:
         partition_key = f"{agg_type}:{agg_id}" if agg_type else agg_id
     key = _check_text("partition_key", partition_key)
-    resolved_topic = _check_name("topic", topic or agg_type or checked_type, required=True)
+    resolved_topic = check_name("topic", topic or agg_type or checked_type, required=True)
     assert resolved_topic is not None
     if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
         raise EventValidationError(f"event traceparent {traceparent!r} is not a W3C traceparent")
