@@ -114,6 +114,19 @@ def parse_tenant(tenant: str | None) -> str | None:
         common.bad_input(f"--tenant: {exc}")
 
 
+def tenant_session(db: Database, tenant: str | None) -> dict[str, str]:
+    """Session settings that scope every connection of a command's pool to ``tenant``."""
+    if tenant is None:
+        return {}
+    if mode_of(db.pooler) is PoolerMode.TRANSACTION:
+        # A transaction pooler drops the session setting: the scope would silently be none.
+        raise ConfigError(
+            "--tenant needs a session of its own: connect directly or through a "
+            "session-mode pooler, not a transaction-mode one"
+        )
+    return {SETTING: tenant}
+
+
 @asynccontextmanager
 async def open_admin(db: Database, tenant: str | None = None) -> AsyncIterator[OutboxAdmin]:
     """The outbox admin of ``db``; with ``tenant`` (checked first) scoped to that tenant."""
@@ -131,15 +144,7 @@ async def open_admin(db: Database, tenant: str | None = None) -> AsyncIterator[O
 async def _postgres(db: Database, tenant: str | None) -> AsyncIterator[OutboxAdmin]:
     from tether.queue.postgres import PostgresQueue, create_pool
 
-    settings = {}
-    if tenant is not None:
-        if mode_of(db.pooler) is PoolerMode.TRANSACTION:
-            # A transaction pooler drops the session setting: the scope would silently be none.
-            raise ConfigError(
-                "--tenant needs a session of its own: connect directly or through a "
-                "session-mode pooler, not a transaction-mode one"
-            )
-        settings[SETTING] = tenant
+    settings = tenant_session(db, tenant)
     pool = await create_pool(
         db.url, min_size=1, max_size=2, pooler_mode=db.pooler, settings=settings
     )

@@ -59,13 +59,21 @@ IdOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
+def age(text: str) -> timedelta | None:
+    """``45s``, ``30m``, ``2h``, ``7d`` as a duration; None when ``text`` is not such an age."""
+    if text[:-1].isdigit() and text[-1:] in _UNITS:
+        return timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    return None
+
+
 def parse_when(flag: str, text: str | None, now: datetime | None = None) -> datetime | None:
     """An ISO 8601 time (UTC when it has no zone) or an age: ``45s``, ``30m``, ``2h``, ``7d``."""
     if text is None:
         return None
     now = now or datetime.now(UTC)
-    if text[:-1].isdigit() and text[-1:] in _UNITS:
-        return now - timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    ago = age(text)
+    if ago is not None:
+        return now - ago
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:

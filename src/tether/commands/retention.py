@@ -16,15 +16,12 @@ from typing import Annotated, Any
 import typer
 
 from tether.commands import common
-from tether.commands.backends import parse_tenant
-from tether.commands.dlq import _UNITS
+from tether.commands.backends import parse_tenant, tenant_session
+from tether.commands.dlq import age
 from tether.config import Database
-from tether.core.errors import ConfigError
 from tether.outbox import partitions
 from tether.outbox.retention import RetentionPolicy, RetentionReport, run_once
 from tether.outbox.table import OUTBOX
-from tether.store.postgres.pooler import PoolerMode, mode_of
-from tether.tenancy import SETTING
 
 _NEVER = "never"
 
@@ -53,10 +50,11 @@ def parse_age(flag: str, text: str, *, never: bool = False) -> timedelta | None:
     value = text.strip().lower()
     if never and value == _NEVER:
         return None
-    if not (value[:-1].isdigit() and value[-1:] in _UNITS):
+    ago = age(value)
+    if ago is None:
         also = " or never" if never else ""
         common.bad_input(f"{flag} {text!r}: expected an age like 45s, 30m, 12h, 7d{also}")
-    return timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
+    return ago
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +96,12 @@ async def _postgres(
 ) -> RetentionReport:
     from tether.queue.postgres import PostgresQueue, create_pool
 
-    settings = {}
-    if tenant is not None:
-        if mode_of(db.pooler) is PoolerMode.TRANSACTION:
-            # A transaction pooler drops the session setting: the scope would silently be none.
-            raise ConfigError(
-                "--tenant needs a session of its own: connect directly or through a "
-                "session-mode pooler, not a transaction-mode one"
-            )
-        settings[SETTING] = tenant
     pool = await create_pool(
-        db.url, min_size=1, max_size=2, pooler_mode=db.pooler, settings=settings
+        db.url,
+        min_size=1,
+        max_size=2,
+        pooler_mode=db.pooler,
+        settings=tenant_session(db, tenant),
     )
     try:
         async with pool.acquire() as conn:
