@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.chaos.consumer_process import open_source
 from tests.support.services import AMQP_URL, NATS_URL, REDIS_URL
-from tether.core.envelope import Event
+from tether.consume import deadletter
+from tether.consume.port import ConsumerSource, Delivery, Failure
+from tether.core.envelope import Event, make_event
 from tether.sinks.base import Sink
 
 
@@ -147,3 +149,23 @@ async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: flo
     while not await check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+def orders(n: int, **kw: Any) -> list[Event]:
+    return [
+        make_event("OrderPlaced", {"n": i}, topic="order", aggregate_id=i, **kw) for i in range(n)
+    ]
+
+
+async def take(src: ConsumerSource, n: int = 1, limit: float = 10.0) -> list[Delivery]:
+    """``n`` deliveries from ``src``, however many receives that takes (bounded)."""
+    got: list[Delivery] = []
+    deadline = time.monotonic() + limit
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"only {len(got)} of {n} deliveries came"
+        got += await src.receive(n - len(got), 0.2)
+    return got
+
+
+def failure(deliveries: int = 3) -> Failure:
+    return Failure("handler", "ValueError: card declined", deliveries, deadletter.now())

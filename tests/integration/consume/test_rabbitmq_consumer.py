@@ -23,10 +23,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
-from tests.support.consumers import Handler, handled, wait_for
-from tether.consume import Consumer, Delivery, Failure, RedeliveryPolicy, deadletter
+from tests.support.consumers import Handler, failure, handled, orders, take, wait_for
+from tether.consume import Consumer, RedeliveryPolicy
 from tether.consume.rabbitmq import RabbitMQSource, dead_letter_box
-from tether.core.envelope import Event, make_event
 from tether.core.errors import BrokerUnavailableError, ConfigError, NotFoundError
 from tether.outbox import add_event
 from tether.outbox.inbox import Inbox
@@ -88,25 +87,6 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
             await cleanup.queue_delete(name)
         await cleanup.exchange_delete(exchange)
         await admin.close()
-
-
-def orders(n: int, **kw: Any) -> list[Event]:
-    return [
-        make_event("OrderPlaced", {"n": i}, topic="order", aggregate_id=i, **kw) for i in range(n)
-    ]
-
-
-async def take(src: RabbitMQSource, n: int = 1, limit: float = 10.0) -> list[Delivery]:
-    got: list[Delivery] = []
-    deadline = time.monotonic() + limit
-    while len(got) < n:
-        assert time.monotonic() < deadline, f"only {len(got)} of {n} deliveries came"
-        got += await src.receive(n - len(got), 0.2)
-    return got
-
-
-def failure(deliveries: int = 3) -> Failure:
-    return Failure("handler", "ValueError: card declined", deliveries, deadletter.now())
 
 
 async def test_a_retry_waits_in_its_retry_queue_then_comes_back_counted(broker: Broker) -> None:

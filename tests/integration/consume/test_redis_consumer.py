@@ -20,10 +20,9 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
-from tests.support.consumers import Handler, handled, wait_for
-from tether.consume import Consumer, Delivery, Failure, RedeliveryPolicy, deadletter
+from tests.support.consumers import Handler, failure, handled, orders, take, wait_for
+from tether.consume import Consumer, Delivery, RedeliveryPolicy, deadletter
 from tether.consume.redis_streams import RedisStreamsSource, dead_letter_box, retry_key
-from tether.core.envelope import Event, make_event
 from tether.core.errors import BrokerUnavailableError, ConfigError
 from tether.outbox import add_event
 from tether.outbox.inbox import Inbox
@@ -72,27 +71,8 @@ async def source(url: str, stream: str, **kw: Any) -> RedisStreamsSource:
     return await RedisStreamsSource.connect(url, stream=stream, group=GROUP, **kw)
 
 
-def orders(n: int, **kw: Any) -> list[Event]:
-    return [
-        make_event("OrderPlaced", {"n": i}, topic="order", aggregate_id=i, **kw) for i in range(n)
-    ]
-
-
-async def take(src: RedisStreamsSource, n: int = 1, limit: float = 10.0) -> list[Delivery]:
-    got: list[Delivery] = []
-    deadline = time.monotonic() + limit
-    while len(got) < n:
-        assert time.monotonic() < deadline, f"only {len(got)} of {n} deliveries came"
-        got += await src.receive(n - len(got), 0.2)
-    return got
-
-
 async def pending(admin: aioredis.Redis, stream: str) -> list[dict[str, Any]]:
     return list(await admin.xpending_range(stream, GROUP, "-", "+", 100))
-
-
-def failure(deliveries: int = 3) -> Failure:
-    return Failure("handler", "ValueError: card declined", deliveries, deadletter.now())
 
 
 async def test_a_retry_waits_in_the_retry_set_then_comes_back_counted_by_the_broker(
