@@ -194,8 +194,7 @@ class RedisStreamsSource:
             raise ConfigError(f"dead_letter_maxlen must be at least 1, got {dead_letter_maxlen!r}")
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
-        dlq = dead_letter_stream if dead_letter_stream is not None else f"{stream}:dlq"
-        check_key(dlq, "dead-letter stream")
+        dlq = _dead_letter_stream(stream, dead_letter_stream)
         if dlq == stream:
             raise ConfigError(f"the dead-letter stream must differ from the stream {stream!r}")
         client = _client(url, timeout)
@@ -403,8 +402,7 @@ class RedisDeadLetterBox:
         timeout: float = 5.0,
     ) -> RedisDeadLetterBox:
         check_key(stream, "stream")
-        dlq = dead_letter_stream if dead_letter_stream is not None else f"{stream}:dlq"
-        check_key(dlq, "dead-letter stream")
+        dlq = _dead_letter_stream(stream, dead_letter_stream)
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
         client = _client(url, timeout)
@@ -497,6 +495,13 @@ async def dead_letter_box(url: str, source: str, consumer: str) -> RedisDeadLett
 def retry_key(stream: str, group: str) -> str:
     """``{<stream>}:retry:<group>``: the group's due times, in the stream's cluster slot."""
     return f"{{{stream}}}:retry:{group}"
+
+
+def _dead_letter_stream(stream: str, given: str | None) -> str:
+    """The dead-letter stream's key: ``given``, or ``<stream>:dlq``; checked."""
+    dlq = given if given is not None else f"{stream}:dlq"
+    check_key(dlq, "dead-letter stream")
+    return dlq
 
 
 def check_key(key: str, what: str) -> None:
