@@ -1,0 +1,21 @@
+"""The jobs' dead-letter count for the dead-letter monitor (``tether.ops.deadletters``).
+
+Satisfies its ``DeadLetterSource`` protocol (``name``, ``async dead_count()``): dead jobs,
+leaving out those an operator cancelled on purpose.
+"""
+
+from __future__ import annotations
+
+from tether.jobs.store import JobStore
+
+
+class JobsDeadLetterSource:
+    def __init__(self, store: JobStore, *, name: str = "jobs") -> None:
+        self.name = name
+        self._store = store
+
+    async def dead_count(self) -> int:
+        return await self._store.dead_count()
+
+
+__all__ = ["JobsDeadLetterSource"]

@@ -1,0 +1,85 @@
+"""Cron schedules: each tick enqueues its job once, however many workers are running.
+
+Every worker computes the latest due tick of each schedule; the first to insert the row
+(schedule, tick) into ``tether_job_ticks`` enqueues the job in the same transaction, so the
+tick and its job commit together or not at all, and every other worker's insert finds the row.
+Ticks are not caught up after an outage: only a tick younger than the schedule's ``misfire``
+runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from croniter import croniter
+
+from tether.core.errors import StoreError, TetherError
+from tether.core.ids import new_id
+from tether.jobs.client import Jobs
+from tether.jobs.registry import Schedule
+
+log = logging.getLogger("tether.jobs.schedules")
+
+MAX_SLEEP_S = 1.0
+
+
+def latest_tick(schedule: Schedule, now: datetime) -> datetime:
+    """The most recent tick at or before ``now``."""
+    ahead = croniter(schedule.cron, now).get_next(datetime)
+    if ahead == now:
+        return now
+    tick: datetime = croniter(schedule.cron, now).get_prev(datetime)
+    return tick
+
+
+class Scheduler:
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        self.fired = 0
+        self._seen: dict[str, datetime] = {}
+
+    async def run(self, schedules: Sequence[Schedule]) -> None:
+        while True:
+            await self.run_once(schedules)
+            await asyncio.sleep(self._sleep(schedules))
+
+    def _sleep(self, schedules: Sequence[Schedule]) -> float:
+        now = self.jobs.store.clock.now()
+        nxt = min(croniter(s.cron, now).get_next(datetime) for s in schedules)
+        wait: float = (nxt - now).total_seconds()
+        return min(max(wait, 0.01), MAX_SLEEP_S)
+
+    async def run_once(self, schedules: Sequence[Schedule]) -> int:
+        """Fire every due tick not seen yet; returns how many this worker enqueued."""
+        now = self.jobs.store.clock.now()
+        fired = 0
+        for schedule in schedules:
+            tick = latest_tick(schedule, now)
+            if self._seen.get(schedule.name) == tick or now - tick > schedule.misfire:
+                continue
+            try:
+                if await self.fire(schedule, tick):
+                    fired += 1
+            except (StoreError, TetherError) as exc:
+                log.warning("schedule %s: tick %s not fired, will retry: %s", schedule.name,
+                            tick, exc)  # fmt: skip
+                continue
+            self._seen[schedule.name] = tick
+        self.fired += fired
+        return fired
+
+    async def fire(self, schedule: Schedule, tick: datetime) -> bool:
+        """Enqueue the tick's job if no worker did yet; True when this call did."""
+        store = self.jobs.store
+        job_id = new_id()
+        async with store.pool.acquire() as conn, conn.transaction():
+            if not await store.tick(conn, schedule.name, tick, job_id):
+                return False
+            await self.jobs.enqueue(
+                schedule.job, schedule.args, tx=conn, queue=schedule.queue, id=job_id
+            )
+        log.info("schedule %s: tick %s enqueued job %s", schedule.name, tick, job_id)
+        return True

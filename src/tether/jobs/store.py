@@ -1,0 +1,318 @@
+"""The jobs table on PostgreSQL: the statements a job needs beyond the work-item engine.
+
+Claims, heartbeats, completions with a result, stale-job recovery, cancellation and cron
+ticks are here (``jobs/sql/postgres.sql``). Retries, deferrals and dead letters are the
+engine's own lease-checked transitions on the same table (:mod:`tether.queue.engine`), and so
+are the admin operations (list, get, replay, purge, sweep, stats): one lifecycle everywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+
+from tether.core import jsonutil
+from tether.core.clock import SYSTEM_CLOCK, Clock
+from tether.core.errors import ConfigError, LeaseLostError, StoreError
+from tether.core.ids import new_id
+from tether.queue import Claimed, Item, TableSpec
+from tether.queue.postgres import PostgresQueue, create_pool
+from tether.queue.postgres import _wrapped as wrapped
+from tether.store import drivers
+from tether.store.drivers import NotInTransactionError
+from tether.store.sqlfile import Query, queries
+
+JOBS = TableSpec(
+    "tether_jobs",
+    has_queue_column=True,
+    extra_columns=("name", "priority", "timeout_s", "dedup_key", "heartbeat_at", "result"),
+)
+RECOVERED = "Recovered from stale state (no worker heartbeat)"
+CANCELLED = "cancelled by an operator"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One row to insert (already validated by :class:`tether.jobs.Jobs`)."""
+
+    name: str
+    queue: str
+    payload: Any
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    dedup_key: str | None = None
+    id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """What ``enqueue`` answers per job: its id, and ``created=False`` when the
+    de-duplication key was already held (``id`` is then the job holding it, or None if that
+    job finished in the meantime)."""
+
+    id: uuid.UUID | None
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    id: uuid.UUID
+    queue: str
+    name: str
+    dead: bool
+    worker: str | None
+
+
+def _q(name: str) -> Query:
+    return queries("tether.jobs", "postgres")[name]
+
+
+def _render(name: str) -> Query:
+    query = _q(name)
+    if "{" not in query.sql:
+        return query
+    return Query(name, query.sql.replace("{t_columns}", JOBS.columns_of("t")))
+
+
+def _affected(status: str) -> int:
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class JobStore:
+    """``tether_jobs`` through an asyncpg pool. ``engine`` is the work-item engine's admin
+    view over every queue of the table (list, get, count, replay, purge, sweep, stats)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, clock: Clock | None = None) -> None:
+        self.pool = pool
+        self.clock = clock or SYSTEM_CLOCK
+        self.engine = PostgresQueue(pool, spec=JOBS, queue=None, clock=self.clock)
+        self._owns_pool = False
+
+    @classmethod
+    async def connect(cls, dsn: str, *, max_size: int = 10, **options: Any) -> JobStore:
+        store = cls(await create_pool(dsn, max_size=max_size), **options)
+        store._owns_pool = True
+        return store
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.pool.close()
+
+    def item(self, row: Mapping[str, Any]) -> Item:
+        return self.engine._item(row)
+
+    # -- enqueue ---------------------------------------------------------------------------
+    def _enqueue_values(self, jobs: Sequence[NewJob]) -> tuple[list[uuid.UUID], dict[str, Any]]:
+        now = self.clock.now()
+        ids = [j.id or new_id() for j in jobs]
+        values: dict[str, Any] = {
+            "now": now,
+            "ids": ids,
+            "names": [j.name for j in jobs],
+            "queues": [j.queue for j in jobs],
+            "priorities": [j.priority for j in jobs],
+            "available_at": [j.run_at or now for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "timeouts": [j.timeout_s for j in jobs],
+            "dedup_keys": [j.dedup_key for j in jobs],
+            "payloads": [jsonutil.encode_payload(j.payload).decode() for j in jobs],
+        }
+        return ids, values
+
+    @staticmethod
+    def _refs(rows: Sequence[Sequence[Any]]) -> list[JobRef]:
+        def as_uuid(v: Any) -> uuid.UUID | None:
+            return None if v is None else v if isinstance(v, uuid.UUID) else uuid.UUID(str(v))
+
+        return [JobRef(as_uuid(r[3]), r[2] is not None) for r in rows]
+
+    async def enqueue(self, jobs: Sequence[NewJob], *, tx: object = None) -> list[JobRef]:
+        """Insert in one statement. ``tx``: an asyncpg connection, a SQLAlchemy
+        ``AsyncSession``/``AsyncConnection`` or a psycopg ``AsyncConnection`` inside an open
+        transaction (written there, never committed here); None: on its own."""
+        if not jobs:
+            return []
+        _, values = self._enqueue_values(jobs)
+        query = _q("enqueue")
+        rows: Sequence[Sequence[Any]]
+        if tx is None:
+            async with wrapped("enqueue"):
+                rows = cast(list[Any], await self.pool.fetch(query.numbered, *query.args(values)))
+        elif isinstance(tx, asyncpg.Connection):
+            if not tx.is_in_transaction():
+                raise NotInTransactionError(
+                    "enqueue(tx=conn): the asyncpg connection has no open transaction, so the "
+                    "jobs would commit on their own; call it inside "
+                    "`async with conn.transaction():`"
+                )
+            async with wrapped("enqueue"):
+                rows = await tx.fetch(query.numbered, *query.args(values))
+        else:
+            self._require_postgres(tx)
+            rows = await drivers.execute(tx, query, values)
+        return self._refs(rows)
+
+    def enqueue_sync(self, jobs: Sequence[NewJob], *, tx: object) -> list[JobRef]:
+        """The same inside a synchronous transaction: a SQLAlchemy ``Session``/``Connection``
+        or a psycopg ``Connection``."""
+        if not jobs:
+            return []
+        self._require_postgres(tx)
+        _, values = self._enqueue_values(jobs)
+        return self._refs(drivers.execute_sync(tx, _q("enqueue"), values))
+
+    @staticmethod
+    def _require_postgres(tx: object) -> None:
+        if drivers.dialect_of(tx) != "postgres":
+            raise ConfigError("jobs live in PostgreSQL: enqueue(tx=...) needs a PostgreSQL handle")
+
+    # -- running ---------------------------------------------------------------------------
+    async def claim(
+        self, queue: str, limit: int, *, lease: timedelta, worker: str
+    ) -> list[Claimed]:
+        now = self.clock.now()
+        token = uuid.uuid4()
+        until = now + lease
+        query = _render("claim")
+        values = {
+            "queue": queue, "now": now, "limit": limit, "lease_until": until,
+            "token": token, "worker": worker,
+        }  # fmt: skip
+        async with wrapped("claim"):
+            rows = await self.pool.fetch(query.numbered, *query.args(values))
+        items = sorted(
+            (self.item(cast(Mapping[str, Any], r)) for r in rows),
+            key=lambda i: (-int(i.extra["priority"]), i.seq),
+        )
+        return [Claimed(i, token, until) for i in items]
+
+    async def heartbeat_many(self, batch: Sequence[Claimed], lease: timedelta) -> set[int]:
+        """Push the leases of ``batch`` forward; returns the seqs still held."""
+        if not batch:
+            return set()
+        now = self.clock.now()
+        query = _q("heartbeat_many")
+        values = {
+            "lease_until": now + lease,
+            "now": now,
+            "seqs": [c.item.seq for c in batch],
+            "tokens": [c.lease_token for c in batch],
+        }
+        async with wrapped("heartbeat"):
+            rows = await self.pool.fetch(query.numbered, *query.args(values))
+        return {int(r["seq"]) for r in rows}
+
+    async def complete(self, claimed: Claimed, result: Any = None, *, conn: Any = None) -> None:
+        """Record success (and the result). On ``conn``, inside the job's own transaction, so
+        the job's effects and its completion commit together. Raises ``LeaseLostError``."""
+        query = _q("complete")
+        values = {
+            "now": self.clock.now(),
+            "seq": claimed.item.seq,
+            "token": claimed.lease_token,
+            "result": None if result is None else jsonutil.dumps(result).decode(),
+        }
+        async with wrapped("complete"):
+            target = conn if conn is not None else self.pool
+            status = await target.execute(query.numbered, *query.args(values))
+        if _affected(status) == 0:
+            raise self.engine._lost(claimed)
+
+    async def complete_many(
+        self, batch: Sequence[tuple[Claimed, Any]], *, keep: bool = True
+    ) -> list[Claimed]:
+        """Complete a batch in one statement; returns those whose lease was lost. ``keep=False``
+        deletes the rows instead of keeping them as done with their result."""
+        if not batch:
+            return []
+        values: dict[str, Any] = {
+            "now": self.clock.now(),
+            "seqs": [c.item.seq for c, _ in batch],
+            "tokens": [c.lease_token for c, _ in batch],
+        }
+        if keep:
+            values["results"] = [
+                None if r is None else jsonutil.dumps(r).decode() for _, r in batch
+            ]
+        query = _q("complete_many" if keep else "complete_many_delete")
+        async with wrapped("complete"):
+            rows = await self.pool.fetch(query.numbered, *query.args(values))
+        done = {int(r["seq"]) for r in rows}
+        return [c for c, _ in batch if c.item.seq not in done]
+
+    # -- recovery, cancel, schedules ---------------------------------------------------------
+    async def recover(self, *, limit: int = 1000, default_max: int = 5) -> list[Recovered]:
+        """Requeue (or dead-letter, when out of attempts) claimed jobs whose lease ran out."""
+        now = self.clock.now()
+        query = _q("recover")
+        values = {
+            "now": now,
+            "now_iso": now.isoformat(),
+            "limit": limit,
+            "default_max": default_max,
+            "message": RECOVERED,
+            "day": now.date(),
+        }
+        async with wrapped("recover"):
+            rows = await self.pool.fetch(query.numbered, *query.args(values))
+        return [
+            Recovered(r["id"], r["queue"], r["name"], r["state"] == "dead", r["worker"])
+            for r in rows
+        ]
+
+    async def recovered_on(self, day: date) -> int:
+        query = _q("recovered_on")
+        async with wrapped("recoveries"):
+            return int(await self.pool.fetchval(query.numbered, day))
+
+    async def recoveries(self, since: date) -> list[tuple[date, str, int]]:
+        query = _q("recoveries")
+        async with wrapped("recoveries"):
+            rows = await self.pool.fetch(query.numbered, since)
+        return [(r["day"], r["queue"], int(r["recovered"])) for r in rows]
+
+    async def cancel(self, id: uuid.UUID, reason: str = CANCELLED) -> bool:
+        """End a queued or running job as dead; False when it was already finished."""
+        now = self.clock.now()
+        query = _q("cancel")
+        values = {"now": now, "now_iso": now.isoformat(), "message": reason, "id": id}
+        async with wrapped("cancel"):
+            return bool(await self.pool.fetch(query.numbered, *query.args(values)))
+
+    async def tick(self, conn: Any, schedule: str, tick: datetime, job_id: uuid.UUID) -> bool:
+        """Claim (schedule, tick) inside ``conn``'s transaction; True for the one winner."""
+        query = _q("tick")
+        values = {"schedule": schedule, "tick": tick, "job_id": job_id, "now": self.clock.now()}
+        async with wrapped("tick"):
+            return bool(await conn.fetch(query.numbered, *query.args(values)))
+
+    async def dead_count(self) -> int:
+        query = _q("dead_count")
+        async with wrapped("dead count"):
+            return int(await self.pool.fetchval(query.numbered, CANCELLED))
+
+    async def result(self, id: uuid.UUID) -> Any:
+        async with wrapped("result"):
+            value = await self.pool.fetchval(_q("result").numbered, id)
+        return None if value is None else jsonutil.loads(value)
+
+
+__all__ = [
+    "CANCELLED",
+    "JOBS",
+    "RECOVERED",
+    "JobRef",
+    "JobStore",
+    "LeaseLostError",
+    "NewJob",
+    "Recovered",
+    "StoreError",
+]

@@ -1,0 +1,509 @@
+"""The job worker: claim per queue, run, heartbeat, recover stale jobs, fire cron ticks.
+
+One asyncio task per queue keeps up to that queue's concurrency of jobs running, claiming as
+many as there are free slots in one statement. Completions of plain jobs are written in
+batches (one statement for every job that finished in the same loop turn); a transactional
+job completes inside its own transaction. One heartbeat statement every few seconds pushes
+the lease of every running job forward; a job missing from its answer was recovered or
+cancelled elsewhere, and its run is abandoned (cancelled, its result discarded).
+
+Shutdown (``stop`` set, e.g. on SIGTERM): no new claims; running jobs get ``grace`` to
+finish; the rest are cancelled and released with no attempt spent (``defer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pydantic
+
+from tether.core.errors import ConfigError, LeaseLostError, StoreError, TetherError
+from tether.jobs.client import Jobs
+from tether.jobs.metrics import JOBS_FINISHED, JOBS_RECOVERED, JOBS_RECOVERY_ALERTS
+from tether.jobs.registry import DEFAULT_MAX_ATTEMPTS, Job, JobContext, result_json
+from tether.jobs.runner import JobTimeoutError, Runner
+from tether.jobs.schedules import Scheduler
+from tether.jobs.store import Recovered
+from tether.queue import Claimed
+from tether.queue.worker import Defer, default_worker_name
+
+log = logging.getLogger("tether.jobs.worker")
+
+AlertHook = Callable[[date, int], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Run:
+    claimed: Claimed
+    job: Job | None
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    lost: bool = False  # the heartbeat found the lease gone: recovered or cancelled elsewhere
+    stopping: bool = False  # shutdown ran past the grace period: release without an attempt
+    finishing: bool = False  # the outcome is being written; too late to abandon
+
+
+@dataclass
+class WorkerStats:
+    completed: int = 0
+    failed: int = 0
+    dead: int = 0
+    timed_out: int = 0
+    deferred: int = 0
+    discarded: int = 0
+    released: int = 0
+    recovered: int = 0
+    by_queue: dict[str, int] = field(default_factory=dict)
+
+
+class _Completions:
+    """Coalesces completions that arrive in the same loop turn into one statement."""
+
+    def __init__(self, jobs: Jobs, keep: bool) -> None:
+        self._jobs, self._keep = jobs, keep
+        self._pending: list[tuple[Claimed, Any, asyncio.Future[bool]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def submit(self, claimed: Claimed, result: Any) -> bool:
+        """True when recorded, False when the lease was lost (result discarded)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((claimed, result, future))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the completions of this turn join the batch
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                lost = await self._jobs.store.complete_many(
+                    [(c, r) for c, r, _ in batch], keep=self._keep
+                )
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            gone = {c.item.seq for c in lost}
+            for c, _, future in batch:
+                if not future.done():
+                    future.set_result(c.item.seq not in gone)
+
+    async def close(self) -> None:
+        if self._drain is not None:
+            await asyncio.gather(self._drain, return_exceptions=True)
+
+
+class JobWorker:
+    """Runs the jobs of ``queues`` (name → concurrency; default: every registered job's queue
+    at ``concurrency``). Embeddable: ``await worker.run(stop_event)``; ``tether worker`` is
+    this plus signal handling."""
+
+    def __init__(
+        self,
+        jobs: Jobs,
+        *,
+        queues: Mapping[str, int] | Sequence[str] | None = None,
+        concurrency: int = 10,
+        name: str | None = None,
+        stale_after: timedelta = timedelta(minutes=10),
+        heartbeat_every: timedelta | None = None,
+        grace: timedelta = timedelta(seconds=30),
+        poll_interval: float = 0.5,
+        recover_every: timedelta = timedelta(seconds=1),
+        recovery_alert_threshold: int = 5,
+        on_recovery_alert: AlertHook | None = None,
+        keep_results: bool = True,
+        schedules: bool = True,
+    ) -> None:
+        self.jobs = jobs
+        self.queues = self._queues(jobs, queues, concurrency)
+        if stale_after <= timedelta(0) or grace < timedelta(0) or poll_interval <= 0:
+            raise ConfigError("stale_after and poll_interval must be positive, grace not negative")
+        self.stale_after = stale_after
+        self.heartbeat_every = heartbeat_every or min(timedelta(seconds=5), stale_after / 3)
+        if not timedelta(0) < self.heartbeat_every < stale_after:
+            raise ConfigError(
+                f"heartbeat_every ({self.heartbeat_every}) must be positive and shorter than "
+                f"stale_after ({stale_after}), or live jobs would be recovered"
+            )
+        self.name = name or default_worker_name()
+        self.grace = grace
+        self.poll_interval = poll_interval
+        self.recover_every = recover_every
+        self.alert_threshold = recovery_alert_threshold
+        self.on_recovery_alert = on_recovery_alert
+        self.stats = WorkerStats()
+        self.runner = Runner()
+        self.scheduler = Scheduler(jobs) if schedules else None
+        self._completions = _Completions(jobs, keep_results)
+        self._held: dict[int, _Run] = {}
+        self._freed = {q: asyncio.Event() for q in self.queues}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._alerted: date | None = None
+        self.idle = asyncio.Event()  # set while no queue found work on its last claim
+
+    @staticmethod
+    def _queues(
+        jobs: Jobs, queues: Mapping[str, int] | Sequence[str] | None, concurrency: int
+    ) -> dict[str, int]:
+        if queues is None:
+            names = sorted({j.queue for j in jobs.registry}) or ["default"]
+            chosen = {q: concurrency for q in names}
+        elif isinstance(queues, Mapping):
+            chosen = dict(queues)
+        else:
+            chosen = {q: concurrency for q in queues}
+        if not chosen:
+            raise ConfigError("a worker needs at least one queue")
+        for queue, n in chosen.items():
+            if not isinstance(n, int) or n < 1:
+                raise ConfigError(f"queue {queue}: concurrency must be at least 1, got {n!r}")
+        return chosen
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- one job -------------------------------------------------------------------------
+    def _start(self, claimed: Claimed) -> _Run:
+        item = claimed.item
+        name = str(item.extra["name"])
+        job = self.jobs.registry._jobs.get(name)
+        ctx = JobContext(
+            id=item.id,
+            name=name,
+            queue=str(item.queue),
+            attempt=item.attempts,
+            max_attempts=item.max_attempts or DEFAULT_MAX_ATTEMPTS,
+        )
+        run = _Run(claimed, job, ctx)
+        self._held[item.seq] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"job {item.id}")
+        return run
+
+    async def _execute(self, run: _Run) -> None:
+        c = run.claimed
+        queue = run.ctx.queue
+        try:
+            await self._attempt(run)
+        except asyncio.CancelledError:
+            if run.stopping:
+                await self._release(run)
+            elif run.lost:
+                self._discarded(run, "its lease was lost while it ran")
+            else:
+                raise
+        finally:
+            self._held.pop(c.item.seq, None)
+            self.stats.by_queue[queue] = self.stats.by_queue.get(queue, 0) + 1
+            if queue in self._freed:
+                self._freed[queue].set()
+
+    async def _attempt(self, run: _Run) -> None:
+        c, job = run.claimed, run.job
+        if job is None:
+            known = ", ".join(self.jobs.registry.names) or "none"
+            await self._outcome(run, "fail", f"this worker does not know job {run.ctx.name!r} "
+                                f"(known: {known}); deploy its code to the workers")  # fmt: skip
+            return
+        try:
+            kwargs = job.kwargs(c.item.payload)
+        except pydantic.ValidationError as exc:
+            await self._outcome(run, "dead", f"stored arguments no longer validate: {exc}")
+            return
+        timeout = c.item.extra.get("timeout_s")
+        limit = None if timeout is None else float(timeout)
+        try:
+            if job.transactional:
+                await self._transactional(run, job, kwargs, limit)
+                return
+            result = await self.runner.call(job, kwargs, run.ctx, limit)
+        except Defer as later:
+            await self._defer(run, later)
+            return
+        except JobTimeoutError as exc:
+            self.stats.timed_out += 1
+            JOBS_FINISHED.labels(run.ctx.queue, "timeout").inc()
+            await self._outcome(run, "fail", f"JobTimeoutError: {exc}")
+            return
+        except LeaseLostError:
+            self._discarded(run, "its lease was lost; its transaction rolled back")
+            return
+        except Exception as exc:  # the job's failure is the job's, not the worker's
+            await self._outcome(run, "fail", f"{type(exc).__name__}: {exc}")
+            return
+        run.finishing = True
+        try:
+            recorded = await self._completions.submit(c, result_json(result))
+        except StoreError as exc:
+            log.warning("could not record the completion of job %s: %s", c.id, exc)
+            return
+        if recorded:
+            self.stats.completed += 1
+            JOBS_FINISHED.labels(run.ctx.queue, "done").inc()
+        else:
+            self._discarded(run, "it was recovered or cancelled while it ran")
+
+    async def _transactional(
+        self, run: _Run, job: Job, kwargs: dict[str, Any], limit: float | None
+    ) -> None:
+        """The job's effects (through ``ctx.tx``) and its completion in one transaction."""
+        async with self.jobs.store.pool.acquire() as conn, conn.transaction():
+            run.ctx.tx = conn
+            try:
+                result = await self.runner.call(job, kwargs, run.ctx, limit)
+                run.finishing = True
+                await self.jobs.store.complete(run.claimed, result_json(result), conn=conn)
+            finally:
+                run.ctx.tx = None
+        self.stats.completed += 1
+        JOBS_FINISHED.labels(run.ctx.queue, "done").inc()
+
+    def _discarded(self, run: _Run, why: str) -> None:
+        self.stats.discarded += 1
+        JOBS_FINISHED.labels(run.ctx.queue, "discarded").inc()
+        log.warning(
+            "job %s (%s, attempt %d): late result discarded: %s",
+            run.claimed.id, run.ctx.name, run.ctx.attempt, why,
+        )  # fmt: skip
+
+    async def _outcome(self, run: _Run, kind: str, error: str) -> None:
+        run.finishing = True
+        c, store = run.claimed, self.jobs.store
+        policy = run.job.retry if run.job is not None else None
+        try:
+            if kind == "dead":
+                await store.engine.dead_letter(c, error)
+                state = "dead"
+            else:
+                state = (await store.engine.fail(c, error, policy=policy)).value
+        except LeaseLostError:
+            self._discarded(run, f"it failed ({error}) after its lease was lost")
+            return
+        except StoreError as exc:
+            log.warning("could not record the failure of job %s: %s", c.id, exc)
+            return
+        if state == "dead":
+            self.stats.dead += 1
+            JOBS_FINISHED.labels(run.ctx.queue, "dead").inc()
+            log.error("job %s (%s) is dead after attempt %d: %s", c.id, run.ctx.name,
+                      run.ctx.attempt, error)  # fmt: skip
+        else:
+            self.stats.failed += 1
+            JOBS_FINISHED.labels(run.ctx.queue, "retry").inc()
+            log.info("job %s (%s) failed, will retry: %s", c.id, run.ctx.name, error)
+
+    async def _defer(self, run: _Run, later: Defer) -> None:
+        run.finishing = True
+        try:
+            await self.jobs.store.engine.defer(
+                run.claimed, until=later.until, delay=later.delay, reason=later.reason
+            )
+        except ConfigError as exc:
+            await self._outcome(run, "fail", f"the job raised an invalid Defer: {exc}")
+            return
+        except (LeaseLostError, StoreError) as exc:
+            log.warning("could not defer job %s: %s", run.claimed.id, exc)
+            return
+        self.stats.deferred += 1
+        JOBS_FINISHED.labels(run.ctx.queue, "deferred").inc()
+
+    async def _release(self, run: _Run) -> None:
+        """Shutdown: give the job back at once with the attempt its claim counted."""
+        try:
+            await self.jobs.store.engine.defer(
+                run.claimed, delay=timedelta(0), reason="released: its worker shut down"
+            )
+        except (LeaseLostError, StoreError) as exc:
+            log.warning("could not release job %s at shutdown: %s", run.claimed.id, exc)
+            return
+        self.stats.released += 1
+        log.info("job %s (%s) released at shutdown, no attempt spent", run.claimed.id,
+                 run.ctx.name)  # fmt: skip
+
+    # -- loops ---------------------------------------------------------------------------
+    async def _claim(self, queue: str, limit: int) -> int:
+        try:
+            batch = await self.jobs.store.claim(
+                queue, limit, lease=self.stale_after, worker=self.name
+            )
+        except StoreError as exc:
+            log.warning("worker %s: claim on %s failed, retrying: %s", self.name, queue, exc)
+            return -1
+        for claimed in batch:
+            self._start(claimed)
+        return len(batch)
+
+    def _running(self, queue: str) -> int:
+        return sum(1 for r in self._held.values() if r.ctx.queue == queue)
+
+    async def _serve(self, queue: str, limit: int) -> None:
+        freed = self._freed[queue]
+        while not self._stopping.is_set():
+            free = limit - self._running(queue)
+            got = 0
+            if free > 0:
+                freed.clear()
+                got = await self._claim(queue, free)
+                if got == free:
+                    await asyncio.sleep(0)  # a full batch: there may be more right away
+                    continue
+            if got <= 0 and free > 0:
+                self.idle.set()
+            else:
+                self.idle.clear()
+            waits: list[Awaitable[Any]] = [self._stopping.wait(), self._wake.wait()]
+            if got != 0 or free <= 0:
+                waits.append(freed.wait())  # jobs are running: claim again as slots free up
+            await _first(waits, self.poll_interval if got >= 0 else max(self.poll_interval, 1))
+            self._wake.clear()
+
+    async def _heartbeats(self) -> None:
+        every = self.heartbeat_every.total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            await self.heartbeat_once()
+
+    async def heartbeat_once(self) -> None:
+        runs = list(self._held.values())
+        try:
+            alive = await self.jobs.store.heartbeat_many(
+                [r.claimed for r in runs], self.stale_after
+            )
+        except StoreError as exc:
+            log.warning("worker %s: heartbeat failed (jobs may be recovered): %s", self.name, exc)
+            return
+        for run in runs:
+            seq = run.claimed.item.seq
+            if seq in alive or run.finishing or self._held.get(seq) is not run:
+                continue
+            run.lost = True
+            run.ctx.cancelled.set()
+            log.warning("job %s (%s): lease lost (recovered or cancelled elsewhere); abandoning "
+                        "the run", run.claimed.id, run.ctx.name)  # fmt: skip
+            if run.task is not None:
+                run.task.cancel()
+
+    async def _recoveries(self) -> None:
+        every = self.recover_every.total_seconds()
+        while True:
+            await self.recover_once()
+            await asyncio.sleep(every)
+
+    async def recover_once(self) -> list[Recovered]:
+        """Requeue every stale job (any queue) now; log each one, count it, alert past the
+        day's threshold."""
+        try:
+            rescued = await self.jobs.store.recover()
+        except StoreError as exc:
+            log.warning("worker %s: stale-job recovery failed, retrying: %s", self.name, exc)
+            return []
+        for r in rescued:
+            self.stats.recovered += 1
+            JOBS_RECOVERED.labels(r.queue).inc()
+            log.warning(
+                "job %s (%s, queue %s) recovered from stale state (no heartbeat from worker "
+                "%s within %s)%s", r.id, r.name, r.queue, r.worker, self.stale_after,
+                ": out of attempts, dead" if r.dead else ": requeued",
+            )  # fmt: skip
+        if rescued:
+            await self._check_alert()
+        return rescued
+
+    async def _check_alert(self) -> None:
+        today = self.jobs.store.clock.now().date()
+        if self._alerted == today:
+            return
+        count = await self.jobs.store.recovered_on(today)
+        if count <= self.alert_threshold:
+            return
+        self._alerted = today
+        JOBS_RECOVERY_ALERTS.inc()
+        log.error(
+            "ALERT: %d jobs recovered from stale state today (%s), above the threshold of %d: "
+            "workers are dying or hanging", count, today, self.alert_threshold,
+        )  # fmt: skip
+        if self.on_recovery_alert is not None:
+            try:
+                await self.on_recovery_alert(today, count)
+            except Exception:
+                log.exception("the recovery alert hook failed")
+
+    # -- running ---------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Claim once per queue, run those jobs to the end; returns how many (for tests)."""
+        started = 0
+        for queue, limit in self.queues.items():
+            free = limit - self._running(queue)
+            if free > 0:
+                started += max(await self._claim(queue, free), 0)
+        await self.drain()
+        return started
+
+    async def drain(self) -> None:
+        """Wait for every running job to finish."""
+        while self._held:
+            tasks = [r.task for r in self._held.values() if r.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._completions.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then shut down gracefully (see the module doc)."""
+        self._stopping.clear()
+        background = [
+            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._recoveries()),
+        ]
+        if self.scheduler is not None and self.jobs.registry.schedules:
+            background.append(asyncio.create_task(self.scheduler.run(self.jobs.registry.schedules)))
+        serving = [asyncio.create_task(self._serve(q, n)) for q, n in self.queues.items()]
+        log.info("worker %s: serving %s", self.name, self.queues)
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([stopped, *serving], return_when=asyncio.FIRST_COMPLETED)
+            for task in serving:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopped.cancel()
+            self._stopping.set()
+            await asyncio.gather(*serving, return_exceptions=True)
+            await self._shutdown()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        running = [r.task for r in self._held.values() if r.task is not None]
+        if running:
+            log.info("worker %s: waiting up to %s for %d running jobs", self.name, self.grace,
+                     len(running))  # fmt: skip
+            await asyncio.wait(running, timeout=self.grace.total_seconds())
+        late = [r for r in self._held.values() if r.task is not None and not r.task.done()]
+        for run in late:
+            run.stopping = True
+            run.ctx.cancelled.set()
+            if run.task is not None:
+                run.task.cancel()
+        await asyncio.gather(*(r.task for r in late if r.task is not None), return_exceptions=True)
+        await self._completions.close()
+
+
+async def _first(waits: Sequence[Awaitable[Any]], timeout: float | None) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+
+
+__all__ = ["JobWorker", "TetherError", "WorkerStats"]
