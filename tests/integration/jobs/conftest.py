@@ -1,4 +1,4 @@
-"""Fixtures for the jobs tests: one database per module (emptied before each test: creating
+"""Fixtures for the jobs tests: one database for the package (emptied before each test: creating
 and dropping a database costs seconds on this machine), a pool, a private registry per test."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tether.queue.postgres import create_pool
 _TABLES = "tether_jobs, tether_job_ticks, tether_job_recoveries"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def module_dsn() -> Iterator[str]:
     services.require("postgres")
     with pg.fresh_database() as dsn:
