@@ -19,7 +19,9 @@ from tether.commands import (  # one per command
     consume,
     demo,
     dlq,
+    doctor,
     migrate,
+    monitor,
     relay,
     retention,
     status,
@@ -59,8 +61,10 @@ app.command()(status.status)
 app.command()(demo.demo)
 app.command()(catalog.catalog)
 app.command()(retention.retention)
+app.command()(doctor.doctor)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
+app.add_typer(monitor.app, name="monitor")
 
 
 def _mount_optional(module: str, name: str) -> None:
