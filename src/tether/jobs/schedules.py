@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from croniter import croniter
 
@@ -27,11 +27,8 @@ MAX_SLEEP_S = 1.0
 
 
 def latest_tick(schedule: Schedule, now: datetime) -> datetime:
-    """The most recent tick at or before ``now``."""
-    ahead = croniter(schedule.cron, now).get_next(datetime)
-    if ahead == now:
-        return now
-    tick: datetime = croniter(schedule.cron, now).get_prev(datetime)
+    """The most recent tick at or before ``now`` (croniter's get_prev is strictly before)."""
+    tick: datetime = croniter(schedule.cron, now + timedelta(microseconds=1)).get_prev(datetime)
     return tick
 
 
