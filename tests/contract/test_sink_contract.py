@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
+from tests.support.http_receiver import Answer, Received, Receiver
 from tests.support.moto_server import CREDENTIALS, REGION
 from tests.support.pubsub_emulator import PROJECT as PUBSUB_PROJECT
 from tests.support.pubsub_emulator import Topic, pubsub_emulator_fixture  # noqa: F401
@@ -29,6 +30,7 @@ from tests.support.sqs_admin import Queue, sqs_client
 from tether.core.envelope import Event, make_event
 from tether.core.errors import SinkError, SinkUnavailableError
 from tether.sinks.base import Sink, SinkFeatures
+from tether.sinks.http import HttpSink
 from tether.sinks.jetstream import JetStreamSink, decode_header_value
 from tether.sinks.log import LogSink
 from tether.sinks.memory import MemorySink
@@ -388,6 +390,57 @@ async def pubsub_harness(emulator: str) -> AsyncGenerator[Harness, None]:
         topic.delete()
 
 
+async def http_harness() -> AsyncGenerator[Harness, None]:
+    """A real receiver on loopback (uvicorn); its requests are read back with the official
+    CloudEvents SDK (binary content mode). It answers 422 to events of type ``Refused``;
+    stopping it makes the target unreachable."""
+    from cloudevents.core.bindings.http import HTTPMessage, from_http_event
+
+    from tether.net import SsrfPolicy
+
+    def respond(request: Received) -> Answer:
+        refused = request.headers.get("ce-type") == "Refused"
+        return Answer(422, body=b"refused by test") if refused else Answer()
+
+    receiver = Receiver(respond)
+    await receiver.start()
+    sink = await HttpSink.connect(
+        f"{receiver.url}/hooks/orders", policy=SsrfPolicy(allow=["127.0.0.1"])
+    )
+
+    async def read_back() -> list[Stored]:
+        out = []
+        for request in receiver.requests:
+            event = from_http_event(HTTPMessage(request.headers, request.body))
+            attrs = {k: v.isoformat() if k == "time" else str(v) for k, v in event.get_attributes().items()}
+            assert request.headers["x-idempotency-key"] == attrs["id"]
+            out.append(Stored(attrs, event.get_data()))
+        return out
+
+    async def stored_count() -> int:
+        return len(receiver.requests)
+
+    async def make_unavailable() -> None:
+        await receiver.stop()
+
+    def refused_event() -> Event:
+        return make_event("Refused", {"n": 0}, topic="order")
+
+    try:
+        yield Harness(
+            sink,
+            HttpSink.features,
+            read_back,
+            stored_count,
+            make_unavailable,
+            refused_event,
+            large_batch=300,  # one request each, 16 in flight: HTTP costs more per event than a broker
+        )
+    finally:
+        await sink.close()
+        await receiver.stop()
+
+
 FEATURES = {
     "memory": MemorySink().features,
     "log": LogSink.features,
@@ -399,6 +452,7 @@ FEATURES = {
     "pubsub": PubSubSink.features,
     "sqs": STANDARD_FEATURES,
     "sqs-fifo": FIFO_FEATURES,
+    "http": HttpSink.features,
 }
 MARKS = {
     "jetstream": [pytest.mark.nats],
@@ -431,6 +485,8 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         gen = pubsub_harness(request.getfixturevalue("pubsub_emulator"))
     elif request.param == "redis":
         gen = redis_harness(request.getfixturevalue("redis_url"))
+    elif request.param == "http":
+        gen = http_harness()
     else:
         own = request.param == "jetstream"
         gen = jetstream_harness(request.getfixturevalue("nats_url"), own=own)
