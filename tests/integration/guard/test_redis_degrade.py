@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from tests.integration.sinks.tcp_proxy import TcpProxy
 from tether.guard import BreakerPolicy, CircuitOpen, Guard
 from tether.guard.redis_store import RedisBreakerStore
 
@@ -77,19 +79,39 @@ async def test_a_hung_redis_is_bounded_by_the_store_timeout(silent_redis: int) -
     await client.aclose()
 
 
-async def test_state_is_shared_again_once_redis_answers(
+async def test_redis_cut_then_back_shares_state_again(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = aioredis.from_url(redis_url)
-    bad = aioredis.from_url(f"redis://127.0.0.1:{closed_port()}/0")
-    store = RedisBreakerStore(bad, prefix="tether:test-guard-back:", retry_s=0)
-    with caplog.at_level(logging.WARNING, logger="tether.guard"):
-        assert await Guard("back", breaker=POLICY, store=store).state() == "closed"
-        assert store.degraded
-        store._client = good  # Redis is back (same store object, a reachable server)
-        store._script = good.register_script(store._script.script)
-        assert await Guard("back", breaker=POLICY, store=store).state() == "closed"
-    assert not store.degraded
-    assert "answers again" in caplog.records[-1].getMessage()
-    await good.aclose()
-    await bad.aclose()
+    """One instance reaches Redis through a proxy the test cuts; the other directly."""
+    prefix = f"tether:test-guard:{uuid.uuid4().hex}:"
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    direct = aioredis.from_url(redis_url)
+    proxied = aioredis.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.5)
+    cut_off = RedisBreakerStore(proxied, prefix=prefix, retry_s=0)
+    one = Guard("shared", breaker=POLICY, store=cut_off)
+    two = Guard("shared", breaker=POLICY, store=RedisBreakerStore(direct, prefix=prefix))
+    try:
+        assert await one.call(fine) == "ok"
+        await proxy.cut()
+        with caplog.at_level(logging.WARNING, logger="tether.guard"):
+            assert await one.call(fine) == "ok"  # decided locally, no error
+            assert cut_off.degraded
+            for _ in range(2):
+                with pytest.raises(ConnectionError):
+                    await two.call(broken)  # the other instance opens the shared circuit
+            await proxy.start()
+            with pytest.raises(CircuitOpen):
+                await one.call(fine)  # back on Redis: it sees the open circuit
+        assert not cut_off.degraded
+        messages = [r.getMessage() for r in caplog.records if r.name == "tether.guard"]
+        assert len(messages) == 2
+        assert "did not answer" in messages[0]
+        assert "answers again" in messages[1]
+    finally:
+        await proxy.cut()
+        for key in await direct.keys(prefix + "*"):
+            await direct.delete(key)
+        await direct.aclose()
+        await proxied.aclose()
