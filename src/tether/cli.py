@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from tether.commands import (  # one per command
+    audit,
     catalog,
     common,
     consume,
@@ -62,6 +63,7 @@ app.command()(demo.demo)
 app.command()(catalog.catalog)
 app.command()(retention.retention)
 app.command()(doctor.doctor)
+app.command()(audit.audit)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 app.add_typer(monitor.app, name="monitor")
