@@ -13,6 +13,11 @@ more in this batch: its later events stay untouched, behind it. Outcomes, per ev
 
 The failures are outcomes of the one item lifecycle (:mod:`tether.core.lifecycle`), which the
 work-item engine shares; sink pausing is :class:`tether.sinks.pause.SinkPauses`.
+
+A sink that writes into the relay's own database (the ``webhooks`` sink) may offer
+``publish_in(connection, events)``: when the store's batch exposes its transaction's
+``connection``, the relay calls that instead of ``publish``, so what the sink writes commits or
+rolls back with the settling of the same rows.
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ class Relay:
             raise ConfigError(f"sink names must be non-empty and contain no comma: {bad}")
         self._store = store
         self._sinks = {s.name: s for s in sinks}
+        # Sinks that can write inside the batch's transaction (see the module docstring).
+        self._in_tx = {s.name for s in sinks if callable(getattr(s, "publish_in", None))}
         self._router = router or Router.everything_to(names)
         self.config = config or RelayConfig()
         self._rng = rng or random.Random()
@@ -142,7 +149,8 @@ class Relay:
         async with self._store.claim(self.config.batch_size, run=self.config.per_key_run) as batch:
             if not batch.events:
                 return BatchReport()
-            published, retries, report = await self._deliver(batch.events)
+            tx = getattr(batch, "connection", None) if self._in_tx else None
+            published, retries, report = await self._deliver(batch.events, tx)
             await batch.settle(published, retries)
         metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
         self._count(report)
@@ -185,14 +193,14 @@ class Relay:
                 await asyncio.sleep(0)
 
     async def _deliver(
-        self, claimed: Sequence[ClaimedEvent]
+        self, claimed: Sequence[ClaimedEvent], tx: object = None
     ) -> tuple[list[int], list[Retry], BatchReport]:
         targets = [self._router.sinks_for(c.event) for c in claimed]
         by_event: list[dict[str, _Result] | None] = [None] * len(claimed)
         blocked: set[str] = set()
         for wave in _waves(claimed):
             ready = [i for i in wave if claimed[i].event.partition_key not in blocked]
-            await self._publish_wave(claimed, targets, ready, by_event)
+            await self._publish_wave(claimed, targets, ready, by_event, tx)
             for i in ready:
                 results = by_event[i]
                 key = claimed[i].event.partition_key
@@ -214,6 +222,7 @@ class Relay:
         targets: Sequence[frozenset[str]],
         wave: Sequence[int],
         by_event: list[dict[str, _Result] | None],
+        tx: object = None,
     ) -> None:
         per_sink: dict[str, list[int]] = {}
         for i in wave:
@@ -221,7 +230,7 @@ class Relay:
             for name in targets[i] - claimed[i].done_sinks:
                 per_sink.setdefault(name, []).append(i)
         names = list(per_sink)
-        calls = [self._publish(n, [claimed[i] for i in per_sink[n]]) for n in names]
+        calls = [self._publish(n, [claimed[i] for i in per_sink[n]], tx) for n in names]
         # One sink (the usual case) is awaited directly: a gather costs a task and several
         # loop turns per wave, and a hot key's run is one wave per event.
         results = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
@@ -296,7 +305,9 @@ class Relay:
             rng=self._rng,
         )
 
-    async def _publish(self, name: str, claimed: Sequence[ClaimedEvent]) -> list[_Result]:
+    async def _publish(
+        self, name: str, claimed: Sequence[ClaimedEvent], tx: object = None
+    ) -> list[_Result]:
         if self.pauses.paused(name):
             return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(
                 claimed
@@ -306,7 +317,10 @@ class Relay:
         try:
             # asyncio.timeout, not wait_for: no task per call (a hot key publishes per event).
             async with asyncio.timeout(self.config.publish_timeout):
-                outcomes = await sink.publish(events)
+                if tx is not None and name in self._in_tx:
+                    outcomes = await sink.publish_in(tx, events)  # type: ignore[attr-defined]
+                else:
+                    outcomes = await sink.publish(events)
         except SinkUnavailableError as exc:
             return self._sink_down(name, str(exc), len(claimed))
         except TimeoutError:
@@ -316,7 +330,7 @@ class Relay:
             if len(claimed) == 1:
                 return [_Result(False, f"{type(exc).__name__}: {exc}")]
             # One poisonous event must not cost the whole batch: find it by publishing alone.
-            singles = [await self._publish(name, [c]) for c in claimed]
+            singles = [await self._publish(name, [c], tx) for c in claimed]
             return [r[0] for r in singles]
         self.pauses.resume(name)
         if len(outcomes) != len(claimed):

@@ -85,6 +85,11 @@ class _Batch:
     events: Sequence[ClaimedEvent]
     settle_published: str  # the statement that settles published rows (delete, mark or move)
 
+    @property
+    def connection(self) -> PoolConnectionProxy[asyncpg.Record]:
+        """The batch's transaction, for sinks that write in it (``publish_in``)."""
+        return self.conn
+
     async def settle(self, published: Sequence[int], retries: Sequence[Retry]) -> None:
         if published:
             await self.conn.execute(self.settle_published, list(published))
