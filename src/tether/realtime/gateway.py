@@ -201,6 +201,12 @@ class Gateway:
             await session.serve(receive)
         except TimeoutError:
             pass
+        except asyncio.CancelledError:
+            if not session.reaped:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # our own cancel of a reader stuck on a silent client
         except Exception:  # one connection's failure never reaches the server
             _log.exception("realtime connection %s failed", session.client)
             session.disconnect(Disconnect.INTERNAL)

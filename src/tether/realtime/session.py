@@ -45,6 +45,8 @@ class Session:
         "pending",
         "pending_bytes",
         "pong_due",
+        "reader",
+        "reaped",
         "send",
         "subs",
     )
@@ -63,6 +65,8 @@ class Session:
         self.last_ping = time.monotonic()
         self.pong_due: float | None = None
         self._wake = asyncio.Event()
+        self.reader: asyncio.Task[Any] | None = None
+        self.reaped = False
 
     # --- output ---------------------------------------------------------------------------
 
@@ -88,6 +92,10 @@ class Session:
                 self.pending.clear()
                 self.pending_bytes = 0
             self._wake.set()
+            # A writer stuck on a socket the client stopped reading never gets to the close
+            # frame: stop reading (which ends the connection) after two close timeouts.
+            delay = 2 * self.gateway.settings.close_timeout
+            asyncio.get_running_loop().call_later(delay, self._reap)
 
     async def writer(self) -> None:
         send = self.send
@@ -107,14 +115,29 @@ class Session:
                 if pending:
                     self._wake.set()
             if self.close_code is not None and not pending:
-                code = self.close_code
-                reason = self._close_reason or protocol.REASONS[code]
-                try:
-                    await send({"type": "websocket.close", "code": int(code), "reason": reason})
-                except Exception:
-                    _log.debug("close of %s failed", self.client)
-                self.closed = True
+                await self._close()
                 return
+
+    async def _close(self) -> None:
+        """Send the close frame; a client that neither reads it nor answers within
+        ``close_timeout`` has its reader stopped, so a stuck socket holds nothing for long."""
+        assert self.close_code is not None
+        code = self.close_code
+        reason = self._close_reason or protocol.REASONS[code]
+        timeout = self.gateway.settings.close_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self.send({"type": "websocket.close", "code": int(code), "reason": reason})
+        except Exception:  # includes TimeoutError: the client does not read
+            _log.debug("close of %s failed", self.client)
+        self.closed = True
+        asyncio.get_running_loop().call_later(timeout, self._reap)
+
+    def _reap(self) -> None:
+        reader = self.reader
+        if reader is not None and not reader.done():
+            self.reaped = True
+            reader.cancel()
 
     def answer(self, frame: bytes) -> None:
         self.push(frame.decode())
@@ -124,6 +147,7 @@ class Session:
     async def serve(self, receive: Receive) -> None:
         """Read until the client goes or the session is closed."""
         settings = self.gateway.settings
+        self.reader = asyncio.current_task()
         try:
             async with asyncio.timeout(settings.connect_timeout):
                 while self.identity is None and self.close_code is None:
