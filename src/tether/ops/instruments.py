@@ -26,8 +26,14 @@ class Histogram(Protocol):
     def observe(self, amount: float) -> None: ...
 
 
+class Gauge(Protocol):
+    def labels(self, *values: str, **by_name: str) -> Gauge: ...
+
+    def set(self, value: float) -> None: ...
+
+
 class _Nothing:
-    """A counter and a histogram that record nothing."""
+    """A counter, a histogram and a gauge that record nothing."""
 
     __slots__ = ()
 
@@ -38,6 +44,9 @@ class _Nothing:
         pass
 
     def observe(self, amount: float) -> None:
+        pass
+
+    def set(self, value: float) -> None:
         pass
 
 
@@ -67,6 +76,13 @@ def histogram(
     if _PROMETHEUS is None:
         return _Nothing()
     made: Histogram = _PROMETHEUS.Histogram(name, documentation, list(labels), buckets=buckets)
+    return made
+
+
+def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+    if _PROMETHEUS is None:
+        return _Nothing()
+    made: Gauge = _PROMETHEUS.Gauge(name, documentation, list(labels))
     return made
 
 
