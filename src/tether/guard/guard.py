@@ -64,7 +64,15 @@ class Guard(Generic[T]):
         self._store: BreakerStore = store if store is not None else MemoryBreakerStore()
         self._is_failure = is_failure
         self._clock = clock
-        self._label = metrics_name or name
+        label = metrics_name or name
+        # Labelled children made once: .labels() per call costs more than the rest of the guard.
+        self._counted = {
+            outcome: GUARD_CALLS.labels(label, outcome)
+            for outcome in ("success", "failure", "timeout", "open", "bulkhead")
+        }
+        self._fallbacks = GUARD_FALLBACKS.labels(label)
+        self._seconds = GUARD_CALL_SECONDS.labels(label)
+        self._label = label
         self._running = 0
         self._last_state: State = "closed"
 
@@ -74,7 +82,7 @@ class Guard(Generic[T]):
         try:
             self._enter_bulkhead()
             try:
-                await self.before()
+                admitted = await self._admit()
             except CircuitOpen:
                 self._running -= 1
                 raise
@@ -82,7 +90,7 @@ class Guard(Generic[T]):
             return await self._fall_back(refused, args, kwargs)
         cause: BaseException
         try:
-            return await self._run(fn, args, kwargs)
+            return await self._run(fn, args, kwargs, report_success=admitted != "closed")
         except GuardTimeout as timed_out:
             cause = timed_out
         except Exception as exc:
@@ -97,13 +105,17 @@ class Guard(Generic[T]):
     async def before(self) -> None:
         """Raise ``CircuitOpen`` unless the circuit lets a call through now (takes the one
         half-open probe slot when it does). For callers that run the call themselves."""
+        await self._admit()
+
+    async def _admit(self) -> State:
         if self.breaker is None:
-            return
+            return "closed"
         admission = await self._store.admit(self.name, self.breaker, self._clock())
         self._saw(admission.state)
         if not admission.allowed:
-            GUARD_CALLS.labels(self._label, "open").inc()
+            self._counted["open"].inc()
             raise CircuitOpen(self.name, admission.retry_after)
+        return admission.state
 
     async def record_success(self) -> None:
         if self.breaker is not None:
@@ -125,40 +137,46 @@ class Guard(Generic[T]):
 
     def _enter_bulkhead(self) -> None:
         if self.bulkhead is not None and self._running >= self.bulkhead:
-            GUARD_CALLS.labels(self._label, "bulkhead").inc()
+            self._counted["bulkhead"].inc()
             raise BulkheadFull(self.name, self.bulkhead)
         self._running += 1
 
-    async def _run(self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any) -> T:
+    async def _run(
+        self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any, *, report_success: bool
+    ) -> T:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout) as deadline:
+            if self.timeout is None:
                 result = await fn(*args, **kwargs)
+            else:
+                async with asyncio.timeout(self.timeout) as deadline:
+                    result = await fn(*args, **kwargs)
         except TimeoutError:
-            GUARD_CALL_SECONDS.labels(self._label).observe(time.perf_counter() - started)
-            if not deadline.expired() or self.timeout is None:
+            self._seconds.observe(time.perf_counter() - started)
+            if self.timeout is None or not deadline.expired():
                 await self._failed("failure")
                 raise
             await self._failed("timeout")
             raise GuardTimeout(self.name, self.timeout) from None
         except Exception as exc:
-            GUARD_CALL_SECONDS.labels(self._label).observe(time.perf_counter() - started)
+            self._seconds.observe(time.perf_counter() - started)
             if self._is_failure(exc):
                 await self._failed("failure")
             raise
-        GUARD_CALL_SECONDS.labels(self._label).observe(time.perf_counter() - started)
-        GUARD_CALLS.labels(self._label, "success").inc()
-        await self.record_success()
+        self._seconds.observe(time.perf_counter() - started)
+        self._counted["success"].inc()
+        if report_success:  # a success changes nothing in a closed circuit: no store step
+            await self.record_success()
         return result
 
     async def _failed(self, outcome: str) -> None:
-        GUARD_CALLS.labels(self._label, outcome).inc()
+        self._counted[outcome].inc()
         await self.record_failure()
 
     async def _fall_back(self, cause: BaseException, args: Any, kwargs: Any) -> T:
         if self.fallback is None:
             raise cause
-        GUARD_FALLBACKS.labels(self._label).inc()
+        self._fallbacks.inc()
         return await self.fallback(*args, **kwargs)
 
     def _saw(self, state: State) -> None:
