@@ -80,7 +80,7 @@ class WebhookSecret:
 
     def signature(self, msg_id: str, timestamp: int, body: bytes) -> str:
         """``v1,<base64>`` for one message."""
-        signed = f"{msg_id}.{timestamp}.".encode() + body
+        signed = f"{msg_id}.{timestamp}.".encode() + bytes(body)
         digest = hmac.new(self.key, signed, hashlib.sha256).digest()
         return "v1," + base64.b64encode(digest).decode("ascii")
 
@@ -100,6 +100,7 @@ def sign(
         raise ValueError(f"webhook timestamp must be non-negative Unix seconds, got {timestamp!r}")
     if not secrets:
         raise ValueError("cannot sign a webhook without at least one secret")
+    _check_body(body)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
@@ -121,6 +122,7 @@ def verify(
     and bodies none of ``secrets`` signed. Comparisons are constant-time. Replays inside the
     tolerance window are the receiver's to drop by ``webhook-id`` (see ``ReplayGuard``).
     """
+    _check_body(body)
     if not secrets:
         raise WebhookVerificationError("no secret to verify the webhook with")
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -153,6 +155,14 @@ def verify(
     if not matched:
         raise WebhookVerificationError(
             "no webhook signature matches (forged, or signed with a secret we do not hold)"
+        )
+
+
+def _check_body(body: object) -> None:
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"pass the raw body as bytes, got {type(body).__name__} (a decoded or re-encoded "
+            "body may differ from the bytes that were signed)"
         )
 
 
@@ -201,7 +211,8 @@ def _offered(header: str) -> list[bytes]:
 
 
 def _digest(secret: WebhookSecret, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    return hmac.new(secret.key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    signed = f"{msg_id}.{timestamp}.".encode() + bytes(body)
+    return hmac.new(secret.key, signed, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)

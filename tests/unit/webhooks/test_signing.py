@@ -226,3 +226,8 @@ def test_sign_refuses_bad_arguments() -> None:
         SecretRing(secret).active(datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="negative"):
         SecretRing(secret).rotate(secret, grace=timedelta(seconds=-1))
+    with pytest.raises(TypeError, match="raw body as bytes, got str"):
+        sign("m", 1, BODY.decode(), [secret])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="raw body as bytes"):
+        verify(BODY.decode(), sign("m", 1, BODY, [secret]), [secret], now=1)  # type: ignore[arg-type]
+    verify(bytearray(BODY), sign("m", 1, BODY, [secret]), [secret], now=1)
