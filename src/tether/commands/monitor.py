@@ -63,8 +63,21 @@ async def _outbox(backend: Backend) -> DeadLetterSource:
     return OutboxDeadLetters(SqliteQueue(backend.conn, spec=OUTBOX, queue=None))
 
 
-SOURCES: dict[str, Opener] = {"outbox": _outbox}
-"""Dead-letter sources by name. Registration point: ``register_source("jobs", opener)``."""
+def _postgres_pool(backend: Backend, name: str) -> Any:
+    if backend.pool is None:
+        raise ConfigError(f"--source {name}: the {name} table lives on PostgreSQL, not SQLite")
+    return backend.pool
+
+
+async def _jobs(backend: Backend) -> DeadLetterSource:
+    from tether.jobs.monitor_source import JobsDeadLetterSource
+    from tether.jobs.store import JobStore
+
+    return JobsDeadLetterSource(JobStore(_postgres_pool(backend, "jobs")))
+
+
+SOURCES: dict[str, Opener] = {"outbox": _outbox, "jobs": _jobs}
+"""Dead-letter sources by name. Registration point: ``register_source(name, opener)``."""
 
 
 def register_source(name: str, opener: Opener) -> None:
