@@ -21,8 +21,10 @@ from tether.commands import (  # one per command
     demo,
     dlq,
     doctor,
+    lint,
     migrate,
     monitor,
+    realtime,
     relay,
     retention,
     status,
@@ -62,8 +64,10 @@ app.command()(status.status)
 app.command()(demo.demo)
 app.command()(catalog.catalog)
 app.command()(retention.retention)
+app.command()(realtime.realtime)
 app.command()(doctor.doctor)
 app.command()(audit.audit)
+app.command()(lint.lint)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 app.add_typer(monitor.app, name="monitor")
