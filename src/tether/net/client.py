@@ -32,6 +32,8 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 _REFUSED_KWARGS: Final = ("transport", "mounts", "proxy", "app")
 _TRANSPORT_KWARGS: Final = ("verify", "cert", "http1", "http2", "limits")
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+"""httpx's own defaults (``httpx.Limits()`` alone would be unlimited)."""
 
 
 class TotalTimeout(httpx.TimeoutException):
@@ -126,19 +128,25 @@ class _SafeTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self, backend: PinningBackend, total_timeout: float, **transport_kwargs: Any
     ) -> None:
-        super().__init__(trust_env=False, **transport_kwargs)
-        limits: httpx.Limits = transport_kwargs.get("limits", httpx.Limits())
+        # One TLS context for both pools (loading the CA bundle is the slow part of a client).
+        ssl_context = httpx.create_ssl_context(
+            verify=transport_kwargs.pop("verify", True),
+            cert=transport_kwargs.pop("cert", None),
+            trust_env=False,
+        )
+        limits: httpx.Limits = transport_kwargs.pop("limits", DEFAULT_LIMITS)
+        http1: bool = transport_kwargs.pop("http1", True)
+        http2: bool = transport_kwargs.pop("http2", False)
+        super().__init__(
+            verify=ssl_context, trust_env=False, limits=limits, http1=http1, http2=http2
+        )
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(
-                verify=transport_kwargs.get("verify", True),
-                cert=transport_kwargs.get("cert"),
-                trust_env=False,
-            ),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            http1=transport_kwargs.get("http1", True),
-            http2=transport_kwargs.get("http2", False),
+            http1=http1,
+            http2=http2,
             network_backend=backend,
         )
         self._total_timeout = total_timeout
