@@ -1,0 +1,53 @@
+"""The outbox's indexes on PostgreSQL: what settling a row costs, and which look-ups they serve.
+
+Marking a published row ``done`` (keep_published in the hot table) must add it to one index
+only, ``tether_outbox_finished`` (appended at its right edge): an index on the random event id
+of every kept row made each settle read and rewrite a page of an index that, at 10 million
+kept rows, no longer fits in shared buffers (migration 0011). Dead letters keep an id index,
+which the engine's replay and purge by id reach through their ``state`` condition.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from tether.outbox.table import OUTBOX
+from tether.queue.ports import ItemFilter, ItemState
+from tether.queue.spec import where
+
+
+async def test_a_done_row_is_in_the_finished_at_index_only(pg_dsn: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT c.relname AS name, pg_get_expr(i.indpred, i.indrelid) AS pred
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = 'tether_outbox'::regclass"""
+        )
+    finally:
+        await conn.close()
+    # An index without a predicate, or one whose predicate names 'done', holds done rows.
+    holding_done = {r["name"] for r in rows if r["pred"] is None or "'done'" in r["pred"]}
+    assert holding_done == {"tether_outbox_finished"}
+    assert {r["name"] for r in rows} >= {"tether_outbox_dead_id", "tether_outbox_live"}
+
+
+async def test_replay_and_purge_by_id_use_the_dead_id_index(pg_dsn: str) -> None:
+    # The WHERE the engine builds for replay and for purge's default (dead letters by id).
+    clause, _ = where(
+        OUTBOX, ItemFilter(ids=[uuid.uuid4()]), "postgres", queue=None, states=(ItemState.DEAD,)
+    )
+    sql = f"SELECT seq FROM tether_outbox WHERE {clause.replace(':f_ids', '$1')}"
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with conn.transaction():
+            # An empty table's cheapest plan is a sequential scan: ask which index could serve.
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                r[0] for r in await conn.fetch(f"EXPLAIN {sql}", [uuid.uuid4(), uuid.uuid4()])
+            )
+    finally:
+        await conn.close()
+    assert "tether_outbox_dead_id" in plan, plan
