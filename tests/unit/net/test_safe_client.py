@@ -206,3 +206,13 @@ def test_arguments_that_would_bypass_the_check_are_refused() -> None:
             safe_client(SsrfPolicy(), **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="connect_timeout"):
         safe_client(SsrfPolicy(), connect_timeout=20, total_timeout=15)
+
+
+async def test_a_dead_checked_address_falls_through_to_the_next_checked_one() -> None:
+    # Nothing listens on 127.0.0.3 at the server's port: that connect is refused.
+    resolver = StubResolver(["127.0.0.3", "127.0.0.2"])
+    async with serving(host="127.0.0.2") as server:
+        async with safe_client(LOOPBACK, resolver=resolver) as client:
+            response = await client.get(f"http://two.invalid:{server.port}/")
+            assert response.status_code == 200
+        assert [s.local for s in server.seen] == ["127.0.0.2"]
