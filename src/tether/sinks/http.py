@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
@@ -365,38 +365,34 @@ class HttpSettings(SinkSettings):
     max_body_bytes: int = hint("bytes, 1..33554432", default=DEFAULT_MAX_BODY, ge=1, le=32 << 20)
     retry_after_cap: float = hint("seconds, > 0 and <= 86400", default=300.0, gt=0, le=86_400)
 
-    @field_validator("secrets")
-    @classmethod
-    def _secrets(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        from tether.webhooks.signing import WebhookSecret
 
-        for n, secret in enumerate(value, 1):
-            try:
-                WebhookSecret.parse(secret.get_secret_value())
-            except ValueError as exc:
-                raise ValueError(f"secret {n}: {exc}") from None
-        return value
+def parse_secrets(
+    values: Sequence[SecretStr], what: str = "sinks.http.secrets"
+) -> list[WebhookSecret]:
+    """The secrets of a settings list; ConfigError naming the bad one by position only.
 
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        try:
-            check_headers({k: v.get_secret_value() for k, v in value.items()})
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-
-def parse_secrets(values: Sequence[SecretStr]) -> list[WebhookSecret]:
+    Checked here, when the sink opens, rather than by a model validator: a settings error
+    quotes the value it refused, and these values are secrets."""
     from tether.webhooks.signing import WebhookSecret
 
-    return [WebhookSecret.parse(v.get_secret_value()) for v in values]
+    parsed = []
+    for n, value in enumerate(values, 1):
+        try:
+            parsed.append(WebhookSecret.parse(value.get_secret_value()))
+        except ValueError as exc:
+            raise ConfigError(f"{what}: secret {n}: {exc}") from None
+    return parsed
 
 
 async def _open_http(s: HttpSettings) -> Sink:
     from tether import net
 
     assert s.url is not None  # enabled() says so
+    headers = {k: v.get_secret_value() for k, v in s.headers.items()}
+    try:
+        check_headers(headers)
+    except ConfigError as exc:
+        raise ConfigError(f"sinks.http.headers: {exc}") from None
     return await HttpSink.connect(
         s.url,
         policy=net.SsrfPolicy(allow=s.allow),
@@ -404,7 +400,7 @@ async def _open_http(s: HttpSettings) -> Sink:
         total_timeout=s.total_timeout,
         name="http",
         secrets=parse_secrets(s.secrets),
-        headers={k: v.get_secret_value() for k, v in s.headers.items()},
+        headers=headers,
         max_in_flight=s.max_in_flight,
         max_body_bytes=s.max_body_bytes,
         retry_after_cap=s.retry_after_cap,

@@ -52,12 +52,17 @@ def test_where_hides_the_path() -> None:
     assert where("https://n8n.example.com:5678/webhook/6f1c-secret") == "https://n8n.example.com:5678"
 
 
-def test_settings_refuse_bad_secrets_without_echoing_them() -> None:
-    with pytest.raises(ValueError, match="secret 1: a webhook secret must start with 'whsec_'") as info:
-        HttpSettings(url="https://n8n.example.com/webhook/x", secrets=("sk_live_topsecret",))  # type: ignore[arg-type]
-    assert "must start" in str(info.value)
+async def test_bad_secrets_and_headers_are_refused_when_the_sink_opens_without_echoing_them() -> None:
+    # Not by the model: a settings error quotes the value it refused, and these are secrets.
+    from tether.sinks.http import PLUGIN
+
+    bad = HttpSettings(url="https://n8n.example.com/webhook/x", secrets=("sk_live_topsecret",))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"sinks\.http\.secrets: secret 1: a webhook secret must start") as info:
+        await PLUGIN.open_sink(bad)
+    assert "topsecret" not in str(info.value)
+    header = HttpSettings(url="https://n8n.example.com/x", headers={"X-Idempotency-Key": "1"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="set by the sink"):
+        await PLUGIN.open_sink(header)
     with pytest.raises(ValueError, match="url"):
         HttpSettings(url="ftp://n8n.example.com/x")
-    with pytest.raises(ValueError, match="set by the sink"):
-        HttpSettings(url="https://n8n.example.com/x", headers={"X-Idempotency-Key": "1"})  # type: ignore[dict-item]
     assert HttpSettings().url is None  # the section may be absent

@@ -64,11 +64,14 @@ def test_pacer_gives_one_slot_per_interval_and_honours_a_block() -> None:
     assert pacer.reserve(deadline=131.0) == 130.0
 
 
-def test_settings_refuse_a_faster_pace_and_hide_the_url() -> None:
+async def test_settings_refuse_a_faster_pace_and_hide_the_url() -> None:
+    from tether.sinks.slack import PLUGIN
+
     with pytest.raises(ValueError, match="interval"):
         SlackSettings(webhook_url="https://hooks.slack.com/services/T/B/x", interval=0.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError) as info:
-        SlackSettings(webhook_url="ftp://hooks.slack.com/services/T/B/secret")  # type: ignore[arg-type]
-    assert "must be an https:// URL" in str(info.value)
+    bad = SlackSettings(webhook_url="ftp://hooks.slack.com/services/T/B/topsecret")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="must be an https:// URL") as info:
+        await PLUGIN.open_sink(bad)
+    assert "topsecret" not in str(info.value)
     settings = SlackSettings(webhook_url="https://hooks.slack.com/services/T/B/secret")  # type: ignore[arg-type]
     assert "secret" not in repr(settings)
