@@ -8,10 +8,15 @@ Usage::
 Share a circuit between processes with ``store=RedisBreakerStore(redis_client)``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from tether.guard.errors import BulkheadFull, CircuitOpen, GuardRejected, GuardTimeout
 from tether.guard.guard import Guard
 from tether.guard.policy import BreakerPolicy, State
 from tether.guard.store import BreakerStore, MemoryBreakerStore
+
+if TYPE_CHECKING:
+    from tether.guard.redis_store import RedisBreakerStore
 
 __all__ = [
     "BreakerPolicy",
@@ -27,7 +32,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     # RedisBreakerStore needs the redis extra: import it only when asked for.
     if name == "RedisBreakerStore":
         from tether.guard.redis_store import RedisBreakerStore
