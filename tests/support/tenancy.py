@@ -17,7 +17,27 @@ import psycopg
 from tests.support import pg
 from tests.support.services import PG_ADMIN_DSN
 
-TABLES = ("tether_outbox", "tether_outbox_keys", "tether_idempotency", "tether_items")
+# Every table with a tenant policy: the application role reads and writes them, scoped.
+TABLES = (
+    "tether_outbox",
+    "tether_outbox_keys",
+    "tether_idempotency",
+    "tether_items",
+    "tether_outbox_archive",
+    "tether_authz_orgs",
+    "tether_authz_user_roles",
+    "tether_authz_user_capabilities",
+)
+# The capability tables every tenant shares, with what the application role may do there
+# (docs/tenancy.md): register capability names and users, read role definitions, bump the
+# change counter. Defining roles, and deleting users, is the owner's.
+SHARED = {
+    "tether_authz_capabilities": "SELECT, INSERT",
+    "tether_authz_users": "SELECT, INSERT",
+    "tether_authz_roles": "SELECT",
+    "tether_authz_role_capabilities": "SELECT",
+    "tether_authz_version": "SELECT, UPDATE",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +67,8 @@ def tenancy_database(*, enabled: bool = True) -> Iterator[TenancyDb]:
                 for role in (app, relay):
                     for table in TABLES:
                         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+                    for table, rights in SHARED.items():
+                        conn.execute(f'GRANT {rights} ON {table} TO "{role}"')
             yield TenancyDb(admin=dsn, app=_as(dsn, app), relay=_as(dsn, relay))
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:

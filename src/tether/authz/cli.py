@@ -2,7 +2,9 @@
 
 Mounted by the main CLI as ``tether caps``. The capability registry is read from the
 database (the application synchronizes it at start-up), so a misspelt name is an error here
-too, never a grant nobody can use. The database comes from ``--dsn`` (or ``--db``),
+too, never a grant nobody can use. ``--tenant`` (docs/tenancy.md) scopes every read and write
+to one tenant, whose id is the org's: an application role under row-level security then
+reaches that tenant's grants only. The database comes from ``--dsn`` (or ``--db``),
 ``TETHER_DATABASE_URL`` or the ``--config`` file, as for every ``tether`` command, and errors
 end the command as they do there: one line on stderr, exit 1 or 2, no traceback.
 """
@@ -32,7 +34,8 @@ from tether.authz.service import Authz
 from tether.authz.sql import SqlAuthzStore
 from tether.commands import common
 from tether.config import Database
-from tether.core.errors import TetherError
+from tether.core.errors import EventValidationError, TetherError
+from tether.tenancy import check_tenant_id
 
 app = typer.Typer(
     help="Grant, revoke, list and explain capabilities.",
@@ -54,6 +57,14 @@ DsnOption = Annotated[
 ]
 OrgOption = Annotated[
     str | None, typer.Option("--org", help="Organization; omit for a grant in every org.")
+]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Scope to one tenant (tenancy on): its grants only; the org is the tenant.",
+        show_default=False,
+    ),
 ]
 
 DENIED = 3
@@ -102,7 +113,23 @@ open_store: Callable[..., SqlAuthzStore] = SqlAuthzStore.from_url
 sets one whose grant changes are written to the outbox; authz itself does not import it."""
 
 
-async def _authz(db: Database) -> Authz:
+def _scope(tenant: str | None, org: str | None) -> tuple[str | None, str | None]:
+    """``(tenant, org)`` checked: with --tenant the org is the tenant (exit 2 on a bad id or
+    an --org naming another one), before anything is read or written."""
+    if tenant is None:
+        return None, org
+    try:
+        tenant = check_tenant_id(tenant)
+    except EventValidationError as exc:
+        common.bad_input(f"--tenant: {exc}")
+    if org is not None and org != tenant:
+        common.bad_input(
+            f"--org {org!r} is not --tenant {tenant!r}: with tenancy the org is the tenant"
+        )
+    return tenant, tenant
+
+
+async def _authz(db: Database, tenant: str | None = None) -> Authz:
     store = open_store(db.url, pooler_mode=db.pooler)
     try:
         stored = await store.capabilities()
@@ -120,7 +147,7 @@ async def _authz(db: Database) -> Authz:
         raise TetherError(
             "no capabilities in this database: start the application once to sync them"
         )
-    return Authz(store, Registry(declared), use_cache=False)
+    return Authz(store, Registry(declared), use_cache=False, tenancy=tenant is not None)
 
 
 def _is_missing_table(exc: DBAPIError) -> bool:
@@ -128,11 +155,16 @@ def _is_missing_table(exc: DBAPIError) -> bool:
     return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
-def _run(dsn: str | None, config: Path | None, action: Callable[[Authz], Awaitable[T]]) -> T:
+def _run(
+    dsn: str | None,
+    config: Path | None,
+    action: Callable[[Authz], Awaitable[T]],
+    tenant: str | None = None,
+) -> T:
     db = _database(dsn, config)
 
     async def main() -> T:
-        authz = await _authz(db)
+        authz = await _authz(db, tenant)
         try:
             return await action(authz)
         finally:
@@ -156,9 +188,11 @@ def grant(
         str | None, typer.Option("--expires", help="ISO time with zone, or 30m / 12h / 7d.")
     ] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who grants (audit).")] = None,
+    tenant: TenantOption = None,
     config: common.ConfigOption = None,
 ) -> None:
     """Grant CAPABILITY to USER in --org (or every org)."""
+    tenant, org = _scope(tenant, org)
     try:
         expires_at = parse_expiry(expires, datetime.now(UTC))
     except InvalidGrantError as exc:
@@ -167,6 +201,7 @@ def grant(
         dsn,
         config,
         lambda a: a.grant(user, capability, org, expires_at=expires_at, granted_by=by),
+        tenant,
     )
     _out.print(f"granted {capability} to {user} in {org or 'every org'}")
 
@@ -175,12 +210,15 @@ def grant(
 def revoke(
     user: str,
     capability: str,
+    *,
     dsn: DsnOption = None,
     org: OrgOption = None,
+    tenant: TenantOption = None,
     config: common.ConfigOption = None,
 ) -> None:
     """Revoke a direct grant of CAPABILITY from USER."""
-    if not _run(dsn, config, lambda a: a.revoke(user, capability, org)):
+    tenant, org = _scope(tenant, org)
+    if not _run(dsn, config, lambda a: a.revoke(user, capability, org), tenant):
         common.fail(f"{user} has no direct grant of {capability} in {org or 'every org'}")
     _out.print(f"revoked {capability} from {user} in {org or 'every org'}")
 
@@ -190,10 +228,14 @@ def list_grants(
     dsn: DsnOption = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
     org: OrgOption = None,
+    tenant: TenantOption = None,
     config: common.ConfigOption = None,
 ) -> None:
     """List direct grants and role assignments."""
-    records = _run(dsn, config, lambda a: a.store.list_grants(user=user, org=org))
+    tenant, org = _scope(tenant, org)
+    records = _run(
+        dsn, config, lambda a: a.store.list_grants(user=user, org=org, tenant=tenant), tenant
+    )
     table = Table("user", "org", "capability / role", "expires", "granted by", "granted at")
     for r in sorted(records, key=lambda r: (r.user, r.org or "", r.capability or r.role or "")):
         what = r.capability or f"role {r.role}"
@@ -207,12 +249,15 @@ def list_grants(
 def explain(
     user: str,
     capability: str,
+    *,
     dsn: DsnOption = None,
     org: OrgOption = None,
+    tenant: TenantOption = None,
     config: common.ConfigOption = None,
 ) -> None:
     """Say whether USER has CAPABILITY in --org, and why. Exit code 0 allowed, 3 denied."""
-    decision = _run(dsn, config, lambda a: a.explain(user, capability, org))
+    tenant, org = _scope(tenant, org)
+    decision = _run(dsn, config, lambda a: a.explain(user, capability, org), tenant)
     _out.print(str(decision), markup=False, soft_wrap=True)
     if not decision.allowed:
         raise typer.Exit(code=DENIED)

@@ -17,12 +17,14 @@ class UserGrants:
 
     Expired grants stay in the index: expiry is compared against the clock on every decision,
     so a cached snapshot is exact at the boundary and ``explain`` can say when a grant ended.
+    ``tenant`` names the tenant whose grants these are when tenancy is on (None otherwise).
     """
 
-    __slots__ = ("_candidates", "_index", "grants", "user")
+    __slots__ = ("_candidates", "_index", "grants", "tenant", "user")
 
-    def __init__(self, user: str, grants: Iterable[Grant]) -> None:
+    def __init__(self, user: str, grants: Iterable[Grant], tenant: str | None = None) -> None:
         self.user = user
+        self.tenant = tenant
         self.grants = tuple(grants)
         index: dict[_Key, list[Grant]] = {}
         for grant in self.grants:

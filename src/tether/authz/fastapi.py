@@ -52,6 +52,19 @@ class OrgFrom:
 
         return source
 
+    @staticmethod
+    def tenant() -> OrgSource:
+        """The tenant authentication left in ``scope["state"]["tenant_id"]``: the org with
+        tenancy on (docs/tenancy.md)."""
+        return _tenant_of
+
+
+def _tenant_of(request: Request) -> str | None:
+    # Where authentication leaves the tenant (tether.http.identity.tenant_of reads the same
+    # place; authorization does not import the HTTP edge).
+    found = (request.scope.get("state") or {}).get("tenant_id")
+    return str(found) if found else None
+
 
 @dataclass(frozen=True, slots=True)
 class AuthzConfig:
@@ -88,6 +101,8 @@ class Requirement:
         if not user:
             raise HTTPException(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
         org = config.org(request)
+        if config.authz.tenancy:
+            org = _org_in_tenant(request, org)
         audit.correlation_id.set(request.headers.get(config.correlation_header))
         try:
             if self.owner is None:
@@ -99,6 +114,18 @@ class Requirement:
             )
         except Forbidden as exc:
             raise HTTPException(403, str(exc)) from exc
+
+
+def _org_in_tenant(request: Request, org: str | None) -> str | None:
+    """With tenancy on, the org decided in is the request's tenant. An org named by the request
+    (a header, a path) that is not its tenant is refused: the grants of one tenant must never
+    authorize work done in a session scoped to another."""
+    tenant = _tenant_of(request)
+    if tenant is None or org is None:
+        return org if tenant is None else tenant
+    if org != tenant:
+        raise HTTPException(403, "this request's organization is not its tenant")
+    return org
 
 
 def require(capability: str, *, owner: OwnerResolver | None = None) -> Requirement:

@@ -140,21 +140,25 @@ class MemoryAuthzStore:
     async def capabilities(self) -> frozenset[str]:
         return frozenset(self._state.capabilities)
 
-    async def load_grants(self, user: str) -> list[Grant]:
+    async def load_grants(self, user: str, tenant: str | None = None) -> list[Grant]:
         state = self._state
         grants = [
             Grant(cap, org, meta[0])
             for (who, org, cap), meta in state.user_caps.items()
-            if who == user
+            if who == user and (tenant is None or org == tenant)
         ]
         for (who, org, role), meta in state.user_roles.items():
-            if who == user:
+            if who == user and (tenant is None or org == tenant):
                 grants.extend(Grant(cap, org, meta[0], role) for cap in state.roles[role])
         return grants
 
     async def list_grants(
-        self, *, user: str | None = None, org: str | None = None
+        self, *, user: str | None = None, org: str | None = None, tenant: str | None = None
     ) -> list[GrantRecord]:
+        if tenant is not None:
+            if org is not None and org != tenant:
+                return []
+            org = tenant
         records = [
             GrantRecord(who, where, cap, None, *meta)
             for (who, where, cap), meta in self._state.user_caps.items()
@@ -171,7 +175,11 @@ class MemoryAuthzStore:
         return self._state.version
 
     @asynccontextmanager
-    async def transaction(self, session: Any = None) -> AsyncIterator[_MemoryTx]:
+    async def transaction(
+        self, session: Any = None, tenant: str | None = None
+    ) -> AsyncIterator[_MemoryTx]:
+        # Memory has no row-level security: the tenant scopes nothing here (Authz keeps a
+        # tenant's writes to its own org before they reach a store).
         async with self._lock:
             draft = copy.deepcopy(self._state)
             yield _MemoryTx(draft)

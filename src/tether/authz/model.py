@@ -49,6 +49,7 @@ class Reason(StrEnum):
     EXPIRED = "expired"
     OTHER_ORG = "other_org"
     NOT_OWNER = "not_owner"
+    NO_TENANT = "no_tenant"  # tenancy on, and the check named no valid org (tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class Decision:
             return f"denied: {who}: grant expired at {self.expired_at.isoformat()}"
         if self.reason is Reason.OTHER_ORG:
             return f"denied: {who}: granted only in other org(s) {', '.join(self.other_orgs)}"
+        if self.reason is Reason.NO_TENANT:
+            return f"denied: {who}: tenancy is on and no valid org (tenant) was named"
         if self.reason is Reason.NOT_OWNER:
             return f"denied: {who}: holds only the :own capability and does not own the resource"
         return f"denied: {who}: no grant"

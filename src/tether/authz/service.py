@@ -16,6 +16,8 @@ from tether.authz.model import Decision, Grant, Reason
 from tether.authz.names import Registry
 from tether.authz.port import AuthzStore, AuthzTx
 from tether.core.clock import SYSTEM_CLOCK, Clock
+from tether.core.errors import EventValidationError
+from tether.tenancy import check_tenant_id
 
 OwnerCheck = Callable[[], Awaitable[bool] | bool]
 
@@ -25,6 +27,12 @@ class Authz:
 
     ``cache=None`` disables caching (every decision reads the store). Capability names are
     checked against the registry on every call, so a typo raises instead of denying.
+
+    ``tenancy=True`` (docs/tenancy.md): an org is a tenant. Every decision and every grant
+    names one, valid by the tenant id rule; a decision sees only the grants in that org (never
+    a grant to every org), read in a transaction scoped to it, and cached per tenant. A check
+    without a valid org is denied without a query (``Reason.NO_TENANT``); a change without
+    one raises :class:`InvalidGrantError` before anything is written.
     """
 
     def __init__(
@@ -36,8 +44,10 @@ class Authz:
         cache: GrantCache | None = None,
         use_cache: bool = True,
         audit: DecisionLog | None = None,
+        tenancy: bool = False,
     ) -> None:
         self.store = store
+        self.tenancy = tenancy
         self.registry = registry
         self.clock = clock
         self.cache = (cache or GrantCache()) if use_cache else None
@@ -49,21 +59,52 @@ class Authz:
 
     # --- decisions -------------------------------------------------------------------------
 
-    async def grants_of(self, user: str) -> UserGrants:
+    async def grants_of(self, user: str, tenant: str | None = None) -> UserGrants:
+        """``user``'s grants (with tenancy, those in ``tenant`` only), cached."""
         cache = self.cache
         if cache is not None:
-            found = cache.get(user)
+            found = cache.get(user, tenant)
             if found is not None:
                 return found
             epoch = cache.epoch()
-            snapshot = UserGrants(user, await self.store.load_grants(user))
+            snapshot = await self._load(user, tenant)
             cache.put(snapshot, epoch)
             return snapshot
-        return UserGrants(user, await self.store.load_grants(user))
+        return await self._load(user, tenant)
+
+    async def _load(self, user: str, tenant: str | None) -> UserGrants:
+        if tenant is None:  # without tenancy: every grant (the port's call without a tenant)
+            return UserGrants(user, await self.store.load_grants(user))
+        return UserGrants(user, await self.store.load_grants(user, tenant), tenant)
+
+    def _decision_tenant(self, org: str | None) -> str | None:
+        """The tenant a decision reads, or None without tenancy; raises :class:`_NoTenant`."""
+        if not self.tenancy:
+            return None
+        try:
+            return check_tenant_id(org)
+        except EventValidationError:
+            raise _NoTenant from None
+
+    def _change_tenant(self, org: str | None) -> str | None:
+        """The tenant a change is scoped to, or None without tenancy; raises before writing."""
+        if not self.tenancy:
+            return None
+        try:
+            return check_tenant_id(org)
+        except EventValidationError as exc:
+            raise InvalidGrantError(
+                f"tenancy is on: a grant names its org, which is a tenant ({exc})"
+            ) from None
 
     async def has(self, user: str, capability: str, org: str | None = None) -> bool:
         self.registry.check(capability)
-        snapshot = await self.grants_of(user)
+        try:
+            snapshot = await self.grants_of(user, self._decision_tenant(org))
+        except _NoTenant:
+            if self.audit is not None and self.audit.wants(False):
+                self.audit.record(_no_tenant(user, capability, org), self.clock.now())
+            return False
         now = self.clock.now()
         grant = snapshot.match(capability, org, now)
         if self.audit is not None and self.audit.wants(grant is not None):
@@ -77,7 +118,10 @@ class Authz:
 
     async def explain(self, user: str, capability: str, org: str | None = None) -> Decision:
         self.registry.check(capability)
-        snapshot = await self.grants_of(user)
+        try:
+            snapshot = await self.grants_of(user, self._decision_tenant(org))
+        except _NoTenant:
+            return _no_tenant(user, capability, org)
         return snapshot.decide(capability, org, self.clock.now())
 
     async def check_owned(
@@ -89,8 +133,14 @@ class Authz:
         admin path costs no lookup of the resource.
         """
         own, any_ = self.registry.check_owned(base)
-        snapshot = await self.grants_of(user)
         now = self.clock.now()
+        try:
+            snapshot = await self.grants_of(user, self._decision_tenant(org))
+        except _NoTenant:
+            refused = _no_tenant(user, any_, org)
+            if self.audit is not None and self.audit.wants(False):
+                self.audit.record(refused, now)
+            return refused
         decision = snapshot.decide(any_, org, now)
         if not decision.allowed:
             owner = is_owner()
@@ -138,7 +188,9 @@ class Authz:
             await tx.add_user(_identifier("user", user))
 
     async def add_org(self, org: str, *, session: Any = None) -> None:
-        async with self.store.transaction(session) as tx:
+        """Register ``org``; with tenancy, in a transaction scoped to it (its own tenant)."""
+        tenant = self._change_tenant(org)
+        async with self.store.transaction(session, tenant) as tx:
             await tx.add_org(_identifier("org", org))
 
     async def define_role(self, role: str, capabilities: list[str], *, session: Any = None) -> None:
@@ -162,7 +214,8 @@ class Authz:
         """Grant ``capability`` to ``user`` in ``org`` (None: all orgs), replacing an old one."""
         self.registry.check(capability)
         now = self._check_expiry(expires_at)
-        async with self.store.transaction(session) as tx:
+        tenant = self._change_tenant(org)
+        async with self.store.transaction(session, tenant) as tx:
             await _known(tx, user=user, org=org)
             await tx.grant(
                 user, capability, org, expires_at=expires_at, granted_by=granted_by, now=now
@@ -182,7 +235,8 @@ class Authz:
     ) -> bool:
         """Revoke a direct grant; False (and no event) if there was none."""
         self.registry.check(capability)
-        async with self.store.transaction(session) as tx:
+        tenant = self._change_tenant(org)
+        async with self.store.transaction(session, tenant) as tx:
             existed = await tx.revoke(user, capability, org)
             if existed:
                 payload = _payload(user, org, None, revoked_by, capability=capability)
@@ -201,7 +255,8 @@ class Authz:
         session: Any = None,
     ) -> None:
         now = self._check_expiry(expires_at)
-        async with self.store.transaction(session) as tx:
+        tenant = self._change_tenant(org)
+        async with self.store.transaction(session, tenant) as tx:
             await _known(tx, user=user, org=org)
             if not await tx.role_exists(role):
                 raise UnknownSubjectError(f"unknown role {role!r}: define it first")
@@ -213,7 +268,8 @@ class Authz:
         self.invalidate(user)
 
     async def unassign_role(self, user: str, role: str, org: str, *, session: Any = None) -> bool:
-        async with self.store.transaction(session) as tx:
+        tenant = self._change_tenant(org)
+        async with self.store.transaction(session, tenant) as tx:
             existed = await tx.unassign_role(user, role, org)
             if existed:
                 payload = _payload(user, org, None, None, role=role)
@@ -232,6 +288,14 @@ class Authz:
                 f"expiry {expires_at.isoformat()} is not in the future (now {now.isoformat()})"
             )
         return now
+
+
+class _NoTenant(Exception):
+    """Tenancy is on and a decision named no valid org: it is denied without a query."""
+
+
+def _no_tenant(user: str, capability: str, org: str | None) -> Decision:
+    return Decision(False, user, capability, org, Reason.NO_TENANT)
 
 
 def _identifier(kind: str, value: str) -> str:

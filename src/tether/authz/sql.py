@@ -52,6 +52,7 @@ from tether.store.postgres.pooler import (
     sqlalchemy_connect_args,
 )
 from tether.store.sqlite import ddl as sqlite_ddl
+from tether.tenancy import tenant_scope
 
 if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users lack it
     import asyncpg
@@ -73,7 +74,8 @@ _USER_KEY = [
 ]
 
 
-def _load_statement() -> Any:
+def _load_statement(*, in_tenant: bool = False) -> Any:
+    """A user's grants; ``in_tenant``: only those in the org ``:tenant`` (never global ones)."""
     user = bindparam("user", type_=Text)
     direct = select(
         _USER.c.capability, _USER.c.org_id, _USER.c.expires_at, literal(None, Text).label("role")
@@ -85,6 +87,12 @@ def _load_statement() -> Any:
         .join_from(_ROLES, t.role_capabilities, _ROLES.c.role == t.role_capabilities.c.role)
         .where(_ROLES.c.user_id == user)
     )
+    if in_tenant:
+        tenant = bindparam("tenant", type_=Text)
+        direct, via_role = (
+            direct.where(_USER.c.org_id == tenant),
+            via_role.where(_ROLES.c.org_id == tenant),
+        )
     return union_all(direct, via_role)
 
 
@@ -260,6 +268,7 @@ class SqlAuthzStore:
         self.events = events
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._load = _load_statement()
+        self._load_in_tenant = _load_statement(in_tenant=True)
 
     @classmethod
     def from_url(
@@ -339,21 +348,39 @@ class SqlAuthzStore:
                 )
         return self._pool
 
-    async def load_grants(self, user: str) -> list[Grant]:
+    async def load_grants(self, user: str, tenant: str | None = None) -> list[Grant]:
+        """``user``'s grants; with ``tenant``, only those in that org, read in a transaction
+        scoped to it (so a role under row-level security sees them, and only them)."""
         if self.is_postgres:
             pool = self._pool or await self._reads()
-            query = _QUERIES["load_grants"]
-            rows = await pool.fetch(query.numbered, user)
+            if tenant is None:
+                rows = await pool.fetch(_QUERIES["load_grants"].numbered, user)
+            else:
+                query = _QUERIES["load_grants_in_tenant"]
+                async with pool.acquire() as scoped, scoped.transaction():
+                    await tenant_scope(scoped, tenant)
+                    rows = await scoped.fetch(
+                        query.numbered, *query.args({"user": user, "tenant": tenant})
+                    )
             return [Grant(r["capability"], r["org_id"], r["expires_at"], r["role"]) for r in rows]
+        statement = self._load if tenant is None else self._load_in_tenant
         async with self.engine.connect() as conn:
-            found = (await conn.execute(self._load, {"user": user})).mappings().all()
+            if tenant is not None:
+                await tenant_scope(conn, tenant)  # validates it; SQLite has nothing to scope
+            params = {"user": user, "tenant": tenant}
+            found = (await conn.execute(statement, params)).mappings().all()
         return [
             Grant(r["capability"], r["org_id"], _aware(r["expires_at"]), r["role"]) for r in found
         ]
 
     async def list_grants(
-        self, *, user: str | None = None, org: str | None = None
+        self, *, user: str | None = None, org: str | None = None, tenant: str | None = None
     ) -> list[GrantRecord]:
+        """Stored grants, filtered; with ``tenant``, only that org's, in a scoped transaction."""
+        if tenant is not None:
+            if org is not None and org != tenant:
+                return []
+            org = tenant
         direct = select(_USER)
         roles = select(_ROLES)
         if user is not None:
@@ -364,6 +391,8 @@ class SqlAuthzStore:
         if org is not None:
             direct, roles = direct.where(_USER.c.org_id == org), roles.where(_ROLES.c.org_id == org)
         async with self.engine.connect() as conn:
+            if tenant is not None:
+                await tenant_scope(conn, tenant)
             caps = (await conn.execute(direct)).mappings().all()
             assigned = (await conn.execute(roles)).mappings().all()
         return [
@@ -399,11 +428,20 @@ class SqlAuthzStore:
         return int(value)
 
     @asynccontextmanager
-    async def transaction(self, session: Any = None) -> AsyncIterator[_SqlTx]:
+    async def transaction(
+        self, session: Any = None, tenant: str | None = None
+    ) -> AsyncIterator[_SqlTx]:
+        """Write in ``session`` (never committed here) or in a transaction of the store's own;
+        with ``tenant``, scoped to it first (the caller's session may already be, to the same
+        tenant; another one is refused by the database)."""
         if session is not None:
+            if tenant is not None:
+                await tenant_scope(session, tenant)
             yield _SqlTx(self, session)
             return
         async with self._sessions() as own, own.begin():
+            if tenant is not None:
+                await tenant_scope(own, tenant)
             yield _SqlTx(self, own)
 
     async def close(self) -> None:
