@@ -80,9 +80,7 @@ class WebhookSecret:
 
     def signature(self, msg_id: str, timestamp: int, body: bytes) -> str:
         """``v1,<base64>`` for one message."""
-        signed = f"{msg_id}.{timestamp}.".encode() + bytes(body)
-        digest = hmac.new(self.key, signed, hashlib.sha256).digest()
-        return "v1," + base64.b64encode(digest).decode("ascii")
+        return "v1," + base64.b64encode(_digest(self, msg_id, timestamp, body)).decode("ascii")
 
     def __str__(self) -> str:
         return PREFIX + base64.b64encode(self.key).decode("ascii")
