@@ -40,7 +40,7 @@ class Snapshot:
     dead: int
     done: int
     oldest_pending_age: timedelta | None
-    last_seq: int
+    last_seq: int | None  # None: not readable here (one tenant, or a role under RLS)
     taken_at: float  # time.monotonic(), for rates between two snapshots
 
     @property
@@ -66,7 +66,7 @@ def _snapshot(row: Any) -> Snapshot:
         dead=int(row["dead"]),
         done=int(row["done"]),
         oldest_pending_age=_age(row["oldest"], row["now"]),
-        last_seq=int(row["last_seq"]),
+        last_seq=None if row["last_seq"] is None else int(row["last_seq"]),
         taken_at=time.monotonic(),
     )
 
@@ -86,8 +86,8 @@ class OutboxAdmin:
         self._queries = queries("tether.commands", engine.dialect)
 
     async def snapshot(self) -> Snapshot:
-        """Counts of the whole outbox, or of the admin's tenant only (then ``last_seq`` is 0:
-        the sequence counts every tenant's events)."""
+        """Counts of the whole outbox, or of the admin's tenant only (then ``last_seq`` is
+        None: the sequence counts every tenant's events)."""
         rows = await self._fetch(self._queries["status"], {"tenant": self.tenant})
         return _snapshot(rows[0])
 

@@ -26,10 +26,11 @@ def rates(first: Snapshot, second: Snapshot) -> Rates | None:
     """Events per second between two snapshots.
 
     Published rows are usually deleted, so deliveries are inferred: every event produced
-    (the seq counter moved) either is still live, went dead, or was delivered.
+    (the seq counter moved) either is still live, went dead, or was delivered. None when a
+    snapshot could not read the counter (one tenant, or a role under row-level security).
     """
     seconds = second.taken_at - first.taken_at
-    if seconds <= 0:
+    if seconds <= 0 or first.last_seq is None or second.last_seq is None:
         return None
     produced = second.last_seq - first.last_seq
     delivered = produced - (second.live - first.live) - (second.dead - first.dead)
@@ -52,7 +53,9 @@ async def _measure(
 ) -> tuple[Snapshot, Rates | None]:
     async with open_admin(db, tenant) as admin:
         first = await admin.snapshot()
-        if window <= 0 or tenant is not None:  # rates come from a counter of every tenant
+        # Rates come from a counter of every tenant: none for one tenant, nor for a role that
+        # row-level security limits (or that may not read the counter).
+        if window <= 0 or tenant is not None or first.last_seq is None:
             return first, None
         await asyncio.sleep(window)  # a measurement interval, not a wait for a condition
         second = await admin.snapshot()

@@ -86,6 +86,21 @@ def test_status_counts_one_tenant(cli: CliRunner, db: TenancyDb) -> None:
     assert (globex["pending"], globex["dead"]) == (2, 1)
 
 
+def test_status_without_a_tenant_as_the_application_role(cli: CliRunner, db: TenancyDb) -> None:
+    # Row-level security hides every tenant, and the id sequence (every tenant's volume) is
+    # neither readable by this role nor read: zero counts, no rates, no permission error.
+    result = invoke(cli, "status", "--db", db.app, "--json", "--window", "0.05")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["pending"], data["dead"], data["produced_per_second"]) == (0, 0, None)
+    table = invoke(cli, "status", "--db", db.app, "--window", "0.05")
+    assert table.exit_code == 0 and "produced/s" in table.stdout, table.output
+    # The owner still gets the whole outbox and its rates.
+    owner = json.loads(invoke(cli, "status", "--db", db.admin, "--json", "--window", "0.05").stdout)
+    assert (owner["pending"], owner["dead"]) == (3, 3)
+    assert owner["produced_per_second"] is not None
+
+
 def test_replay_and_purge_touch_only_the_tenant(cli: CliRunner, db: TenancyDb) -> None:
     replay = invoke(cli, "dlq", "replay", "--db", db.app, "--tenant", "acme", "--yes")
     assert replay.exit_code == 0, replay.output

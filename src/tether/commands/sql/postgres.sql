@@ -28,9 +28,14 @@ SELECT count(*) FILTER (WHERE state = 'pending' AND NOT busy) AS pending,
        count(*) FILTER (WHERE state = 'done') AS done,
        min(created_at) FILTER (WHERE state IN ('pending', 'claimed')) AS oldest,
        now() AS now,
-       -- The sequence counts every tenant's events: for one tenant it is not read (0).
-       CASE WHEN CAST(:tenant AS text) IS NULL THEN (SELECT coalesce(pg_sequence_last_value(
-           pg_get_serial_sequence('tether_outbox', 'seq')), 0)) ELSE 0 END AS last_seq
+       -- The sequence counts every tenant's events: it is not read (NULL: no rates) for one
+       -- tenant, nor by a role under row-level security or without the right to read it (an
+       -- application role: it must not learn every tenant's volume, and could not anyway).
+       CASE WHEN CAST(:tenant AS text) IS NULL AND NOT row_security_active('tether_outbox')
+                 AND has_sequence_privilege(pg_get_serial_sequence('tether_outbox', 'seq'),
+                                            'SELECT, USAGE')
+            THEN (SELECT coalesce(pg_sequence_last_value(
+                pg_get_serial_sequence('tether_outbox', 'seq')), 0)) END AS last_seq
 FROM rows
 
 -- name: count
