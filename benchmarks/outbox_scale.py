@@ -1,6 +1,7 @@
 """Outbox scale: the relay's claim and drain with N finished rows kept vs an empty table.
 
     .venv/bin/python benchmarks/outbox_scale.py [--finished 1000000] [--pending 50000]
+        [--rounds 3]
 
 Four cases, each in its own temporary database with Tether's schema:
 
@@ -11,18 +12,23 @@ Four cases, each in its own temporary database with Tether's schema:
                      (``keep_published=True, archive=True``), the baseline of ``archive``.
 * ``archive/archive`` N finished rows in the archive (spread over 3 months), same settling.
 
-Rows are generated in the server (``INSERT ... SELECT generate_series``), finished rows first
-(lower seq, as old rows are), then the pending backlog (~314-byte JSON payloads, 1,000 keys);
-then VACUUM ANALYZE and CHECKPOINT. The drain claims 1,000 events at a time on one connection
-and settles each batch as published (no sink: the database's work only). Timed: each claim
-(entering ``store.claim``: its selects and row locks) for p50/p99, and the whole drain for the
-rate. The target is each loaded case within 1.5x of its empty baseline.
+Rows are generated in the server (``INSERT ... SELECT generate_series``, ~314-byte JSON
+payloads, 1,000 keys): the four databases get their finished rows first (lower seq, as old
+rows' is). Then ``--rounds`` rounds, each case in turn within a round (so a case and its
+baseline are measured minutes apart at most, on a shared machine whose load swings): insert
+the pending backlog, VACUUM ANALYZE and CHECKPOINT, and drain it, claiming 1,000 events at a
+time on one connection and settling each batch as published (no sink: the database's work
+only). Timed: each claim (entering ``store.claim``: its selects and row locks) for p50/p99 over
+every round's claims, and each drain for its rate (the median round is reported). The target
+is each loaded case within 1.5x of its empty baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -42,6 +48,7 @@ from tether.store.postgres import ddl
 TARGET = 1.5
 BATCH = 1000
 KEYS = 1000
+CASES = (("empty", "mark"), ("hot", "mark"), ("empty", "archive"), ("archive", "archive"))
 
 # One generated row of the outbox; {state} and {finished} are filled per case.
 _COLUMNS = """id, partition_key, state, attempts, created_at, finished_at, topic, type, source,
@@ -65,9 +72,10 @@ class Result:
     claim_p99_ms: float
     drain_per_s: float
     load_s: float
+    rounds_per_s: list[float]
 
 
-async def _load(dsn: str, layout: str, finished: int, pending: int) -> float:
+async def _load(dsn: str, layout: str, finished: int) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
@@ -101,15 +109,22 @@ async def _load(dsn: str, layout: str, finished: int, pending: int) -> float:
                     FROM ({rows}) AS g ({_COLUMNS})""",
                 finished,
             )
-        pending_rows = _ROWS.format(
-            keys=KEYS, state="'pending'", attempts=0, age=0, finished="NULL"
-        )
-        await conn.execute(f"INSERT INTO tether_outbox ({_COLUMNS}) {pending_rows}", pending)
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def _refill(dsn: str, pending: int) -> None:
+    """A round's backlog, then VACUUM ANALYZE (what the last drain left dead, as autovacuum
+    would clear it) and CHECKPOINT, so every case starts its drain alike."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = _ROWS.format(keys=KEYS, state="'pending'", attempts=0, age=0, finished="NULL")
+        await conn.execute(f"INSERT INTO tether_outbox ({_COLUMNS}) {rows}", pending)
     finally:
         await conn.close()
     await common.settle_table(dsn, "tether_outbox")
     await common.settle_table(dsn, "tether_outbox_archive")
-    return time.perf_counter() - started
 
 
 async def _create_past_months(conn: asyncpg.Connection) -> None:
@@ -140,24 +155,50 @@ async def _drain(dsn: str, archive: bool, pending: int) -> tuple[list[float], fl
     return claims, pending / (time.perf_counter() - started)
 
 
-async def run_case(layout: str, settle: str, finished: int, pending: int) -> Result:
-    n = 0 if layout == "empty" else finished
-    async with common.temp_database("tether_scale") as dsn:
-        load_s = await _load(dsn, layout, n, pending)
-        claims, rate = await _drain(dsn, settle == "archive", pending)
-        leftover = await _count(dsn)
-    if leftover:
-        raise RuntimeError(f"{layout}/{settle}: {leftover} pending rows left after the drain")
-    q = statistics.quantiles(claims, n=100, method="inclusive")
-    return Result(
-        f"{layout}/{settle}",
-        n,
-        pending,
-        round(statistics.median(claims), 2),
-        round(q[98], 2),
-        round(rate),
-        round(load_s, 1),
-    )
+async def run_cases(finished: int, pending: int, rounds: int) -> list[Result]:
+    async with contextlib.AsyncExitStack() as stack:
+        dsns: list[str] = []
+        loads: list[float] = []
+        for layout, _ in CASES:
+            dsn = await stack.enter_async_context(common.temp_database("tether_scale"))
+            loads.append(await _load(dsn, layout, 0 if layout == "empty" else finished))
+            dsns.append(dsn)
+            _note(f"loaded {layout} in {loads[-1]:.0f}s")
+        claims: list[list[float]] = [[] for _ in CASES]
+        rates: list[list[float]] = [[] for _ in CASES]
+        for r in range(rounds):
+            for i, ((layout, settle), dsn) in enumerate(zip(CASES, dsns, strict=True)):
+                await _refill(dsn, pending)
+                got, rate = await _drain(dsn, settle == "archive", pending)
+                leftover = await _count(dsn)
+                if leftover:
+                    raise RuntimeError(f"{layout}/{settle}: {leftover} pending rows left")
+                claims[i] += got
+                rates[i].append(rate)
+                _note(
+                    f"round {r + 1} {layout}/{settle}: claim p50 {statistics.median(got):.1f} ms,"
+                    f" drain {rate:,.0f}/s ({common.load_note()})"
+                )
+    results = []
+    for (layout, settle), load_s, got, per_round in zip(CASES, loads, claims, rates, strict=True):
+        q = statistics.quantiles(got, n=100, method="inclusive")
+        results.append(
+            Result(
+                f"{layout}/{settle}",
+                0 if layout == "empty" else finished,
+                pending,
+                round(statistics.median(got), 2),
+                round(q[98], 2),
+                round(statistics.median(per_round)),
+                round(load_s, 1),
+                [round(x) for x in per_round],
+            )
+        )
+    return results
+
+
+def _note(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
 
 
 async def _count(dsn: str) -> int:
@@ -169,25 +210,15 @@ async def _count(dsn: str) -> int:
         await conn.close()
 
 
-async def main(finished: int, pending: int) -> None:
-    results: list[Result] = []
-    for layout, settle in (
-        ("empty", "mark"),
-        ("hot", "mark"),
-        ("empty", "archive"),
-        ("archive", "archive"),
-    ):
-        res = await run_case(layout, settle, finished, pending)
-        print(
-            f"  {res.case}: claim p50 {res.claim_p50_ms} ms, p99 {res.claim_p99_ms} ms, "
-            f"drain {res.drain_per_s:,.0f}/s (load {res.load_s}s)",
-            file=sys.stderr,
-            flush=True,
-        )
-        results.append(res)
+async def main(finished: int, pending: int, rounds: int) -> None:
+    load_before = os.getloadavg()[0]
+    results = await run_cases(finished, pending, rounds)
     by = {r.case: r for r in results}
     pairs = {"hot": ("hot/mark", "empty/mark"), "archive": ("archive/archive", "empty/archive")}
-    print(f"\nfinished rows: {finished:,}; pending backlog: {pending:,}; claims of {BATCH}")
+    print(
+        f"\nfinished rows: {finished:,}; pending backlog: {pending:,}; claims of {BATCH};"
+        f" {rounds} rounds; {common.load_note()}"
+    )
     print("| case | finished rows | claim p50 ms | claim p99 ms | drain events/s | vs empty |")
     print("|---|---:|---:|---:|---:|---|")
     ratios: dict[str, dict[str, float]] = {}
@@ -217,9 +248,12 @@ async def main(finished: int, pending: int) -> None:
         "finished": finished,
         "pending": pending,
         "batch": BATCH,
+        "rounds": rounds,
         "target": TARGET,
         "ratios": ratios,
         "cases": [asdict(r) for r in results],
+        "loadavg_1m_before": round(load_before, 2),
+        **common.environment(),
     }
     print(orjson.dumps(line).decode())
 
@@ -228,13 +262,14 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--finished", type=int, default=1_000_000, help="finished rows to keep")
     p.add_argument("--pending", type=int, default=50_000, help="pending backlog to drain")
+    p.add_argument("--rounds", type=int, default=3, help="drains per case, interleaved")
     args = p.parse_args()
-    if args.finished < 0 or args.pending < BATCH:
-        p.error(f"--finished must be >= 0 and --pending >= {BATCH}")
+    if args.finished < 0 or args.pending < BATCH or args.rounds < 1:
+        p.error(f"--finished must be >= 0, --pending >= {BATCH} and --rounds >= 1")
     return args
 
 
 if __name__ == "__main__":
     a = parse()
     common.use_uvloop()
-    asyncio.run(main(a.finished, a.pending))
+    asyncio.run(main(a.finished, a.pending, a.rounds))
