@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -121,12 +122,17 @@ class JobWorker:
         on_recovery_alert: AlertHook | None = None,
         keep_results: bool = True,
         schedules: bool = True,
+        prefetch: int | None = None,
     ) -> None:
         self.jobs = jobs
         self.queues = self._queues(jobs, queues, concurrency)
         if stale_after <= timedelta(0) or grace < timedelta(0) or poll_interval <= 0:
             raise ConfigError("stale_after and poll_interval must be positive, grace not negative")
         self.stale_after = stale_after
+        # Claimed ahead per queue (default: as many as it runs at once); 0 claims per free slot.
+        self.prefetch = prefetch if prefetch is not None else max(self.queues.values())
+        if self.prefetch < 0:
+            raise ConfigError(f"prefetch must not be negative, got {prefetch}")
         self.heartbeat_every = heartbeat_every or min(timedelta(seconds=5), stale_after / 3)
         if not timedelta(0) < self.heartbeat_every < stale_after:
             raise ConfigError(
@@ -143,7 +149,9 @@ class JobWorker:
         self.runner = Runner()
         self.scheduler = Scheduler(jobs) if schedules else None
         self._completions = _Completions(jobs, keep_results)
-        self._held: dict[int, _Run] = {}
+        self._held: dict[int, _Run] = {}  # claimed by this worker: running or buffered
+        self._buffer: dict[str, deque[_Run]] = {q: deque() for q in self.queues}
+        self._active: dict[str, int] = {}
         self._freed = {q: asyncio.Event() for q in self.queues}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -185,8 +193,19 @@ class JobWorker:
         )
         run = _Run(claimed, job, ctx)
         self._held[item.seq] = run
-        run.task = asyncio.create_task(self._execute(run), name=f"job {item.id}")
         return run
+
+    def _launch(self, run: _Run) -> None:
+        self._active[run.ctx.queue] = self._active.get(run.ctx.queue, 0) + 1
+        run.task = asyncio.create_task(self._execute(run), name=f"job {run.claimed.id}")
+
+    def _fill(self, queue: str, limit: int) -> None:
+        """Start buffered jobs while the queue has free slots."""
+        buffer = self._buffer[queue]
+        while buffer and self._active.get(queue, 0) < limit:
+            run = buffer.popleft()
+            if self._held.get(run.claimed.item.seq) is run:  # not lost while it waited
+                self._launch(run)
 
     async def _execute(self, run: _Run) -> None:
         c = run.claimed
@@ -202,6 +221,7 @@ class JobWorker:
                 raise
         finally:
             self._held.pop(c.item.seq, None)
+            self._active[queue] -= 1
             self.stats.by_queue[queue] = self.stats.by_queue.get(queue, 0) + 1
             if queue in self._freed:
                 self._freed[queue].set()
@@ -329,7 +349,7 @@ class JobWorker:
                  run.ctx.name)  # fmt: skip
 
     # -- loops ---------------------------------------------------------------------------
-    async def _claim(self, queue: str, limit: int) -> int:
+    async def _claim(self, queue: str, limit: int, *, launch: bool) -> int:
         try:
             batch = await self.jobs.store.claim(
                 queue, limit, lease=self.stale_after, worker=self.name
@@ -338,30 +358,37 @@ class JobWorker:
             log.warning("worker %s: claim on %s failed, retrying: %s", self.name, queue, exc)
             return -1
         for claimed in batch:
-            self._start(claimed)
+            run = self._start(claimed)
+            if launch:
+                self._launch(run)
+            else:
+                self._buffer[run.ctx.queue].append(run)
         return len(batch)
 
-    def _running(self, queue: str) -> int:
-        return sum(1 for r in self._held.values() if r.ctx.queue == queue)
-
     async def _serve(self, queue: str, limit: int) -> None:
-        freed = self._freed[queue]
+        """Keep ``limit`` jobs running, with up to ``prefetch`` more claimed ahead (held under
+        lease and heartbeated like running ones): claims happen in batches while jobs run,
+        instead of one round trip per finished job."""
+        freed, buffer = self._freed[queue], self._buffer[queue]
+        depth = limit + self.prefetch
+        threshold = max(1, self.prefetch // 2)
         while not self._stopping.is_set():
-            free = limit - self._running(queue)
+            freed.clear()
+            self._fill(queue, limit)
+            active = self._active.get(queue, 0)
+            want = depth - active - len(buffer)
             got = 0
-            if free > 0:
-                freed.clear()
-                got = await self._claim(queue, free)
-                if got == free:
-                    await asyncio.sleep(0)  # a full batch: there may be more right away
+            if want >= threshold:
+                got = await self._claim(queue, want, launch=False)
+                if got > 0:
                     continue
-            if got <= 0 and free > 0:
+            if got == 0 and active == 0 and not buffer:
                 self.idle.set()
             else:
                 self.idle.clear()
             waits: list[Awaitable[Any]] = [self._stopping.wait(), self._wake.wait()]
-            if got != 0 or free <= 0:
-                waits.append(freed.wait())  # jobs are running: claim again as slots free up
+            if active:
+                waits.append(freed.wait())  # claim or start more as slots free up
             await _first(waits, self.poll_interval if got >= 0 else max(self.poll_interval, 1))
             self._wake.clear()
 
@@ -383,6 +410,9 @@ class JobWorker:
         for run in runs:
             seq = run.claimed.item.seq
             if seq in alive or run.finishing or self._held.get(seq) is not run:
+                continue
+            if run.task is None:  # still buffered: just forget it
+                del self._held[seq]
                 continue
             run.lost = True
             run.ctx.cancelled.set()
@@ -441,9 +471,9 @@ class JobWorker:
         """Claim once per queue, run those jobs to the end; returns how many (for tests)."""
         started = 0
         for queue, limit in self.queues.items():
-            free = limit - self._running(queue)
+            free = limit - self._active.get(queue, 0)
             if free > 0:
-                started += max(await self._claim(queue, free), 0)
+                started += max(await self._claim(queue, free, launch=True), 0)
         await self.drain()
         return started
 
@@ -481,6 +511,12 @@ class JobWorker:
             await asyncio.gather(*background, return_exceptions=True)
 
     async def _shutdown(self) -> None:
+        for buffer in self._buffer.values():  # claimed ahead, never started: give back now
+            waiting = [r for r in buffer if self._held.get(r.claimed.item.seq) is r]
+            buffer.clear()
+            for run in waiting:
+                self._held.pop(run.claimed.item.seq, None)
+            await asyncio.gather(*(self._release(r) for r in waiting))
         running = [r.task for r in self._held.values() if r.task is not None]
         if running:
             log.info("worker %s: waiting up to %s for %d running jobs", self.name, self.grace,

@@ -1,0 +1,93 @@
+"""10,000 jobs, 4 worker processes, a random one SIGKILLed every 2-3.5 s and restarted:
+every job's side effect, written in the job's own transaction, is there exactly once, every
+job is done, none stays running, and the killed workers' jobs came back through stale-job
+recovery (lease expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from tests.chaos import jobs_worker_process as program
+from tether.jobs import RECOVERED, JobCall, Jobs, JobStore
+from tether.queue.postgres import create_pool
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(150)]
+
+JOBS = 10_000
+WORKERS = 4
+DEADLINE_S = 85
+
+
+def spawn(dsn: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos.jobs_worker_process", dsn],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_sigkilled_workers_lose_and_repeat_no_job(pg_dsn: str) -> None:
+    pool = await create_pool(pg_dsn, max_size=4)
+    procs: list[subprocess.Popen[str]] = []
+    kills = 0
+    try:
+        await pool.execute("CREATE TABLE effects (job uuid NOT NULL, n int NOT NULL)")
+        jobs = Jobs(JobStore(pool), program.registry)
+        refs = await jobs.enqueue_many([JobCall("effect", {"n": n}) for n in range(JOBS)])
+        assert all(r.created for r in refs)
+        procs = [spawn(pg_dsn) for _ in range(WORKERS)]
+        rng = random.Random(12)
+        start = time.monotonic()
+        next_kill = start + 4.0  # let the first workers start (imports take seconds)
+        while True:
+            left = await pool.fetchval(
+                "SELECT count(*) FROM tether_jobs WHERE state IN ('pending', 'claimed')"
+            )
+            if left == 0:
+                break
+            assert time.monotonic() - start < DEADLINE_S, f"{left} jobs left after {DEADLINE_S}s"
+            if time.monotonic() >= next_kill and left > 300:
+                i = rng.randrange(WORKERS)
+                procs[i].send_signal(signal.SIGKILL)
+                assert procs[i].wait(10) == -signal.SIGKILL
+                kills += 1
+                procs[i] = spawn(pg_dsn)
+                next_kill = time.monotonic() + rng.uniform(2.0, 3.5)
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - start
+
+        states = dict(
+            await pool.fetch("SELECT state, count(*) FROM tether_jobs GROUP BY state")
+        )
+        assert states == {"done": JOBS}, states  # none running, none dead
+        per_job = await pool.fetch(
+            "SELECT j.id, count(e.job) AS n FROM tether_jobs j "
+            "LEFT JOIN effects e ON e.job = j.id GROUP BY j.id HAVING count(e.job) <> 1"
+        )
+        assert per_job == [], f"{len(per_job)} jobs without exactly one effect"
+        assert await pool.fetchval("SELECT count(*) FROM effects") == JOBS
+        recovered = await pool.fetchval(
+            "SELECT count(*) FROM tether_jobs WHERE errors @> $1::jsonb",
+            f'[{{"error": "{RECOVERED}"}}]',
+        )
+        daily = await pool.fetchval("SELECT sum(recovered) FROM tether_job_recoveries")
+        print(f"{JOBS} jobs, {kills} kills, {recovered} recovered, {elapsed:.1f}s")
+        assert kills >= 3 and recovered > 0 and daily >= recovered
+        assert await pool.fetchval("SELECT count(*) FROM tether_jobs WHERE result IS NULL") == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        await pool.close()
+    assert isinstance(asyncpg, object)
