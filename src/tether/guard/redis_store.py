@@ -80,7 +80,7 @@ class RedisBreakerStore:
         client: aioredis.Redis,
         prefix: str = "tether:guard:",
         *,
-        timeout_s: float = 0.5,
+        timeout_s: float = 1.0,
         retry_s: float = 5.0,
     ) -> None:
         if not timeout_s > 0 or retry_s < 0:

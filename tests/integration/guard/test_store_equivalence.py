@@ -24,7 +24,7 @@ async def test_random_sequences_agree(redis_url: str, seed: int) -> None:
     policy = POLICIES[seed]
     client = aioredis.from_url(redis_url)
     prefix = f"tether:test-guard-eq:{uuid.uuid4().hex}:"
-    memory, shared = MemoryBreakerStore(), RedisBreakerStore(client, prefix=prefix)
+    memory, shared = MemoryBreakerStore(), RedisBreakerStore(client, prefix=prefix, timeout_s=10)
     now = 1_764_000_000.0
     try:
         for step in range(400):
