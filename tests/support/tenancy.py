@@ -8,14 +8,16 @@ connect as either (``postgresql://<role>@host/db``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import psycopg
 
 from tests.support import pg
 from tests.support.services import PG_ADMIN_DSN
+from tether.authz import Authz, Registry, SqlAuthzStore
+from tether.wiring import OutboxEventWriter
 
 # Every table with a tenant policy: the application role reads and writes them, scoped.
 TABLES = (
@@ -74,3 +76,35 @@ def tenancy_database(*, enabled: bool = True) -> Iterator[TenancyDb]:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP ROLE IF EXISTS "{app}"')
             admin.execute(f'DROP ROLE IF EXISTS "{relay}"')
+
+
+REGISTRY = Registry(["trade:approve", "trade:view", "availability:post"])
+
+
+@asynccontextmanager
+async def authz_on(dsn: str, *, tenancy: bool = True) -> AsyncIterator[Authz]:
+    store = SqlAuthzStore.from_url(dsn, events=OutboxEventWriter())
+    try:
+        yield Authz(store, REGISTRY, tenancy=tenancy)
+    finally:
+        await store.close()
+
+
+async def seed_grants(db: TenancyDb) -> None:
+    """Grants in two tenants: acme (asha trade:approve, meera admin:all), globex (asha
+    trade:view, ravi the role trader), and the owner's admin:all to ops in every org."""
+    # The owner's part: capability names, role definitions, users, and a platform-wide grant.
+    async with authz_on(db.admin, tenancy=False) as owner:
+        await owner.sync()
+        await owner.define_role("trader", ["availability:post", "trade:view"])
+        for user in ("asha", "ravi", "ops", "meera"):
+            await owner.add_user(user)
+        await owner.grant("ops", "admin:all")  # every org: no tenant's
+    # The application's part, as the role row-level security applies to.
+    async with authz_on(db.app) as app:
+        for org in ("acme", "globex"):
+            await app.add_org(org)
+        await app.grant("asha", "trade:approve", "acme")
+        await app.grant("meera", "admin:all", "acme")
+        await app.grant("asha", "trade:view", "globex")
+        await app.assign_role("ravi", "trader", "globex")

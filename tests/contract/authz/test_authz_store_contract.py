@@ -53,6 +53,21 @@ async def test_global_and_org_grants_are_distinct(store: AuthzStore) -> None:
     assert loaded == [Grant("trade:view", None), Grant("trade:view", "acme")]
 
 
+async def test_a_tenant_reads_its_orgs_grants_only(store: AuthzStore) -> None:
+    # With tenancy the org is the tenant: neither another org's grants nor grants to every org.
+    await grant(store, "alice", "trade:view", None)
+    await grant(store, "alice", "trade:view", "acme")
+    await grant(store, "alice", "trade:approve", "globex")
+    async with store.transaction(tenant="acme") as tx:  # scoped, an ordinary one otherwise
+        assert await tx.revoke("alice", "trade:approve", "acme") is False
+    assert await store.load_grants("alice", "acme") == [Grant("trade:view", "acme")]
+    assert await store.load_grants("alice", "globex") == [Grant("trade:approve", "globex")]
+    assert await store.load_grants("alice", "initech") == []
+    listed = await store.list_grants(tenant="acme")
+    assert [(r.org, r.capability) for r in listed] == [("acme", "trade:view")]
+    assert await store.list_grants(tenant="acme", org="globex") == []
+
+
 async def test_revoke_reports_whether_the_grant_existed(store: AuthzStore) -> None:
     await grant(store, "alice", "trade:view", "acme")
     async with store.transaction() as tx:

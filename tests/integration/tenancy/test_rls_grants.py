@@ -8,44 +8,31 @@ with another tenant's grants, and invalidation reaches every tenant's entry of a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.tenancy import TenancyDb, tenancy_database
+from tests.support.tenancy import TenancyDb, authz_on, seed_grants, tenancy_database
 from tether.authz import (
     Authz,
     InvalidationWatcher,
     InvalidGrantError,
     Reason,
-    Registry,
     SqlAuthzStore,
     listen_dsn_of,
 )
 from tether.tenancy import tenant_scope
-from tether.wiring import OutboxEventWriter
 
 pytestmark = pytest.mark.timeout(60)
 
-REGISTRY = Registry(["trade:approve", "trade:view", "availability:post"])
 GRANTS = {
     "tether_authz_user_capabilities": "SELECT count(*) FROM tether_authz_user_capabilities",
     "tether_authz_user_roles": "SELECT count(*) FROM tether_authz_user_roles",
     "tether_authz_orgs": "SELECT count(*) FROM tether_authz_orgs",
 }
-
-
-@asynccontextmanager
-async def authz_on(dsn: str, *, tenancy: bool = True) -> AsyncIterator[Authz]:
-    store = SqlAuthzStore.from_url(dsn, events=OutboxEventWriter())
-    try:
-        yield Authz(store, REGISTRY, tenancy=tenancy)
-    finally:
-        await store.close()
 
 
 async def counts(dsn: str, tenant: str | None = None) -> dict[str, int]:
@@ -59,30 +46,12 @@ async def counts(dsn: str, tenant: str | None = None) -> dict[str, int]:
         await conn.close()
 
 
-async def seed(db: TenancyDb) -> None:
-    # The owner's part: capability names, role definitions, users, and a platform-wide grant.
-    async with authz_on(db.admin, tenancy=False) as owner:
-        await owner.sync()
-        await owner.define_role("trader", ["availability:post", "trade:view"])
-        for user in ("asha", "ravi", "ops", "meera"):
-            await owner.add_user(user)
-        await owner.grant("ops", "admin:all")  # every org: no tenant's
-    # The application's part, as the role row-level security applies to.
-    async with authz_on(db.app) as app:
-        for org in ("acme", "globex"):
-            await app.add_org(org)
-        await app.grant("asha", "trade:approve", "acme")
-        await app.grant("meera", "admin:all", "acme")
-        await app.grant("asha", "trade:view", "globex")
-        await app.assign_role("ravi", "trader", "globex")
-
-
 @pytest.fixture(scope="module")
 def grants() -> Iterator[TenancyDb]:
     """One seeded database for the module (a fresh one costs seconds): tests leave it as
     they found it."""
     with tenancy_database() as db:
-        asyncio.run(seed(db))
+        asyncio.run(seed_grants(db))
         yield db
 
 
