@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -74,6 +75,7 @@ def _q(name: str) -> Query:
     return queries("tether.jobs", "postgres")[name]
 
 
+@cache
 def _render(name: str) -> Query:
     query = _q(name)
     if "{" not in query.sql:
