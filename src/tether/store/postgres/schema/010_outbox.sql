@@ -41,6 +41,8 @@ CREATE INDEX tether_outbox_live ON tether_outbox (seq) WHERE state = 'pending';
 CREATE INDEX tether_outbox_key_live ON tether_outbox (partition_key, seq) WHERE state = 'pending';
 CREATE INDEX tether_outbox_finished ON tether_outbox (finished_at) WHERE state IN ('done', 'dead');
 CREATE INDEX tether_outbox_dead_id ON tether_outbox (id) WHERE state = 'dead';
+-- Dead letters newest first (the dashboard's pages, 0012): dead rows only, so no hot-path cost.
+CREATE INDEX tether_outbox_dead ON tether_outbox (finished_at, seq) WHERE state = 'dead';
 ALTER TABLE tether_outbox SET (autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);
 

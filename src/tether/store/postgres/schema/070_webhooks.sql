@@ -53,6 +53,9 @@ CREATE INDEX tether_webhook_deliveries_live ON tether_webhook_deliveries (queue,
 CREATE INDEX tether_webhook_deliveries_endpoint ON tether_webhook_deliveries (endpoint_id, created_at);
 CREATE INDEX tether_webhook_deliveries_finished ON tether_webhook_deliveries (finished_at)
     WHERE state IN ('done', 'dead');
+-- Dead deliveries newest first (the dashboard, 0012).
+CREATE INDEX tether_webhook_deliveries_dead ON tether_webhook_deliveries (finished_at, seq)
+    WHERE state = 'dead';
 ALTER TABLE tether_webhook_deliveries SET (autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);
 
