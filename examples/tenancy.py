@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tether.authz import Authz, Registry, SqlAuthzStore
+from tether.authz.fastapi import OrgFrom, install, require
 from tether.http.tenancy import current_tenant, tenant_session
 from tether.outbox import ProducerPolicy, add_event, configure
 from tether.store import migrations
@@ -46,10 +48,36 @@ def deploy(owner_dsn: str, app_role: str) -> None:
             "GRANT SELECT, INSERT, UPDATE, DELETE ON orders, tether_outbox, tether_outbox_keys "
             f'TO "{app_role}"'
         )
+        # Capability grants: each tenant's are under the same policy (its org id is the tenant
+        # id). Role definitions are shared by every tenant, so only the owner writes them.
+        conn.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON tether_authz_orgs, tether_authz_user_roles, "
+            f'tether_authz_user_capabilities TO "{app_role}"'
+        )
+        conn.execute(
+            f'GRANT SELECT, INSERT ON tether_authz_capabilities, tether_authz_users TO "{app_role}"'
+        )
+        conn.execute(
+            "GRANT SELECT ON tether_authz_roles, tether_authz_role_capabilities, "
+            f'tether_authz_version TO "{app_role}"'
+        )
+        conn.execute(f'GRANT UPDATE ON tether_authz_version TO "{app_role}"')
+
+
+async def define_roles(owner_dsn: str) -> None:
+    """The owner's part of authorization: capability names, roles and users."""
+    store = SqlAuthzStore.from_url(owner_dsn)
+    owner = Authz(store, REGISTRY)
+    await owner.sync()
+    await owner.define_role("clerk", ["orders:place"])
+    for user in ("ann", "bob"):
+        await owner.add_user(user)
+    await store.close()
 
 
 # --- the application: every event names its tenant, every session is scoped to it -----------
 configure(ProducerPolicy(tenancy=True))
+REGISTRY = Registry(["orders:place"])
 
 
 class Base(DeclarativeBase):
@@ -69,15 +97,17 @@ class PlaceOrder(BaseModel):
 
 
 class DemoAuth:
-    """Stands in for real authentication: it puts the caller's tenant in the request state."""
+    """Stands in for real authentication: it puts the caller and their tenant in the request
+    state."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tenant = dict(scope.get("headers", [])).get(b"x-demo-tenant")
-        if tenant is not None:
-            scope.setdefault("state", {})["tenant_id"] = tenant.decode()
+        headers = dict(scope.get("headers", []))
+        for header, key in ((b"x-demo-tenant", "tenant_id"), (b"x-demo-user", "user")):
+            if header in headers:
+                scope.setdefault("state", {})[key] = headers[header].decode()
         await self.app(scope, receive, send)
 
 
@@ -91,11 +121,13 @@ Tenant = Annotated[str, Depends(current_tenant)]
 TenantSession = Annotated[AsyncSession, Depends(tenant_session(get_session))]
 
 
-def create_app(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+def create_app(sessions: async_sessionmaker[AsyncSession], authz: Authz) -> FastAPI:
     app = FastAPI()
     app.state.sessions = sessions
+    # With tenancy on, the org a capability is checked in is the caller's tenant.
+    install(app, authz, user=lambda request: request.state.user, org=OrgFrom.tenant())
 
-    @app.post("/orders", status_code=201)
+    @app.post("/orders", status_code=201, dependencies=[Depends(require("orders:place"))])
     async def place(order: PlaceOrder, tenant: Tenant, session: TenantSession) -> dict[str, str]:
         session.add(Order(id=order.id, tenant_id=tenant, item=order.item))
         await add_event(
@@ -119,15 +151,30 @@ def create_app(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
 
 
 async def demo(owner_dsn: str, app_dsn: str) -> None:
+    await define_roles(owner_dsn)
     engine = create_async_engine(app_dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-    app = create_app(async_sessionmaker(engine, expire_on_commit=False))
+    # The application's Authz: each tenant's grants, read and written in a scope of its own.
+    store = SqlAuthzStore(engine)
+    authz = Authz(store, REGISTRY, tenancy=True)
+    await authz.add_org("acme")
+    await authz.assign_role("ann", "clerk", "acme")
+    await authz.add_org("globex")
+    await authz.assign_role("bob", "clerk", "globex")
+    app = create_app(async_sessionmaker(engine, expire_on_commit=False), authz)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
-        for tenant, order in (("acme", "o-1"), ("globex", "g-1"), ("acme", "o-2")):
-            placed = await client.post(
-                "/orders", json={"id": order, "item": "mug"}, headers={"x-demo-tenant": tenant}
-            )
+        for user, tenant, order in (
+            ("ann", "acme", "o-1"),
+            ("bob", "globex", "g-1"),
+            ("ann", "acme", "o-2"),
+        ):
+            who = {"x-demo-tenant": tenant, "x-demo-user": user}
+            placed = await client.post("/orders", json={"id": order, "item": "mug"}, headers=who)
             assert placed.status_code == 201, placed.text
+        # ann is a clerk in acme only: acme's grants never authorize work in globex.
+        who = {"x-demo-tenant": "globex", "x-demo-user": "ann"}
+        crossed = await client.post("/orders", json={"id": "x-1", "item": "mug"}, headers=who)
+        print("ann in globex:", crossed.status_code, crossed.json()["detail"])
         for tenant in ("acme", "globex"):
             seen = await client.get("/events", headers={"x-demo-tenant": tenant})
             print(f"{tenant} sees: {seen.json()}")
@@ -136,11 +183,13 @@ async def demo(owner_dsn: str, app_dsn: str) -> None:
         bad = await client.get("/events", headers={"x-demo-tenant": "acme corp"})
         print("bad tenant:", bad.status_code, bad.json()["detail"])
 
-    # A session nobody scoped fails closed: it sees no tenant's rows.
+    # A session nobody scoped fails closed: it sees no tenant's rows, nor any grant.
     async with engine.connect() as conn:
         unscoped = await conn.scalar(text("SELECT count(*) FROM tether_outbox"))
         print(f"unscoped session sees: {unscoped} events")
-    await engine.dispose()
+        grants = await conn.scalar(text("SELECT count(*) FROM tether_authz_user_roles"))
+        print(f"unscoped session sees: {grants} grants")
+    await store.close()
 
     # The relay connects as the owner (or a BYPASSRLS role) and sees every tenant.
     with psycopg.connect(owner_dsn) as conn:

@@ -1,6 +1,7 @@
 """examples/tenancy.py (quoted by docs/tenancy.md) runs against the real PostgreSQL and prints
-that each tenant sees only its events over HTTP, requests without a valid tenant get 403, an
-unscoped session sees nothing and the relay's role sees everything."""
+that each tenant sees only its events over HTTP, a user's grants in one tenant do not authorize
+a request in another, requests without a valid tenant get 403, an unscoped session sees no
+event and no grant, and the relay's role sees everything."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def test_tenancy_example_runs() -> None:
         "globex sees: ['g-1']",
         "no tenant: 403 this request has no tenant",
         "bad tenant: 403 this request's tenant id is invalid",
+        "ann in globex: 403 Missing capability: orders:place",
         "unscoped session sees: 0 events",
+        "unscoped session sees: 0 grants",
         "the relay's role sees: 3 events",
     ):
         assert line in result.stdout, result.stdout
