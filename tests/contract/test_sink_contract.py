@@ -434,7 +434,7 @@ async def http_harness() -> AsyncGenerator[Harness, None]:
             stored_count,
             make_unavailable,
             refused_event,
-            large_batch=300,  # one request each, 16 in flight: HTTP costs more per event than a broker
+            large_batch=100,  # one request each, 16 in flight: HTTP costs more per event than a broker
         )
     finally:
         await sink.close()

@@ -83,10 +83,9 @@ async def test_retry_after_defers_without_spending_attempts(pg_dsn: str) -> None
     assert sorted(got) == sorted(expected)  # each once: what went through is not sent again
 
 
-@pytest.mark.slow
 async def test_slack_pace_defers_a_burst_and_drops_nothing(pg_dsn: str) -> None:
     slack._PACERS.clear()
-    expected = await load(pg_dsn, 5)
+    expected = await load(pg_dsn, 3)
     async with receiving() as receiver:
         sink = await SlackSink.connect(f"{receiver.url}/services/T/B/x", policy=LOOPBACK, max_wait=1.0)
 
