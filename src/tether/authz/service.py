@@ -66,25 +66,37 @@ class Authz:
             found = cache.get(user, tenant)
             if found is not None:
                 return found
-            epoch = cache.epoch()
-            snapshot = await self._load(user, tenant)
-            cache.put(snapshot, epoch)
-            return snapshot
         return await self._load(user, tenant)
 
     async def _load(self, user: str, tenant: str | None) -> UserGrants:
+        cache = self.cache
+        epoch = 0 if cache is None else cache.epoch()
         if tenant is None:  # without tenancy: every grant (the port's call without a tenant)
-            return UserGrants(user, await self.store.load_grants(user))
-        return UserGrants(user, await self.store.load_grants(user, tenant), tenant)
+            snapshot = UserGrants(user, await self.store.load_grants(user))
+        else:
+            snapshot = UserGrants(user, await self.store.load_grants(user, tenant), tenant)
+        if cache is not None:
+            cache.put(snapshot, epoch)
+        return snapshot
 
-    def _decision_tenant(self, org: str | None) -> str | None:
-        """The tenant a decision reads, or None without tenancy; raises :class:`_NoTenant`."""
+    async def _decide_from(self, user: str, org: str | None) -> UserGrants:
+        """The grants a decision in ``org`` reads; raises :class:`_NoTenant` under tenancy
+        when ``org`` is not a valid tenant id."""
         if not self.tenancy:
-            return None
+            return await self.grants_of(user)
+        cache = self.cache
+        if cache is not None and org is not None:
+            # Only valid tenants are ever stored under one, so a hit needs no validation: the
+            # common path costs what it costs without tenancy. (None is the key of a snapshot
+            # of every grant, should a cache be shared with an Authz without tenancy.)
+            found = cache.get(user, org)
+            if found is not None:
+                return found
         try:
-            return check_tenant_id(org)
+            tenant = check_tenant_id(org)
         except EventValidationError:
             raise _NoTenant from None
+        return await self._load(user, tenant)
 
     def _change_tenant(self, org: str | None) -> str | None:
         """The tenant a change is scoped to, or None without tenancy; raises before writing."""
@@ -100,7 +112,7 @@ class Authz:
     async def has(self, user: str, capability: str, org: str | None = None) -> bool:
         self.registry.check(capability)
         try:
-            snapshot = await self.grants_of(user, self._decision_tenant(org))
+            snapshot = await self._decide_from(user, org)
         except _NoTenant:
             if self.audit is not None and self.audit.wants(False):
                 self.audit.record(_no_tenant(user, capability, org), self.clock.now())
@@ -119,7 +131,7 @@ class Authz:
     async def explain(self, user: str, capability: str, org: str | None = None) -> Decision:
         self.registry.check(capability)
         try:
-            snapshot = await self.grants_of(user, self._decision_tenant(org))
+            snapshot = await self._decide_from(user, org)
         except _NoTenant:
             return _no_tenant(user, capability, org)
         return snapshot.decide(capability, org, self.clock.now())
@@ -135,7 +147,7 @@ class Authz:
         own, any_ = self.registry.check_owned(base)
         now = self.clock.now()
         try:
-            snapshot = await self.grants_of(user, self._decision_tenant(org))
+            snapshot = await self._decide_from(user, org)
         except _NoTenant:
             refused = _no_tenant(user, any_, org)
             if self.audit is not None and self.audit.wants(False):
