@@ -167,16 +167,7 @@ async def _run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        while not stop.is_set():
-            try:
-                _print(await monitor.check_once(), as_json)
-            except Exception as exc:  # the database away: say so, keep watching
-                common.err.print(f"warning: check failed: {exc}", markup=False, soft_wrap=True)
-            try:
-                async with asyncio.timeout(interval):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+        await monitor.run(interval, stop, on_report=lambda r: _print(r, as_json))
     return 0
 
 

@@ -134,16 +134,26 @@ class DeadLetterMonitor:
         self.checked.clear()
         return report
 
-    async def run(self, interval: float, stop: asyncio.Event | None = None) -> None:
-        """Check every ``interval`` seconds until ``stop`` is set."""
+    async def run(
+        self,
+        interval: float,
+        stop: asyncio.Event | None = None,
+        on_report: Callable[[CheckReport], None] | None = None,
+    ) -> None:
+        """Check every ``interval`` seconds until ``stop`` is set; ``on_report`` gets each
+        check's report. A failed check (the state store unreachable) is reported as an error
+        and tried again at the next interval."""
         if interval <= 0:
             raise ConfigError(f"monitor interval must be positive, got {interval}")
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
-                await self.check_once()
-            except Exception as exc:  # the state store down: log, keep the loop, try again
+                report = await self.check_once()
+            except Exception as exc:
                 log.error("dead-letter check failed: %s: %s", type(exc).__name__, exc)
+                report = CheckReport(errors=[f"check failed: {type(exc).__name__}: {exc}"])
+            if on_report is not None:
+                on_report(report)
             try:
                 async with asyncio.timeout(interval):
                     await stop.wait()

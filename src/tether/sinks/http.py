@@ -260,8 +260,9 @@ class HttpSink:
         if later:
             wait = min(max(r.seconds for r in later), self.retry_after_cap)
             self._not_before = max(self._not_before, now + wait)
+            status = max(r.status for r in later)  # 0: held back by another's Retry-After
             raise SinkUnavailableError(
-                f"sink {self.name!r}: {where(self.url)} answered {later[0].status} with "
+                f"sink {self.name!r}: {where(self.url)} answered {status} with "
                 f"Retry-After {wait:g}s; the events wait without spending attempts"
             )
         if all(isinstance(r, _Down) for r in results):

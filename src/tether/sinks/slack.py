@@ -250,10 +250,14 @@ class SlackSink:
         self.stats["posted"] += 1
         body = orjson.dumps(render(event, code_chars=self.code_chars))
         try:
-            response = await self._client.post(
-                self._url, content=body, headers={"content-type": "application/json"}
+            request = self._client.build_request(
+                "POST", self._url, content=body, headers={"content-type": "application/json"}
             )
-            await response.aclose()
+            response = await self._client.send(request, stream=True)
+            try:  # Slack answers "ok" or an error code: never read more than a line
+                text = (await net.read_bounded(response, 200)).decode("utf-8", "replace")
+            finally:
+                await response.aclose()
         except net.UnsafeDestination as exc:
             self._defer(f"refused by the SSRF policy: {exc}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -264,14 +268,13 @@ class SlackSink:
         except httpx.HTTPError as exc:
             self.stats["failed"] += 1
             return Outcome.failed(f"{type(exc).__name__}: {exc}")
-        return self._outcome(response)
+        return self._outcome(response, text.strip())
 
-    def _outcome(self, response: httpx.Response) -> Outcome:
+    def _outcome(self, response: httpx.Response, text: str) -> Outcome:
         status = response.status_code
         if status == 200:
             self.stats["ok"] += 1
             return OK
-        text = response.text[:200].strip()
         if status == 429:
             asked = retry_after(response.headers.get("retry-after"))
             wait = min(1.0 if asked is None else asked, self.retry_after_cap)

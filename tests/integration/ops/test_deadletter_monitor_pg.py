@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -132,6 +136,24 @@ def test_command_checks_once_and_alerts(pg_dsn: str) -> None:
     assert line["counts"] == {"outbox": 3, "jobs": 0}
     assert [s["kind"] for s in line["sent"]] == ["threshold"]
     assert len(bodies) == 1 and json.loads(bodies[0])["count"] == 3
+
+
+@pytest.mark.slow
+def test_command_keeps_watching_until_sigterm(pg_dsn: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether.cli", "monitor", "deadletters", "--interval", "1", "--db", pg_dsn],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # blocks until the first check (the test's timeout bounds it)
+        assert first.strip() == "outbox: 0 dead (no alert due)", first + proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_command_refuses_bad_input(pg_dsn: str) -> None:

@@ -145,3 +145,31 @@ def test_alert_renders_for_slack_and_as_json() -> None:
     assert [b["type"] for b in body["blocks"]] == ["header", "section", "context"]
     assert alert.to_json()["type"] == "tether.deadletters.threshold"
     assert alert.to_json()["count"] == 120
+
+
+async def test_run_reports_each_check_until_stopped_and_survives_a_failed_check() -> None:
+    class BrokenState(MemoryAlertState):
+        fail = True
+
+        def hold(self, source: str, channel: str):  # type: ignore[no-untyped-def]
+            if self.fail:
+                raise RuntimeError("database away")
+            return super().hold(source, channel)
+
+    state = BrokenState()
+    source, inbox = Counts(count=4), Inbox()
+    m = monitor([source], [inbox], state)
+    reports = []
+    stop = asyncio.Event()
+
+    def on_report(report) -> None:  # type: ignore[no-untyped-def]
+        reports.append(report)
+        state.fail = False
+        if len(reports) == 3:
+            stop.set()
+
+    await asyncio.wait_for(m.run(0.01, stop, on_report=on_report), 5)
+    assert reports[0].errors == ["check failed: RuntimeError: database away"]
+    assert [a.count for a in inbox.alerts] == [4]  # sent by the second check, not repeated
+    with pytest.raises(ConfigError, match="interval"):
+        await m.run(0)
