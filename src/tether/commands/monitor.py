@@ -76,7 +76,13 @@ async def _jobs(backend: Backend) -> DeadLetterSource:
     return JobsDeadLetterSource(JobStore(_postgres_pool(backend, "jobs")))
 
 
-SOURCES: dict[str, Opener] = {"outbox": _outbox, "jobs": _jobs}
+async def _webhooks(backend: Backend) -> DeadLetterSource:
+    from tether.webhooks.monitor_source import DeliveriesDeadLetterSource
+
+    return DeliveriesDeadLetterSource(_postgres_pool(backend, "webhooks"))
+
+
+SOURCES: dict[str, Opener] = {"outbox": _outbox, "jobs": _jobs, "webhooks": _webhooks}
 """Dead-letter sources by name. Registration point: ``register_source(name, opener)``."""
 
 
