@@ -18,6 +18,7 @@ from tether.commands import (  # one per command
     catalog,
     common,
     consume,
+    dashboard,
     demo,
     dlq,
     doctor,
@@ -28,6 +29,7 @@ from tether.commands import (  # one per command
     relay,
     retention,
     status,
+    worker,
 )
 
 app = typer.Typer(
@@ -64,10 +66,12 @@ app.command()(status.status)
 app.command()(demo.demo)
 app.command()(catalog.catalog)
 app.command()(retention.retention)
+app.command()(worker.worker)
 app.command()(realtime.realtime)
 app.command()(doctor.doctor)
 app.command()(audit.audit)
 app.command()(lint.lint)
+app.command()(dashboard.dashboard)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 app.add_typer(monitor.app, name="monitor")
@@ -85,6 +89,7 @@ def _mount_optional(module: str, name: str) -> None:
 
 
 _mount_optional("tether.commands.caps", "caps")
+_mount_optional("tether.commands.jobs", "jobs")
 
 
 def main() -> None:

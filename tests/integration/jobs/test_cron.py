@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,7 +41,7 @@ async def test_each_tick_runs_once_across_workers(
     rows = await jobs.store.pool.fetch("SELECT tick, job_id FROM tether_job_ticks ORDER BY tick")
     ticks = [r["tick"] for r in rows]
     assert 2 <= len(ticks) <= 5 and len(set(ticks)) == len(ticks)
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert all(g == timedelta(seconds=1) for g in gaps), ticks
     assert sum(w.scheduler.fired for w in workers if w.scheduler) == len(ticks)
     count = await jobs.store.pool.fetchval("SELECT count(*) FROM tether_jobs WHERE name = 'tick'")

@@ -1,0 +1,252 @@
+"""``tether jobs``: list, show, retry, cancel and purge background jobs; recoveries per day."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tether.commands import common
+from tether.config import Database
+from tether.queue import Item, ItemFilter, ItemState
+
+app = typer.Typer(help="Inspect and manage background jobs (tether.jobs).", no_args_is_help=True)
+T = TypeVar("T")
+
+StateOpt = Annotated[
+    str | None, typer.Option("--state", help="pending, claimed (running), done or dead.")
+]
+QueueOpt = Annotated[str | None, typer.Option("--queue", help="Queue name, exactly.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Job name, exactly.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+IdArg = Annotated[str, typer.Argument(help="The job's id (a UUID).", show_default=False)]
+
+
+def _db(config: Any, database_url: str | None) -> Database:
+    cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
+    db = common.database(cfg)
+    if db.kind != "postgres":
+        common.bad_input("tether jobs needs PostgreSQL: jobs live in tether_jobs there")
+    return db
+
+
+def _id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        common.bad_input(f"{text!r} is not a job id (expected a UUID)")
+
+
+def _state(text: str | None) -> ItemState | None:
+    if text is None:
+        return None
+    try:
+        return ItemState(text.lower())
+    except ValueError:
+        common.bad_input(f"--state {text!r}: use pending, claimed, done or dead")
+
+
+def _filter(queue: str | None, name: str | None, state: ItemState | None) -> ItemFilter:
+    return ItemFilter(queue=queue, state=state, extra={"name": name} if name else {})
+
+
+@asynccontextmanager
+async def _store(db: Database) -> AsyncIterator[Any]:
+    from tether.jobs import JobStore
+
+    store = await JobStore.connect(db.url, max_size=2)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _run(db: Database, work: Callable[[Any], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with _store(db) as store:
+            return await work(store)
+
+    with common.errors_handled(db.url):
+        return common.run(go())
+
+
+def _row(item: Item) -> dict[str, Any]:
+    return {
+        "id": str(item.id),
+        "name": item.extra.get("name"),
+        "queue": item.queue,
+        "state": item.state.value,
+        "attempts": item.attempts,
+        "max_attempts": item.max_attempts,
+        "priority": item.extra.get("priority"),
+        "available_at": item.available_at.isoformat(),
+        "worker": item.worker,
+        "last_error": item.last_error,
+        "created_at": item.created_at.isoformat(),
+        "finished_at": item.finished_at.isoformat() if item.finished_at else None,
+    }
+
+
+@app.command("list")
+def list_jobs(
+    *,
+    state: StateOpt = None,
+    queue: QueueOpt = None,
+    name: NameOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    as_json: JsonOpt = False,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """List jobs, oldest first, by state, queue and name."""
+    db = _db(config, database_url)
+    f = _filter(queue, name, _state(state))
+    items: list[Item] = _run(db, lambda s: s.engine.list(f, limit=limit))
+    if as_json:
+        for item in items:
+            typer.echo(json.dumps(_row(item)))
+        return
+    table = Table("id", "name", "queue", "state", "attempts", "last error")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            escape(str(item.extra.get("name"))),
+            escape(str(item.queue)),
+            item.state.value,
+            f"{item.attempts}/{item.max_attempts or '-'}",
+            escape((item.last_error or "")[:80]),
+        )
+    common.out.print(table)
+
+
+@app.command()
+def show(
+    job_id: IdArg,
+    as_json: JsonOpt = False,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """One job with its arguments, attempts, error history and result."""
+    db = _db(config, database_url)
+    ident = _id(job_id)
+
+    async def get(store: Any) -> tuple[Item, Any]:
+        return await store.engine.get(ident), await store.result(ident)
+
+    item, result = _run(db, get)
+    row = {**_row(item), "args": item.payload, "result": result,
+           "errors": [{"at": e.at.isoformat(), "attempt": e.attempt, "error": e.error}
+                      for e in item.errors]}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(row))
+        return
+    for key, value in row.items():
+        if key != "errors":
+            typer.echo(f"{key}: {value}")
+    typer.echo(f"errors ({len(item.errors)}):")
+    for e in item.errors:
+        typer.echo(f"  {e.at.isoformat()} attempt {e.attempt}: {e.error}")
+
+
+@app.command()
+def retry(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="Dead jobs' ids.")] = None,
+    *,
+    all_dead: Annotated[
+        bool, typer.Option("--all-dead", help="Every dead job (filtered).")
+    ] = False,
+    queue: QueueOpt = None,
+    name: NameOpt = None,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Put dead jobs back in their queue with fresh attempts."""
+    if bool(job_ids) == all_dead:
+        common.bad_input("give job ids or --all-dead (not both)")
+    db = _db(config, database_url)
+    ids = tuple(_id(i) for i in job_ids or ())
+    f = ItemFilter(ids=ids or None, queue=queue, extra={"name": name} if name else {})
+    n: int = _run(db, lambda s: s.engine.replay(f))
+    typer.echo(f"retried {n} dead job(s)")
+    if ids and n < len(ids):
+        common.fail(f"{len(ids) - n} of the ids are not dead jobs (only dead jobs are retried)")
+
+
+@app.command()
+def cancel(
+    job_id: IdArg,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Cancel a queued or running job (a running one stops at its worker's next heartbeat)."""
+    db = _db(config, database_url)
+    ident = _id(job_id)
+    if not _run(db, lambda s: s.cancel(ident)):
+        common.fail(f"job {ident} is not queued or running (unknown, or already finished)")
+    typer.echo(f"cancelled {ident}")
+
+
+@app.command()
+def purge(
+    *,
+    state: Annotated[str, typer.Option("--state", help="dead or done.")] = "dead",
+    queue: QueueOpt = None,
+    name: NameOpt = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Only finished before this age: 7d, 12h.")
+    ] = None,
+    yes: YesOpt = False,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Delete finished (dead or done) jobs."""
+    chosen = _state(state)
+    if chosen not in (ItemState.DEAD, ItemState.DONE):
+        common.bad_input("--state: purge removes dead or done jobs only")
+    assert chosen is not None
+    age = None
+    if older_than is not None:
+        from tether.commands.dlq import age as parse_age
+
+        age = parse_age(older_than)
+        if age is None:
+            common.bad_input(f"--older-than {older_than!r}: use an age such as 45s, 30m, 12h, 7d")
+    db = _db(config, database_url)
+    f = _filter(queue, name, chosen)
+    if not yes:
+        n = _run(db, lambda s: s.engine.count(f))
+        typer.confirm(f"delete {n} {chosen.value} job(s)?", abort=True)
+
+    async def go(store: Any) -> int:
+        if age is not None:
+            return int(await store.engine.sweep(age, states=(chosen,), filter=f))
+        return int(await store.engine.purge(f))
+
+    typer.echo(f"purged {_run(db, go)} job(s)")
+
+
+@app.command()
+def recoveries(
+    days: Annotated[int, typer.Option("--days", min=1, max=3650)] = 7,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Jobs recovered from stale state (no worker heartbeat), per day and queue."""
+    db = _db(config, database_url)
+    since = (datetime.now(UTC) - timedelta(days=days - 1)).date()
+    rows = _run(db, lambda s: s.recoveries(since))
+    if not rows:
+        typer.echo(f"no recovered jobs since {since}")
+    for day, queue, count in rows:
+        typer.echo(f"{day} {queue} {count}")
+
+
+__all__ = ["app"]
