@@ -1,0 +1,119 @@
+"""``tether dashboard``: serve the admin dashboard (tether.dashboard) with uvicorn.
+
+Secrets come from the environment or files, never from flags (the process list shows flags):
+``TETHER_DASHBOARD_SECRET`` signs the session cookie; ``--users FILE`` lists login tokens as
+``<user> <sha256 hex of the token>`` lines. Capabilities (ops:view, ops:replay, ops:purge) are
+read from the capability store in the same database unless ``--authz-url`` names another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tether.commands import common
+
+SECRET_ENV = "TETHER_DASHBOARD_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+def dashboard(
+    *,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8766,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            envvar="TETHER_DASHBOARD_USERS",
+            help="File of login tokens: '<user> <sha256 hex of token>' per line.",
+            show_default=False,
+        ),
+    ] = None,
+    authz_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_AUTHZ_URL",
+            help="Database of the capabilities (default: the database).",
+            show_default=False,
+        ),
+    ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            help="Organization the ops:* capabilities are checked in.", show_default=False
+        ),
+    ] = None,
+    refresh: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Seconds between live updates.")
+    ] = 5.0,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="Send the session cookie over HTTPS only (use behind TLS).",
+        ),
+    ] = False,
+    check: Annotated[bool, typer.Option("--check", help="Check the settings and exit.")] = False,
+) -> None:
+    """Serve the admin dashboard: dead letters, replay and purge, health, webhooks, jobs."""
+    from tether.core.errors import ConfigError
+    from tether.dashboard import DashboardSettings, TokenUsers
+
+    cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
+    db = common.database(cfg)
+    if db.kind != "postgres":
+        common.bad_input("the dashboard needs PostgreSQL (jobs and webhooks live there only)")
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) < 32:
+        common.bad_input(f"${SECRET_ENV} must hold at least 32 characters (it signs sessions)")
+    tokens = None
+    if users is not None:
+        try:
+            tokens = TokenUsers.parse(users.read_text(), str(users))
+        except OSError as exc:
+            common.bad_input(f"--users {users}: {exc.strerror or exc}")
+        except ConfigError as exc:
+            common.bad_input(str(exc))
+    try:
+        settings = DashboardSettings(
+            db.url, secret, users=tokens, org=org, refresh_seconds=refresh,
+            https_only=secure_cookies,
+        )  # fmt: skip
+    except ConfigError as exc:
+        common.bad_input(str(exc))
+    if check:
+        common.out.print(
+            f"dashboard settings are valid: http://{host}:{port}/ on {db.masked}, "
+            f"{len(tokens) if tokens else 0} login token(s)",
+            markup=False,
+        )
+        return
+    with common.errors_handled(db.url):
+        asyncio.run(_serve(settings, authz_url or db.url, host, port))
+
+
+async def _serve(settings: Any, authz_url: str, host: str, port: int) -> None:
+    import uvicorn
+
+    from tether.authz import Authz, InvalidationWatcher, Registry, SqlAuthzStore, listen_dsn_of
+    from tether.dashboard import OpsCap, create_dashboard
+
+    store = SqlAuthzStore.from_url(authz_url)
+    authz = Authz(store, Registry(OpsCap))
+    assert authz.cache is not None
+    watcher = InvalidationWatcher(store, authz.cache, listen_dsn=listen_dsn_of(store))
+    try:
+        await authz.sync()
+        await watcher.start()
+        app = create_dashboard(settings, authz)
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
+        await uvicorn.Server(config).serve()
+    finally:
+        await watcher.stop()
+        await store.close()

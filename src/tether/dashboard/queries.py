@@ -1,0 +1,363 @@
+"""Everything the dashboard reads from PostgreSQL, in one module: a schema change of another
+part touches this file only.
+
+Rules every query here keeps (``tests/integration/dashboard/test_plans.py`` checks the plans):
+pages are keyset-paginated (never ``OFFSET``), each statement reads through an index, and the
+overview counts from partial indexes capped at :data:`EXACT_UP_TO` rows, or from the planner's
+estimate beyond that, never with a scan of a whole table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tether.dashboard.kinds import DeadFilter, Kind
+from tether.queue import Item, ItemState
+from tether.queue.codec import iso_to_dt, item_from_row
+from tether.queue.spec import where
+from tether.store.sqlfile import Query
+
+EXACT_UP_TO = 10_000
+_CAP = EXACT_UP_TO + 1
+
+
+# --- dead letters ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page of dead letters resumes: the last row's (finished_at, seq), newest first."""
+
+    finished_at: datetime
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.finished_at.isoformat()}_{self.seq}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor | None:
+        """None for no cursor; ValueError for one the dashboard did not write."""
+        if not text:
+            return None
+        at, _, seq = text.rpartition("_")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None or not seq.isdigit() or len(seq) > 19:
+            raise ValueError("not a page cursor")
+        return cls(when, int(seq))
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Item]
+    next: Cursor | None
+
+
+def _item(row: Any, kind: Kind) -> Item:
+    def to_uuid(v: Any) -> uuid.UUID:
+        return v if isinstance(v, uuid.UUID) else uuid.UUID(str(v))
+
+    return item_from_row(row, kind.spec, to_dt=iso_to_dt, to_uuid=to_uuid)
+
+
+def dead_page_query(f: DeadFilter, cursor: Cursor | None, limit: int) -> tuple[Query, list[Any]]:
+    """The statement of one page (exposed for the plan tests): the engine's own filter clause
+    (:func:`tether.queue.spec.where`, as replay and purge use it) over dead rows, newest first
+    on the (finished_at, seq) index of dead rows."""
+    clause, params = where(
+        f.kind.spec, f.item_filter(), "postgres", queue=None, states=(ItemState.DEAD,)
+    )
+    clause = clause.replace(f"state IN ('{ItemState.DEAD.value}')", "state = 'dead'")
+    if cursor is not None:
+        clause += " AND (finished_at, seq) < (:c_at, :c_seq)"
+        params |= {"c_at": cursor.finished_at, "c_seq": cursor.seq}
+    sql = (
+        f"SELECT {f.kind.spec.columns} FROM {f.kind.spec.name} WHERE {clause} "
+        "ORDER BY finished_at DESC, seq DESC LIMIT :limit"
+    )
+    query = Query("dead_page", sql)
+    return query, query.args({**params, "limit": limit + 1})
+
+
+async def dead_page(pool: asyncpg.Pool, f: DeadFilter, cursor: Cursor | None, limit: int) -> Page:
+    query, args = dead_page_query(f, cursor, limit)
+    rows = await pool.fetch(query.numbered, *args)
+    items = [_item(r, f.kind) for r in rows[:limit]]
+    more = len(rows) > limit and items and items[-1].finished_at is not None
+    nxt = Cursor(items[-1].finished_at, items[-1].seq) if more else None  # type: ignore[arg-type]
+    return Page(items, nxt)
+
+
+async def item(pool: asyncpg.Pool, kind: Kind, id: uuid.UUID) -> Item | None:
+    """A dead letter by id, else (jobs, deliveries: their id is unique-indexed) the row in
+    whatever state it is now. An outbox event that is no longer dead is not looked up: only
+    dead outbox rows are indexed by id (0011), and a published one may be gone already."""
+    spec = kind.spec
+    row = await pool.fetchrow(
+        f"SELECT {spec.columns} FROM {spec.name} WHERE id = $1 AND state = 'dead'", id
+    )
+    if row is None and spec.name != "tether_outbox":
+        row = await pool.fetchrow(f"SELECT {spec.columns} FROM {spec.name} WHERE id = $1", id)
+    return None if row is None else _item(row, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: int
+    delivery_id: uuid.UUID
+    attempt: int
+    at: datetime
+    outcome: str
+    status_code: int | None
+    latency_ms: float | None
+    response: str | None
+    error: str | None
+
+
+def _attempt(r: Any) -> Attempt:
+    return Attempt(
+        r["id"], r["delivery_id"], r["attempt"], r["at"], r["outcome"],
+        r["status_code"], r["latency_ms"], r["response"], r["error"],
+    )  # fmt: skip
+
+
+_ATTEMPT = "id, delivery_id, attempt, at, outcome, status_code, latency_ms, response, error"
+
+
+async def delivery_attempts(pool: asyncpg.Pool, delivery_id: uuid.UUID) -> list[Attempt]:
+    """A delivery's attempt log, newest first (at most 100: the schedule has fewer steps)."""
+    rows = await pool.fetch(
+        f"SELECT {_ATTEMPT} FROM tether_webhook_attempts WHERE delivery_id = $1 "
+        "ORDER BY id DESC LIMIT 100",
+        delivery_id,
+    )
+    return [_attempt(r) for r in rows]
+
+
+async def endpoint_attempts(
+    pool: asyncpg.Pool, endpoint_id: uuid.UUID, before: datetime | None, limit: int
+) -> tuple[list[Attempt], datetime | None]:
+    """An endpoint's delivery log, newest first, by keyset on ``at`` (index endpoint, at).
+    Returns the page and the cursor of the next one."""
+    rows = await pool.fetch(
+        f"SELECT {_ATTEMPT} FROM tether_webhook_attempts WHERE endpoint_id = $1 "
+        "AND ($2::timestamptz IS NULL OR at < $2) ORDER BY at DESC LIMIT $3",
+        endpoint_id,
+        before,
+        limit + 1,
+    )
+    page = [_attempt(r) for r in rows[:limit]]
+    return page, (page[-1].at if len(rows) > limit and page else None)
+
+
+# --- counts ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A row count: exact up to EXACT_UP_TO, else the planner's estimate (``exact`` False)."""
+
+    value: int
+    exact: bool
+
+    def __str__(self) -> str:
+        if self.exact:
+            return f"{self.value:,}"
+        return "≈" + _short(self.value)
+
+
+def _short(n: int) -> str:
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+async def estimate(conn: Any, sql: str, *args: Any) -> int:
+    """The planner's row estimate for ``sql`` (from table statistics: no rows are read)."""
+    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+    data = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
+    return int(data[0]["Plan"]["Plan Rows"])
+
+
+async def capped_count(conn: Any, table: str, condition: str) -> Count:
+    """Exact when at most EXACT_UP_TO rows match (read through the partial index the
+    condition names), else the planner's estimate. ``condition`` is a constant of this
+    module, never user text."""
+    n = await conn.fetchval(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {condition} LIMIT {_CAP}) s"
+    )
+    if n < _CAP:
+        return Count(int(n), True)
+    return Count(max(await estimate(conn, f"SELECT 1 FROM {table} WHERE {condition}"), _CAP), False)
+
+
+@dataclass(frozen=True, slots=True)
+class TableCounts:
+    name: str
+    label: str
+    pending: Count
+    claimed: Count | None
+    dead: Count
+    done: Count
+    oldest_pending: timedelta | None
+    last_seq: int | None
+
+
+_TABLES: tuple[tuple[str, str, bool], ...] = (
+    ("tether_outbox", "Outbox", False),
+    ("tether_webhook_deliveries", "Webhook deliveries", True),
+    ("tether_jobs", "Jobs", True),
+)
+# The oldest live row of each table, each through that table's live partial index.
+_OLDEST = {
+    "tether_outbox": "SELECT created_at FROM tether_outbox WHERE state = 'pending' "
+    "ORDER BY seq LIMIT 1",
+    # One look-up per priority queue on (queue, seq).
+    "tether_webhook_deliveries": "SELECT min(created_at) FROM ("
+    + " UNION ALL ".join(
+        f"(SELECT created_at FROM tether_webhook_deliveries WHERE queue = '{q}' "
+        "AND state IN ('pending', 'claimed') ORDER BY seq LIMIT 1)"
+        for q in ("high", "medium", "low")
+    )
+    + ") s",
+    # Jobs are claimed by priority, not age: the oldest due job is read from the pending
+    # index (its size is the backlog, not the table).
+    "tether_jobs": "SELECT min(available_at) FROM tether_jobs WHERE state = 'pending' "
+    "AND available_at <= now()",
+}
+
+
+async def _last_seq(conn: Any, table: str) -> int | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT CASE WHEN has_sequence_privilege(s, 'SELECT') THEN pg_sequence_last_value(s) END"
+        " FROM pg_get_serial_sequence($1, 'seq') AS s",
+        table,
+    )
+
+
+async def table_counts(pool: asyncpg.Pool) -> list[TableCounts]:
+    out = []
+    async with pool.acquire() as conn:
+        now = await conn.fetchval("SELECT now()")
+        for table, label, leased in _TABLES:
+            pending = await capped_count(conn, table, "state = 'pending'")
+            claimed = await capped_count(conn, table, "state = 'claimed'") if leased else None
+            dead = await capped_count(conn, table, "state = 'dead'")
+            done = Count(await estimate(conn, f"SELECT 1 FROM {table} WHERE state = 'done'"), False)
+            oldest = await conn.fetchval(_OLDEST[table])
+            out.append(
+                TableCounts(
+                    table, label, pending, claimed, dead, done,
+                    None if oldest is None else max(now - oldest, timedelta(0)),
+                    await _last_seq(conn, table),
+                )
+            )  # fmt: skip
+    return out
+
+
+# --- who is running ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Runner:
+    role: str  # relay (a database session), job worker, webhook dispatcher
+    name: str
+    count: int
+    last_seen: datetime | None
+
+
+async def runners(pool: asyncpg.Pool) -> list[Runner]:
+    """Relays (their database sessions name themselves tether-relay), and job workers and
+    webhook dispatchers by the items they hold now (claimed rows: a partial index each)."""
+    async with pool.acquire() as conn:
+        sessions = await conn.fetch(
+            "SELECT application_name AS name, count(*) AS n, "
+            "max(greatest(backend_start, state_change)) AS seen FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'tether-%' "
+            "AND application_name <> 'tether-dashboard' GROUP BY 1 ORDER BY 1"
+        )
+        workers = await conn.fetch(
+            "SELECT worker AS name, count(*) AS n, max(heartbeat_at) AS seen FROM tether_jobs "
+            "WHERE state = 'claimed' GROUP BY 1 ORDER BY 1 LIMIT 200"
+        )
+        dispatchers = await conn.fetch(
+            "SELECT worker AS name, count(*) AS n, max(available_at) AS seen "
+            "FROM tether_webhook_deliveries WHERE state = 'claimed' GROUP BY 1 ORDER BY 1 LIMIT 200"
+        )
+    return (
+        [Runner("database session", r["name"], r["n"], r["seen"]) for r in sessions]
+        + [Runner("job worker", r["name"] or "?", r["n"], r["seen"]) for r in workers]
+        + [Runner("webhook dispatcher", r["name"] or "?", r["n"], r["seen"]) for r in dispatchers]
+    )
+
+
+# --- webhooks and jobs ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    id: uuid.UUID
+    tenant_id: str
+    url: str
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    priority: str
+    failing_since: datetime | None
+    created_at: datetime
+    filters: Sequence[str]
+
+    @property
+    def circuit(self) -> str:
+        """What the delivery history says of the endpoint: the breaker itself lives in each
+        dispatcher (memory or Redis), so the dashboard shows the state the table records."""
+        if not self.enabled:
+            return "disabled"
+        return "failing" if self.failing_since is not None else "healthy"
+
+
+_ENDPOINT = (
+    "id, tenant_id, url, description, enabled, disabled_reason, priority, failing_since, "
+    "created_at, filters"
+)
+
+
+def _endpoint(r: Any) -> EndpointRow:
+    return EndpointRow(**{k: r[k] for k in _ENDPOINT.split(", ")})
+
+
+async def endpoints(
+    pool: asyncpg.Pool, after: tuple[str, datetime, uuid.UUID] | None, limit: int
+) -> tuple[list[EndpointRow], tuple[str, datetime, uuid.UUID] | None]:
+    """Endpoints by tenant then age, keyset on the (tenant_id, created_at) index."""
+    if after is None:
+        rows = await pool.fetch(
+            f"SELECT {_ENDPOINT} FROM tether_webhook_endpoints "
+            "ORDER BY tenant_id, created_at, id LIMIT $1",
+            limit + 1,
+        )
+    else:
+        rows = await pool.fetch(
+            f"SELECT {_ENDPOINT} FROM tether_webhook_endpoints "
+            "WHERE (tenant_id, created_at, id) > ($1, $2, $3) "
+            "ORDER BY tenant_id, created_at, id LIMIT $4",
+            *after,
+            limit + 1,
+        )
+    page = [_endpoint(r) for r in rows[:limit]]
+    last = page[-1] if len(rows) > limit and page else None
+    return page, (None if last is None else (last.tenant_id, last.created_at, last.id))
+
+
+async def endpoint(pool: asyncpg.Pool, id: uuid.UUID) -> EndpointRow | None:
+    row = await pool.fetchrow(f"SELECT {_ENDPOINT} FROM tether_webhook_endpoints WHERE id = $1", id)
+    return None if row is None else _endpoint(row)
+
+
+async def recoveries(pool: asyncpg.Pool, since: date) -> list[tuple[date, str, int]]:
+    """Stale jobs rescued per day and queue (tether_job_recoveries, keyed by day)."""
+    rows = await pool.fetch(
+        "SELECT day, queue, recovered FROM tether_job_recoveries WHERE day >= $1 "
+        "ORDER BY day DESC, queue LIMIT 1000",
+        since,
+    )
+    return [(r["day"], r["queue"], int(r["recovered"])) for r in rows]

@@ -1,0 +1,50 @@
+// Tether dashboard: the throughput/lag chart (uPlot) and a guard that keeps htmx from
+// replacing the dead-letter rows while some are selected. No inline scripts (the pages send
+// a Content-Security-Policy without 'unsafe-inline').
+"use strict";
+
+document.addEventListener("htmx:beforeRequest", function (evt) {
+  var target = evt.detail && evt.detail.elt;
+  if (target && target.id === "rows" && target.querySelector("input:checked")) {
+    evt.preventDefault();
+  }
+});
+
+(function () {
+  function start() {
+    var box = document.getElementById("chart");
+    if (!box || typeof uPlot === "undefined") return;
+    var url = box.dataset.series;
+    var every = Math.max(1, Number(box.dataset.refresh || 5)) * 1000;
+    var plot = null;
+    var names = [];
+    var palette = ["#3d63dd", "#1b7f3b", "#c62828", "#a15c00", "#7a3fc4", "#00838f", "#5d4037", "#ad1457", "#546e7a"];
+
+    function draw(data) {
+      var keys = Object.keys(data.series);
+      var columns = [data.x].concat(keys.map(function (k) { return data.series[k]; }));
+      if (plot && keys.join() === names.join()) { plot.setData(columns); return; }
+      if (plot) plot.destroy();
+      names = keys;
+      var series = [{}].concat(keys.map(function (k, i) {
+        return { label: k, stroke: palette[i % palette.length], width: 1.5, scale: /lag s$/.test(k) ? "s" : "rate", spanGaps: true };
+      }));
+      plot = new uPlot({
+        width: Math.max(400, box.clientWidth - 20), height: 300, series: series,
+        axes: [{}, { scale: "rate", label: "rows/s" }, { scale: "s", side: 1, label: "lag s", grid: { show: false } }],
+        scales: { rate: {}, s: {} },
+      }, columns, box);
+    }
+
+    function poll() {
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { if (data) { box.dataset.points = String(data.x.length); draw(data); } })
+        .catch(function () {})
+        .finally(function () { setTimeout(poll, every); });
+    }
+    poll();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
