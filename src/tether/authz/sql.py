@@ -52,7 +52,7 @@ from tether.store.postgres.pooler import (
     sqlalchemy_connect_args,
 )
 from tether.store.sqlite import ddl as sqlite_ddl
-from tether.tenancy import tenant_scope
+from tether.tenancy import check_tenant_id, tenant_scope
 
 if TYPE_CHECKING:  # asyncpg is the optional ``postgres`` extra; SQLite users lack it
     import asyncpg
@@ -350,18 +350,17 @@ class SqlAuthzStore:
 
     async def load_grants(self, user: str, tenant: str | None = None) -> list[Grant]:
         """``user``'s grants; with ``tenant``, only those in that org, read in a transaction
-        scoped to it (so a role under row-level security sees them, and only them)."""
+        scoped to it (so a role under row-level security sees them, and only them; on
+        PostgreSQL one statement, ``tether_authz_grants_in``, does both)."""
         if self.is_postgres:
             pool = self._pool or await self._reads()
             if tenant is None:
                 rows = await pool.fetch(_QUERIES["load_grants"].numbered, user)
             else:
+                # One statement that scopes its own transaction, then reads.
                 query = _QUERIES["load_grants_in_tenant"]
-                async with pool.acquire() as scoped, scoped.transaction():
-                    await tenant_scope(scoped, tenant)
-                    rows = await scoped.fetch(
-                        query.numbered, *query.args({"user": user, "tenant": tenant})
-                    )
+                values: dict[str, object] = {"user": user, "tenant": check_tenant_id(tenant)}
+                rows = await pool.fetch(query.numbered, *query.args(values))
             return [Grant(r["capability"], r["org_id"], r["expires_at"], r["role"]) for r in rows]
         statement = self._load if tenant is None else self._load_in_tenant
         async with self.engine.connect() as conn:

@@ -15,16 +15,9 @@ JOIN tether_authz_role_capabilities rc ON rc.role = ur.role
 WHERE ur.user_id = :user
 
 -- name: load_grants_in_tenant
--- With tenancy on: the grants in one org (the tenant), read in a transaction scoped to it.
--- The org filter is explicit too, so a role that bypasses row-level security reads the same.
-SELECT capability, org_id, expires_at, NULL::text AS role
-FROM tether_authz_user_capabilities
-WHERE user_id = :user AND org_id = :tenant
-UNION ALL
-SELECT rc.capability, ur.org_id, ur.expires_at, ur.role
-FROM tether_authz_user_roles ur
-JOIN tether_authz_role_capabilities rc ON rc.role = ur.role
-WHERE ur.user_id = :user AND ur.org_id = :tenant
+-- With tenancy on: the grants in one org (the tenant). The function scopes the transaction to
+-- the tenant and then reads, in one round trip (schema 055_tenancy_grants_archive.sql).
+SELECT capability, org_id, expires_at, role FROM tether_authz_grants_in(:user, :tenant)
 
 -- name: version
 SELECT value FROM tether_authz_version WHERE id = 1
