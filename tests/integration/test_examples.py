@@ -52,6 +52,13 @@ EXAMPLES: dict[str, list[str]] = {
         "refused: event type 'OrderPlacd' is not in the event catalog (unknown types are refused); did you mean OrderPlaced?",
         "handled: [(2, {'order_id': 'o-old', 'total_cents': 300, 'currency': 'EUR'})]",
     ],
+    "examples/jobs_quickstart.py": [
+        "refused: unknown job 'send_reciept'; known jobs: charge, send_receipt",
+        "refused: job send_receipt: invalid arguments",
+        "receipt: sent receipt for order 7 to a@example.com",
+        "charged once: 1",
+        "recovered: ['Recovered from stale state (no worker heartbeat)'] done",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
