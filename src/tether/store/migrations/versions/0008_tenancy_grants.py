@@ -46,7 +46,8 @@ def downgrade() -> None:
             FOREACH t IN ARRAY ARRAY['tether_outbox', 'tether_outbox_keys', 'tether_idempotency',
                     'tether_items'] LOOP
                 EXECUTE 'ALTER TABLE ' || quote_ident(t)
-                    || CASE WHEN enabled THEN ' ENABLE' ELSE ' DISABLE' END || ' ROW LEVEL SECURITY';
+                    || CASE WHEN enabled THEN ' ENABLE' ELSE ' DISABLE' END
+                    || ' ROW LEVEL SECURITY';
             END LOOP;
         END
         $$;
