@@ -90,6 +90,7 @@ def _mount_optional(module: str, name: str) -> None:
 
 _mount_optional("tether.commands.caps", "caps")
 _mount_optional("tether.commands.jobs", "jobs")
+_mount_optional("tether.commands.webhooks", "webhooks")
 
 
 def main() -> None:

@@ -180,7 +180,13 @@ class Dispatcher:
         flusher = asyncio.create_task(self.journal.run(stop))
         idle_since: float | None = None
         try:
+            # Claim in batches: a claim per freed slot would cost a round trip per delivery.
+            claim_at = max(1, self.config.max_in_flight // 4)
             while not stop.is_set():
+                self._slot_free.clear()  # before counting, so no completion goes unseen
+                if self._tasks and self.config.max_in_flight - len(self._tasks) < claim_at:
+                    await _wait(stop, self._slot_free, self.config.idle_poll_interval)
+                    continue
                 try:
                     started = await self.run_once()
                 except StoreError as exc:
@@ -394,7 +400,6 @@ class Dispatcher:
 async def _wait(stop: asyncio.Event, other: asyncio.Event | None, timeout: float) -> None:
     waits = [asyncio.ensure_future(stop.wait())]
     if other is not None:
-        other.clear()
         waits.append(asyncio.ensure_future(other.wait()))
     try:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -93,5 +93,11 @@ WHERE a.tenant_id = :tenant_id
   AND (CAST(:until AS timestamptz) IS NULL OR a.at < :until)
 ORDER BY a.id DESC LIMIT :limit
 
--- name: delivery_tenant
-SELECT tenant_id FROM tether_webhook_deliveries WHERE id = :id
+-- name: delivery_replay
+-- A finished delivery (done or dead) goes again with fresh attempts and its own id, so the
+-- receiver sees the same webhook-id. The error history is kept.
+UPDATE tether_webhook_deliveries
+SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
+    lease_token = NULL
+WHERE id = :id AND tenant_id = :tenant_id AND state IN ('done', 'dead')
+

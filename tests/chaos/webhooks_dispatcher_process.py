@@ -1,0 +1,36 @@
+"""A webhook dispatcher process for the chaos test.
+
+``python -m tests.chaos.webhooks_dispatcher_process DSN ALLOW`` (the secret key in
+``TETHER_SECRET_KEY``): a :class:`Dispatcher` with 2 s leases, so what a killed process held is
+claimed again 2 s later, prints ``dispatcher ready`` and runs until it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+
+import asyncpg
+
+from tether.net import SsrfPolicy
+from tether.webhooks.dispatcher import Dispatcher, DispatcherConfig
+
+CONFIG = DispatcherConfig(
+    lease=timedelta(seconds=2),
+    connect_timeout=1.0,
+    total_timeout=1.5,
+    max_in_flight=32,
+    breaker=None,  # a receiver slowed by the test's own load must not open it for 30 s
+)
+
+
+async def main(dsn: str, allow: str) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
+    dispatcher = Dispatcher(pool, config=CONFIG, ssrf=SsrfPolicy(allow=[allow]))
+    print("dispatcher ready", flush=True)
+    await dispatcher.run(asyncio.Event())
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
