@@ -163,6 +163,21 @@ async def test_grants_to_every_org_and_the_super_admin_stay_explicit(grants: Ten
         assert await owner.has("ops", "trade:approve", "globex")
 
 
+async def test_what_every_tenant_shares_is_the_owners_to_change(grants: TenancyDb) -> None:
+    # Role definitions mean the same in every tenant, and deleting a user would cascade to its
+    # grants in every tenant: the application role (as docs/tenancy.md grants it) can do neither.
+    async with authz_on(grants.app) as app:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await app.define_role("trader", ["trade:approve"])
+        assert await app.has("ravi", "availability:post", "globex")  # unchanged
+    conn = await asyncpg.connect(grants.app)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.execute("DELETE FROM tether_authz_users WHERE id = 'asha'")
+    finally:
+        await conn.close()
+
+
 async def test_a_bad_tenant_id_is_refused_before_anything_is_written(grants: TenancyDb) -> None:
     db = grants
     before = await counts(db.relay)
