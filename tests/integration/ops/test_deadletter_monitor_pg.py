@@ -125,7 +125,7 @@ def test_command_checks_once_and_alerts(pg_dsn: str) -> None:
             result = await asyncio.to_thread(
                 CliRunner().invoke,
                 app,
-                ["monitor", "deadletters", "--once", "--json", "--threshold", "2", "--allow", "127.0.0.1", "--source", "outbox", "--source", "jobs", "--db", pg_dsn],
+                ["monitor", "deadletters", "--once", "--json", "--threshold", "2", "--allow", "127.0.0.1", "--source", "outbox", "--source", "jobs", "--source", "webhooks", "--db", pg_dsn],
                 env={"TETHER_ALERT_WEBHOOK_URL": f"{rx.url}/alerts"},
             )
             return result.exit_code, [r.body.decode() for r in rx.requests], result.output
@@ -133,7 +133,7 @@ def test_command_checks_once_and_alerts(pg_dsn: str) -> None:
     code, bodies, output = asyncio.run(scenario())
     assert code == 0, output
     line = json.loads(output.strip().splitlines()[-1])
-    assert line["counts"] == {"outbox": 3, "jobs": 0}
+    assert line["counts"] == {"outbox": 3, "jobs": 0, "webhooks": 0}
     assert [s["kind"] for s in line["sent"]] == ["threshold"]
     assert len(bodies) == 1 and json.loads(bodies[0])["count"] == 3
 
