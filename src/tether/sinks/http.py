@@ -115,8 +115,10 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"header name {name!r} is not an HTTP token")
         if key in RESERVED_HEADERS or key.startswith(_RESERVED_PREFIXES):
             raise ConfigError(f"header {name!r} is set by the sink and cannot be configured")
-        if not value.isprintable() or "\r" in value or "\n" in value or len(value) > 8192:
-            raise ConfigError(f"header {name!r}: the value must be printable, one line, <= 8192")
+        if not (value.isascii() and value.isprintable()) or len(value) > 8192:
+            raise ConfigError(
+                f"header {name!r}: the value must be printable ASCII on one line, <= 8192"
+            )
         checked[key] = value
     return checked
 

@@ -41,6 +41,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
         ({"Webhook-Signature": "x"}, "set by the sink"),
         ({"Content-Type": "text/plain"}, "set by the sink"),
         ({"X-Auth": "a\r\nInjected: 1"}, "one line"),
+        ({"X-Auth": "Zoë"}, "printable ASCII"),
     ],
 )
 def test_custom_headers_are_checked(headers: dict[str, str], problem: str) -> None:
