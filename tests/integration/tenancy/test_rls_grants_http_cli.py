@@ -1,6 +1,6 @@
 """Capability grants under row-level security through the HTTP helpers and ``tether caps
 --tenant``, as the application role: a request authenticated for tenant A is decided with A's
-grants only and its scoped session reads A's grants only; an org named by the request that is
+grants only and its scoped session reads A's grants and archived events only; an org named by the request that is
 not its tenant is refused; no tenant or a bad one is refused; the CLI lists, grants, explains
 and revokes inside one tenant, refuses a bad tenant or a mismatched --org before writing, and
 without a tenant lists nothing."""
@@ -32,6 +32,15 @@ pytestmark = pytest.mark.timeout(90)
 def db() -> Iterator[TenancyDb]:
     with tenancy_database() as created:
         asyncio.run(seed_grants(created))
+        with psycopg.connect(created.admin, autocommit=True) as conn:
+            for tenant in ("acme", "acme", "globex"):  # archived events (published, kept)
+                conn.execute(
+                    "INSERT INTO tether_outbox_archive (seq, id, attempts, created_at,"
+                    " finished_at, done_sinks, errors, tenant_id, topic, type, version, source,"
+                    " payload) VALUES (1, gen_random_uuid(), 1, now(), now(), '{}', '[]', %s,"
+                    " 'orders', 'OrderPlaced', 1, 'test', '{}')",
+                    (tenant,),
+                )
         yield created
 
 
@@ -77,6 +86,10 @@ def build(authz: Authz, dsn: str, org: Any) -> FastAPI:
         )
         return sorted(rows.scalars())
 
+    @app.get("/archived")
+    async def archived(session: TenantSession) -> int:
+        return int(await session.scalar(text("SELECT count(*) FROM tether_outbox_archive")) or 0)
+
     app.state.engine = engine
     return app
 
@@ -109,6 +122,9 @@ async def test_requests_are_decided_and_read_in_their_own_tenant(db: TenancyDb) 
             globex = await call(app, "/grants", x_test_tenant="globex")
             assert globex.json() == ["asha trade:view"]
             assert (await call(app, "/grants")).status_code == 403
+            # The same scope keeps the archive apart.
+            assert (await call(app, "/archived", x_test_tenant="acme")).json() == 2
+            assert (await call(app, "/archived", x_test_tenant="globex")).json() == 1
         finally:
             await app.state.engine.dispose()
 
