@@ -167,3 +167,29 @@ def test_command_refuses_bad_input(pg_dsn: str) -> None:
     assert secret.exit_code == 2 and "--webhook-secret" in secret.output and "nothex" not in secret.output
     private = runner.invoke(app, ["monitor", "deadletters", "--once", "--db", pg_dsn, "--slack-webhook-url", "http://10.0.0.5/x"])
     assert private.exit_code == 2 and "10.0.0.5" in private.output
+
+
+async def test_a_monitor_dying_after_the_send_but_before_the_commit_resends_the_same_id(pool: asyncpg.Pool) -> None:
+    class DiesAfterSending:
+        name = "webhook"
+
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+            self.die = True
+
+        async def send(self, alert) -> None:  # type: ignore[no-untyped-def]
+            self.ids.append(alert.id)
+            if self.die:
+                raise SystemExit("killed between the send and the commit")
+
+        async def close(self) -> None:
+            pass
+
+    channel = DiesAfterSending()
+    await add_dead(pool, 2)
+    with pytest.raises(SystemExit):
+        await monitor(pool, [channel]).check_once()
+    channel.die = False
+    await monitor(pool, [channel]).check_once()  # the next process
+    await monitor(pool, [channel]).check_once()
+    assert len(channel.ids) == 2 and channel.ids[0] == channel.ids[1]  # at least once, same id
