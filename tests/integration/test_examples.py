@@ -59,6 +59,11 @@ EXAMPLES: dict[str, list[str]] = {
         "charged once: 1",
         "recovered: ['Recovered from stale state (no worker heartbeat)'] done",
     ],
+    "examples/webhooks_quickstart.py": [
+        "receiver: ['verified']",
+        "delivery: done attempt: ok 204",
+        "after replay: ['verified', 'repeat dropped']",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
