@@ -364,7 +364,9 @@ class HttpSettings(SinkSettings):
     )
     max_in_flight: int = hint("an integer 1..1024", default=16, ge=1, le=1024)
     connect_timeout: float = hint("seconds, > 0 and <= 60", default=5.0, gt=0, le=60)
-    total_timeout: float = hint("seconds, > 0 and <= 300", default=15.0, gt=0, le=300)
+    # Under the relay's publish_timeout (10 s by default): past it the relay cancels the call
+    # and charges every event of it, so the sink's own timeout should fire first.
+    total_timeout: float = hint("seconds, > 0 and <= 300", default=8.0, gt=0, le=300)
     max_body_bytes: int = hint("bytes, 1..33554432", default=DEFAULT_MAX_BODY, ge=1, le=32 << 20)
     retry_after_cap: float = hint("seconds, > 0 and <= 86400", default=300.0, gt=0, le=86_400)
 

@@ -304,6 +304,8 @@ class SlackSettings(SinkSettings):
     )
     code_chars: int = hint("characters, 50..3000", default=MAX_TEXT, ge=50, le=MAX_TEXT)
     retry_after_cap: float = hint("seconds, > 0 and <= 3600", default=300.0, gt=0, le=3600)
+    # max_wait plus one request stays under the relay's publish_timeout (10 s by default).
+    timeout: float = hint("seconds per request, > 0 and <= 30", default=5.0, gt=0, le=30)
 
 
 async def _open_slack(s: SlackSettings) -> Sink:
@@ -317,6 +319,8 @@ async def _open_slack(s: SlackSettings) -> Sink:
     return await SlackSink.connect(
         url,
         policy=net.SsrfPolicy(allow=s.allow),
+        connect_timeout=min(5.0, s.timeout),
+        total_timeout=s.timeout,
         name="slack",
         interval=s.interval,
         max_wait=s.max_wait,
