@@ -80,3 +80,28 @@ def test_answers_and_retry_after() -> None:
     assert retry_after("Sun, 01 Mar 2026 11:00:00 GMT", NOW) == 0.0
     assert retry_after("soon", NOW) is None and retry_after(None, NOW) is None
     assert retry_after("9" * 40, NOW) == 9_999_999_999.0  # bounded, then capped by the caller
+
+
+def test_a_gate_admits_up_to_its_concurrency_and_rate_then_says_how_long_to_wait() -> None:
+    import uuid
+
+    from tether.webhooks.gates import Gates
+    from tether.webhooks.model import Endpoint
+    from tether.webhooks.signing import SecretRing, WebhookSecret
+
+    def endpoint(**settings: object) -> Endpoint:
+        s = EndpointSettings("https://example.com/", **settings)  # type: ignore[arg-type]
+        return Endpoint(uuid.UUID(int=1), None, s, SecretRing(WebhookSecret.generate()), None,
+                        None, NOW, NOW)  # fmt: skip
+
+    gates = Gates(lambda _id: None)
+    gate = gates.for_endpoint(endpoint(concurrency=2))
+    assert [gate.admit(), gate.admit()] == [0.0, 0.0]
+    assert gate.admit() > 0  # a third would exceed the concurrency: defer
+    gate.release(0.2)
+    assert gate.admit() == 0.0
+    limited = gates.for_endpoint(endpoint(concurrency=100, rate_limit=2.0))
+    assert limited is gate  # one gate per endpoint, reconfigured from its settings
+    gate.in_flight = 0
+    assert [gate.admit(), gate.admit()] == [0.0, 0.0]  # the burst
+    assert 0 < gate.admit() <= 0.5  # then one request per 0.5 s
