@@ -34,7 +34,7 @@ from tether.consume.policy import RedeliveryPolicy
 from tether.consume.port import ConsumerSource, Delivery, Failure
 from tether.core.envelope import Event
 from tether.core.errors import BrokerUnavailableError, ConfigError, EventValidationError
-from tether.ops import instruments
+from tether.ops import instruments, tracing
 from tether.outbox.inbox import Inbox
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class Consumer:
         if not 0 < wait <= 60:
             raise ConfigError(f"wait must be above 0 and at most 60 seconds, got {wait!r}")
         self.source = source
-        self.handler = handler
+        self.handler = tracing.traced_handler(handler, source.name)  # spans (otel extra)
         self.transaction = transaction
         self.inbox = inbox or Inbox(source.name)
         self.policy = policy or RedeliveryPolicy()

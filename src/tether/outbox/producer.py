@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tether.core.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SOURCE, Event, make_event
 from tether.core.errors import ConfigError, EventValidationError
 from tether.core.ids import parse_id
+from tether.ops import tracing
 from tether.store import drivers, sqlfile
 from tether.store.dialect import Dialect
 from tether.store.sqlfile import Query
@@ -154,6 +155,7 @@ def _steps(target: object, event: Event, notify: bool, max_attempts: int | None)
     return EventRef(event.id, created=True, event=event)
 
 
+@tracing.traced_add_event  # a span whose context is the event's traceparent (otel extra)
 async def add_event(
     target: object,
     type: str,
@@ -183,6 +185,7 @@ async def add_event(
         return result
 
 
+@tracing.traced_add_event_sync
 def add_event_sync(
     target: object,
     type: str,

@@ -36,7 +36,7 @@ from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import utcnow
 from tether.core.errors import ConfigError, SinkUnavailableError
-from tether.ops import metrics
+from tether.ops import metrics, tracing
 from tether.outbox.ports import ClaimedEvent, OutboxStore, Retry
 from tether.outbox.routing import Router
 from tether.sinks import pause
@@ -149,6 +149,7 @@ class Relay:
         async with self._store.claim(self.config.batch_size, run=self.config.per_key_run) as batch:
             if not batch.events:
                 return BatchReport()
+            tracing.claimed(batch.events)  # each event's wait as a span of its trace
             tx = getattr(batch, "connection", None) if self._in_tx else None
             published, retries, report = await self._deliver(batch.events, tx)
             await batch.settle(published, retries)
@@ -312,7 +313,7 @@ class Relay:
             return [_Result(False, f"sink {name} unavailable (paused)", deferred=True)] * len(
                 claimed
             )
-        sink = self._sinks[name]
+        sink = tracing.publisher(self._sinks[name])  # publish spans when tracing is on
         events = [c.event for c in claimed]
         try:
             # asyncio.timeout, not wait_for: no task per call (a hot key publishes per event).
