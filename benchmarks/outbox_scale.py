@@ -1,7 +1,7 @@
 """Outbox scale: the relay's claim and drain with N finished rows kept vs an empty table.
 
     .venv/bin/python benchmarks/outbox_scale.py [--finished 1000000] [--pending 50000]
-        [--rounds 3]
+        [--rounds 3] [--cases empty/mark,hot/mark,empty/archive,archive/archive]
 
 Four cases, each in its own temporary database with Tether's schema:
 
@@ -11,6 +11,8 @@ Four cases, each in its own temporary database with Tether's schema:
 * ``empty/archive``  no finished rows; published rows move to the monthly archive
                      (``keep_published=True, archive=True``), the baseline of ``archive``.
 * ``archive/archive`` N finished rows in the archive (spread over 3 months), same settling.
+* ``hot_before/mark`` (only with ``--cases``) ``hot/mark`` with the indexes before migration
+                     0011: every finished row's event id indexed, not only dead rows'.
 
 Rows are generated in the server (``INSERT ... SELECT generate_series``, ~314-byte JSON
 payloads, 1,000 keys): the four databases get their finished rows first (lower seq, as old
@@ -32,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,7 +51,17 @@ from tether.store.postgres import ddl
 TARGET = 1.5
 BATCH = 1000
 KEYS = 1000
-CASES = (("empty", "mark"), ("hot", "mark"), ("empty", "archive"), ("archive", "archive"))
+CASES = ("empty/mark", "hot/mark", "empty/archive", "archive/archive")
+OPTIONAL = ("hot_before/mark",)
+# Each loaded layout against its empty baseline.
+BASELINES = {
+    "hot": "empty/mark",
+    "hot_before": "empty/mark",
+    "archive": "empty/archive",
+}
+# Migration 0011 indexed event ids of dead rows only; before it every finished row's id was.
+_BEFORE_0011 = """DROP INDEX tether_outbox_dead_id;
+CREATE INDEX tether_outbox_finished_id ON tether_outbox (id) WHERE state IN ('done', 'dead')"""
 
 # One generated row of the outbox; {state} and {finished} are filled per case.
 _COLUMNS = """id, partition_key, state, attempts, created_at, finished_at, topic, type, source,
@@ -83,7 +96,9 @@ async def _load(dsn: str, layout: str, finished: int) -> float:
         if layout != "empty":
             await partitions.ensure_partitions(conn, ahead=1)
             await _create_past_months(conn)
-        if layout == "hot" and finished:
+        if layout == "hot_before":
+            await conn.execute(_BEFORE_0011)  # before the load, which maintains it as settling did
+        if layout in ("hot", "hot_before") and finished:
             rows = _ROWS.format(
                 keys=KEYS,
                 state="'done'",
@@ -155,19 +170,21 @@ async def _drain(dsn: str, archive: bool, pending: int) -> tuple[list[float], fl
     return claims, pending / (time.perf_counter() - started)
 
 
-async def run_cases(finished: int, pending: int, rounds: int) -> list[Result]:
+async def run_cases(
+    cases: Sequence[tuple[str, str]], finished: int, pending: int, rounds: int
+) -> list[Result]:
     async with contextlib.AsyncExitStack() as stack:
         dsns: list[str] = []
         loads: list[float] = []
-        for layout, _ in CASES:
+        for layout, _ in cases:
             dsn = await stack.enter_async_context(common.temp_database("tether_scale"))
             loads.append(await _load(dsn, layout, 0 if layout == "empty" else finished))
             dsns.append(dsn)
             _note(f"loaded {layout} in {loads[-1]:.0f}s")
-        claims: list[list[float]] = [[] for _ in CASES]
-        rates: list[list[float]] = [[] for _ in CASES]
+        claims: list[list[float]] = [[] for _ in cases]
+        rates: list[list[float]] = [[] for _ in cases]
         for r in range(rounds):
-            for i, ((layout, settle), dsn) in enumerate(zip(CASES, dsns, strict=True)):
+            for i, ((layout, settle), dsn) in enumerate(zip(cases, dsns, strict=True)):
                 await _refill(dsn, pending)
                 got, rate = await _drain(dsn, settle == "archive", pending)
                 leftover = await _count(dsn)
@@ -180,7 +197,7 @@ async def run_cases(finished: int, pending: int, rounds: int) -> list[Result]:
                     f" drain {rate:,.0f}/s ({common.load_note()})"
                 )
     results = []
-    for (layout, settle), load_s, got, per_round in zip(CASES, loads, claims, rates, strict=True):
+    for (layout, settle), load_s, got, per_round in zip(cases, loads, claims, rates, strict=True):
         q = statistics.quantiles(got, n=100, method="inclusive")
         results.append(
             Result(
@@ -210,11 +227,11 @@ async def _count(dsn: str) -> int:
         await conn.close()
 
 
-async def main(finished: int, pending: int, rounds: int) -> None:
+async def main(cases: Sequence[str], finished: int, pending: int, rounds: int) -> None:
     load_before = os.getloadavg()[0]
-    results = await run_cases(finished, pending, rounds)
+    split = [(c.split("/")[0], c.split("/")[1]) for c in cases]
+    results = await run_cases(split, finished, pending, rounds)
     by = {r.case: r for r in results}
-    pairs = {"hot": ("hot/mark", "empty/mark"), "archive": ("archive/archive", "empty/archive")}
     print(
         f"\nfinished rows: {finished:,}; pending backlog: {pending:,}; claims of {BATCH};"
         f" {rounds} rounds; {common.load_note()}"
@@ -225,8 +242,8 @@ async def main(finished: int, pending: int, rounds: int) -> None:
     for r in results:
         note = ""
         layout = r.case.split("/")[0]
-        if layout in pairs:
-            base = by[pairs[layout][1]]
+        if layout in BASELINES and BASELINES[layout] in by:
+            base = by[BASELINES[layout]]
             ratio = {
                 "p50": r.claim_p50_ms / base.claim_p50_ms,
                 "p99": r.claim_p99_ms / base.claim_p99_ms,
@@ -263,13 +280,22 @@ def parse() -> argparse.Namespace:
     p.add_argument("--finished", type=int, default=1_000_000, help="finished rows to keep")
     p.add_argument("--pending", type=int, default=50_000, help="pending backlog to drain")
     p.add_argument("--rounds", type=int, default=3, help="drains per case, interleaved")
+    p.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated, of {', '.join(CASES + OPTIONAL)}",
+    )
     args = p.parse_args()
     if args.finished < 0 or args.pending < BATCH or args.rounds < 1:
         p.error(f"--finished must be >= 0, --pending >= {BATCH} and --rounds >= 1")
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in args.cases if c not in CASES + OPTIONAL]
+    if unknown or not args.cases or len(set(args.cases)) != len(args.cases):
+        p.error(f"--cases: unknown or repeated {unknown or args.cases}; of {CASES + OPTIONAL}")
     return args
 
 
 if __name__ == "__main__":
     a = parse()
     common.use_uvloop()
-    asyncio.run(main(a.finished, a.pending, a.rounds))
+    asyncio.run(main(a.cases, a.finished, a.pending, a.rounds))
