@@ -156,7 +156,8 @@ def test_command_keeps_watching_until_sigterm(pg_dsn: str) -> None:
         proc.wait(timeout=10)
 
 
-def test_command_refuses_bad_input(pg_dsn: str) -> None:
+def test_command_refuses_bad_input() -> None:
+    pg_dsn = "postgresql://nobody@127.0.0.1:1/unused"  # refused before any connection
     runner = CliRunner()
     unknown = runner.invoke(app, ["monitor", "deadletters", "--once", "--source", "nope", "--db", pg_dsn])
     assert unknown.exit_code == 2 and "known sources are" in unknown.output
