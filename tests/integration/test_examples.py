@@ -24,6 +24,10 @@ EXAMPLES: dict[str, list[str]] = {
         "shipped: ['broken', 'kettle', 'mug']",
     ],
     "examples/outbox_relay.py": ["processed once each: ['o-0', 'o-1', 'o-2', 'o-3', 'o-4']"],
+    "examples/tracing.py": [
+        "POST /orders\n  tether.add_event OrderPlaced\n    tether.outbox.wait\n"
+        "    tether.publish orders\n      tether.consume OrderPlaced",
+    ],
     "examples/quickstart_sinks.py": [
         "jetstream outcomes: [True, True]",
         "memory sink: one delivered, one refused",

@@ -26,7 +26,8 @@ def lint(
         typer.Option(
             "--config",
             "-c",
-            help="pyproject.toml with [tool.tether.lint] (default: the nearest one above).",
+            help="The pyproject.toml whose tool.tether.lint table holds the rules (default: the "
+            "nearest one above the first path).",
             show_default=False,
         ),
     ] = None,
