@@ -311,7 +311,22 @@ def _nest(flat: Sourced) -> dict[str, Any]:
     return tree
 
 
-def _shown(key: str, value: object) -> str:
+_SECRET_WORDS = ("secret", "password", "token", "credential", "api_key", "private_key")
+
+
+def _is_secret(key: str, field: FieldInfo) -> bool:
+    # A refused secret must not be echoed back into logs: decide by type, then by name, since
+    # a plugin's settings may hold a secret in a plain str.
+    annotation = str(field.annotation)
+    if "SecretStr" in annotation or "SecretBytes" in annotation:
+        return True
+    leaf = key.rsplit(".", 1)[-1].lower()
+    return any(word in leaf for word in _SECRET_WORDS)
+
+
+def _shown(key: str, value: object, field: FieldInfo) -> str:
+    if _is_secret(key, field):
+        return "<redacted>"
     if isinstance(value, str) and key.endswith("url"):
         return repr(mask_url(value))
     return repr(value)
@@ -335,7 +350,7 @@ def _explain(
         custom = err["type"] == "value_error"  # our own validators explain themselves
         message = str(err["msg"]).removeprefix("Value error, ")
         reason = message if custom or not hint else f"must be {hint}"
-        lines.append(f"{label}={_shown(key, value)}: {reason}")
+        lines.append(f"{label}={_shown(key, value, leaves[key])}: {reason}")
     return ConfigError("; ".join(dict.fromkeys(lines)))
 
 

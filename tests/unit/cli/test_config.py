@@ -96,6 +96,16 @@ def test_database_password_never_echoed() -> None:
     assert "mysql://app:***@db/app" in str(e.value)
 
 
+def test_a_refused_secret_setting_is_never_echoed(tmp_path: Path) -> None:
+    # A secret typed as SecretStr, and one recognised by its name only.
+    config = tmp_path / "tether.toml"
+    config.write_text("[sinks.sqs]\nsecret_access_key = 987654321\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(config_file=config, env={})
+    assert "987654321" not in str(e.value)
+    assert "sinks.sqs.secret_access_key=<redacted>" in str(e.value)
+
+
 def test_mask_url() -> None:
     assert mask_url("postgresql://app:s3cret@db:5432/app") == "postgresql://app:***@db:5432/app"
     assert mask_url("postgresql://app@db/app") == "postgresql://app@db/app"
