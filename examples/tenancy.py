@@ -54,9 +54,9 @@ def deploy(owner_dsn: str, app_role: str) -> None:
             "GRANT SELECT, INSERT, UPDATE, DELETE ON tether_authz_orgs, tether_authz_user_roles, "
             f'tether_authz_user_capabilities TO "{app_role}"'
         )
-        conn.execute(
-            f'GRANT SELECT, INSERT ON tether_authz_capabilities, tether_authz_users TO "{app_role}"'
-        )
+        conn.execute(f'GRANT SELECT, INSERT ON tether_authz_capabilities TO "{app_role}"')
+        # Users are registered, never listed: the registry holds every tenant's user ids.
+        conn.execute(f'GRANT INSERT ON tether_authz_users TO "{app_role}"')
         conn.execute(
             "GRANT SELECT ON tether_authz_roles, tether_authz_role_capabilities, "
             f'tether_authz_version TO "{app_role}"'

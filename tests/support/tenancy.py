@@ -31,11 +31,11 @@ TABLES = (
     "tether_authz_user_capabilities",
 )
 # The capability tables every tenant shares, with what the application role may do there
-# (docs/tenancy.md): register capability names and users, read role definitions, bump the
-# change counter. Defining roles, and deleting users, is the owner's.
+# (docs/tenancy.md): register capability names and users (not list them), read role
+# definitions, bump the change counter. Defining roles, and deleting users, is the owner's.
 SHARED = {
     "tether_authz_capabilities": "SELECT, INSERT",
-    "tether_authz_users": "SELECT, INSERT",
+    "tether_authz_users": "INSERT",
     "tether_authz_roles": "SELECT",
     "tether_authz_role_capabilities": "SELECT",
     "tether_authz_version": "SELECT, UPDATE",

@@ -228,7 +228,7 @@ class Authz:
         now = self._check_expiry(expires_at)
         tenant = self._change_tenant(org)
         async with self.store.transaction(session, tenant) as tx:
-            await _known(tx, user=user, org=org)
+            await _known(tx, user=user, org=org, tenancy=self.tenancy)
             await tx.grant(
                 user, capability, org, expires_at=expires_at, granted_by=granted_by, now=now
             )
@@ -269,7 +269,7 @@ class Authz:
         now = self._check_expiry(expires_at)
         tenant = self._change_tenant(org)
         async with self.store.transaction(session, tenant) as tx:
-            await _known(tx, user=user, org=org)
+            await _known(tx, user=user, org=org, tenancy=self.tenancy)
             if not await tx.role_exists(role):
                 raise UnknownSubjectError(f"unknown role {role!r}: define it first")
             await tx.assign_role(
@@ -316,8 +316,11 @@ def _identifier(kind: str, value: str) -> str:
     return value
 
 
-async def _known(tx: AuthzTx, *, user: str, org: str | None) -> None:
-    if not await tx.user_exists(user):
+async def _known(tx: AuthzTx, *, user: str, org: str | None, tenancy: bool) -> None:
+    # With tenancy the application role may not read the user registry, which every tenant
+    # shares (listing it would show every tenant's user ids): an unknown user is refused by
+    # the grant's foreign key instead (UnknownSubjectError all the same).
+    if not tenancy and not await tx.user_exists(user):
         raise UnknownSubjectError(f"unknown user {user!r}: register it with add_user first")
     if org is not None and not await tx.org_exists(org):
         raise UnknownSubjectError(f"unknown org {org!r}: register it with add_org first")

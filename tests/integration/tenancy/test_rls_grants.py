@@ -22,6 +22,7 @@ from tether.authz import (
     InvalidGrantError,
     Reason,
     SqlAuthzStore,
+    UnknownSubjectError,
     listen_dsn_of,
 )
 from tether.tenancy import tenant_scope
@@ -164,8 +165,9 @@ async def test_grants_to_every_org_and_the_super_admin_stay_explicit(grants: Ten
 
 
 async def test_what_every_tenant_shares_is_the_owners_to_change(grants: TenancyDb) -> None:
-    # Role definitions mean the same in every tenant, and deleting a user would cascade to its
-    # grants in every tenant: the application role (as docs/tenancy.md grants it) can do neither.
+    # Role definitions mean the same in every tenant, deleting a user would cascade to its
+    # grants in every tenant, and the user registry lists every tenant's users: the
+    # application role (as docs/tenancy.md grants it) can redefine, delete and list none.
     async with authz_on(grants.app) as app:
         with pytest.raises(DBAPIError, match="permission denied"):
             await app.define_role("trader", ["trade:approve"])
@@ -174,8 +176,15 @@ async def test_what_every_tenant_shares_is_the_owners_to_change(grants: TenancyD
     try:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await conn.execute("DELETE FROM tether_authz_users WHERE id = 'asha'")
+        # The user registry holds every tenant's user ids: the application adds, never lists.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.fetch("SELECT id FROM tether_authz_users")
     finally:
         await conn.close()
+    async with authz_on(grants.app) as app:
+        await app.add_user("asha")  # already there: nothing to read, nothing refused
+        with pytest.raises(UnknownSubjectError, match="unknown user"):
+            await app.grant("nobody", "trade:view", "acme")
 
 
 async def test_a_bad_tenant_id_is_refused_before_anything_is_written(grants: TenancyDb) -> None:
