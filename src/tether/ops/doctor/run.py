@@ -8,8 +8,7 @@ surprise never hides the other findings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +54,7 @@ async def _guard(name: str, check: Awaitable[Result], timeout: float) -> Result:
         )
 
 
-@contextlib.asynccontextmanager
-async def _connections(db: Database, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+async def _connect(db: Database, timeout: float) -> tuple[Any, Any]:
     import asyncpg
 
     from tether.store.postgres import pooler
@@ -64,31 +62,34 @@ async def _connections(db: Database, timeout: float) -> AsyncIterator[tuple[Any,
     kwargs = pooler.connect_kwargs(db.pooler, {"application_name": "tether-doctor"})
     first = await asyncpg.connect(db.url, timeout=timeout, **kwargs)
     try:
-        second = await asyncpg.connect(db.url, timeout=timeout, **kwargs)
-        try:
-            yield first, second
-        finally:
-            await second.close()
-    finally:
+        return first, await asyncpg.connect(db.url, timeout=timeout, **kwargs)
+    except BaseException:
         await first.close()
+        raise
+
+
+def _is_unreachable(exc: Exception) -> bool:
+    return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("asyncpg")
 
 
 async def _postgres(cfg: Settings, db: Database, options: Options) -> list[Result]:
     try:
-        async with _connections(db, options.connect_timeout) as (conn, other):
-            return await _on(conn, other, cfg, db, options)
-    except (OSError, TimeoutError) as exc:
-        return _without_database(exc, cfg, options)
+        conn, other = await _connect(db, options.connect_timeout)
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] != "asyncpg":
+        if not _is_unreachable(exc):
             raise
-        return _without_database(exc, cfg, options)
+        return await _without_database(exc, cfg, options)
+    try:
+        return await _on(conn, other, cfg, db, options)
+    finally:
+        await other.close()
+        await conn.close()
 
 
-def _without_database(exc: BaseException, cfg: Settings, options: Options) -> list[Result]:
+async def _without_database(exc: BaseException, cfg: Settings, options: Options) -> list[Result]:
     results = [postgres.unreachable(exc)]
     results += [skip(n, "the database is not reachable") for n in DATABASE_CHECKS]
-    results += [skip(f"sink {n}", "not checked without a database") for n in cfg.sinks.enabled()]
+    results += await _sink_checks(cfg, options)  # the brokers do not depend on the database
     results.append(skip("end-to-end event", "the database is not reachable"))
     return results
 
