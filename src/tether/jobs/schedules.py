@@ -3,8 +3,8 @@
 Every worker computes the latest due tick of each schedule; the first to insert the row
 (schedule, tick) into ``tether_job_ticks`` enqueues the job in the same transaction, so the
 tick and its job commit together or not at all, and every other worker's insert finds the row.
-Ticks are not caught up after an outage: only a tick younger than the schedule's ``misfire``
-runs.
+A worker that wakes late fires every tick it missed since the last one it saw; ticks older
+than the schedule's ``misfire`` are skipped (no catch-up after an outage).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tether.jobs.registry import Schedule
 log = logging.getLogger("tether.jobs.schedules")
 
 MAX_SLEEP_S = 1.0
+MAX_CATCH_UP = 100  # ticks fired in one pass after a late wake-up
 
 
 def latest_tick(schedule: Schedule, now: datetime) -> datetime:
@@ -54,19 +55,33 @@ class Scheduler:
         now = self.jobs.store.clock.now()
         fired = 0
         for schedule in schedules:
-            tick = latest_tick(schedule, now)
-            if self._seen.get(schedule.name) == tick or now - tick > schedule.misfire:
-                continue
-            try:
-                if await self.fire(schedule, tick):
-                    fired += 1
-            except (StoreError, TetherError) as exc:
-                log.warning("schedule %s: tick %s not fired, will retry: %s", schedule.name,
-                            tick, exc)  # fmt: skip
-                continue
-            self._seen[schedule.name] = tick
+            for tick in self._due(schedule, now):
+                try:
+                    if await self.fire(schedule, tick):
+                        fired += 1
+                except (StoreError, TetherError) as exc:
+                    log.warning("schedule %s: tick %s not fired, will retry: %s", schedule.name,
+                                tick, exc)  # fmt: skip
+                    break
+                self._seen[schedule.name] = tick
         self.fired += fired
         return fired
+
+    def _due(self, schedule: Schedule, now: datetime) -> list[datetime]:
+        """The latest tick on first sight; afterwards every tick since the last one seen (a
+        loaded machine may wake this loop late), none older than ``misfire``."""
+        latest = latest_tick(schedule, now)
+        seen = self._seen.get(schedule.name)
+        if seen is None:
+            return [latest] if now - latest <= schedule.misfire else []
+        ticks: list[datetime] = []
+        cursor = croniter(schedule.cron, max(seen, now - schedule.misfire))
+        while len(ticks) < MAX_CATCH_UP:
+            tick: datetime = cursor.get_next(datetime)
+            if tick > now:
+                break
+            ticks.append(tick)
+        return ticks
 
     async def fire(self, schedule: Schedule, tick: datetime) -> bool:
         """Enqueue the tick's job if no worker did yet; True when this call did."""
