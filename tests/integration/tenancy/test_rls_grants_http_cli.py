@@ -191,12 +191,9 @@ def test_caps_with_a_tenant_stays_inside_it(cli: CliRunner, db: TenancyDb) -> No
 
 @pytest.mark.parametrize(
     "args",
-    [
-        ("--tenant", "acme corp"),
-        ("--tenant", ""),
-        ("--tenant", "../x"),
-        ("--tenant", "acme", "--org", "globex"),
-    ],
+    # More malformed ids are refused through the Python API (test_rls_grants.py); here the
+    # command's own checks, before it opens the database.
+    [("--tenant", "acme corp"), ("--tenant", "acme", "--org", "globex")],
 )
 def test_caps_refuses_a_bad_tenant_before_writing(
     cli: CliRunner, db: TenancyDb, args: tuple[str, ...]
