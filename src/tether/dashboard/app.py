@@ -223,7 +223,10 @@ class Dashboard:
         if page.next is not None:
             nxt = urlencode({**_shown(f), "after_cursor": page.next.encode()})
         query = urlencode(_shown(f))
-        return {"f": f, "page": page, "next": nxt, "query": query, "paged": cursor is not None}
+        return {
+            "f": f, "page": page, "next": nxt, "query": query, "paged": cursor is not None,
+            "page_size": self.settings.page_size,
+        }  # fmt: skip
 
     async def dead(self, request: Request) -> Response:
         return self.page(request, "dead.html", await self._dead(request))

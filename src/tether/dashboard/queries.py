@@ -53,8 +53,20 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """One page of dead letters. ``scanned``: how many dead letters were read to fill it;
+    with a filter, a page may be short although older matches exist (``next`` is then the
+    oldest row read, and the next page reads on from there)."""
+
     items: list[Item]
     next: Cursor | None
+    scanned: int = 0
+
+
+SCAN_WINDOW = 5000
+"""Dead letters read per page at most. Filters (type, tenant, error text...) are applied to a
+window of the dead rows read newest first through the (finished_at, seq) index of dead rows,
+so a page costs the same on a million dead letters as on a thousand, whatever the filter: the
+planner cannot swap the index walk for a scan of the table when it expects few matches."""
 
 
 def _item(row: Any, kind: Kind) -> Item:
@@ -64,32 +76,52 @@ def _item(row: Any, kind: Kind) -> Item:
     return item_from_row(row, kind.spec, to_dt=iso_to_dt, to_uuid=to_uuid)
 
 
-def dead_page_query(f: DeadFilter, cursor: Cursor | None, limit: int) -> tuple[Query, list[Any]]:
-    """The statement of one page (exposed for the plan tests): the engine's own filter clause
-    (:func:`tether.queue.spec.where`, as replay and purge use it) over dead rows, newest first
-    on the (finished_at, seq) index of dead rows."""
+def dead_page_query(
+    f: DeadFilter, cursor: Cursor | None, limit: int, window: int = SCAN_WINDOW
+) -> tuple[Query, list[Any]]:
+    """The statement of one page (exposed for the plan tests): a window of dead rows newest
+    first, then the engine's own filter clause (:func:`tether.queue.spec.where`, as replay
+    and purge use it) on that window. Returns the matches (edge 0, up to limit + 1) and the
+    oldest row read with the number read (edge 1)."""
     clause, params = where(
         f.kind.spec, f.item_filter(), "postgres", queue=None, states=(ItemState.DEAD,)
     )
-    clause = clause.replace(f"state IN ('{ItemState.DEAD.value}')", "state = 'dead'")
+    keyset = ""
     if cursor is not None:
-        clause += " AND (finished_at, seq) < (:c_at, :c_seq)"
+        keyset = "AND (finished_at, seq) < (:c_at, :c_seq)"
         params |= {"c_at": cursor.finished_at, "c_seq": cursor.seq}
-    sql = (
-        f"SELECT {f.kind.spec.columns} FROM {f.kind.spec.name} WHERE {clause} "
-        "ORDER BY finished_at DESC, seq DESC LIMIT :limit"
-    )
+    spec = f.kind.spec
+    sql = f"""
+WITH w AS MATERIALIZED (
+    SELECT {spec.columns} FROM {spec.name} WHERE state = 'dead' {keyset}
+    ORDER BY finished_at DESC, seq DESC LIMIT :window
+)
+(SELECT w.*, 0 AS edge, 0 AS scanned FROM w WHERE {clause}
+ ORDER BY finished_at DESC, seq DESC LIMIT :limit)
+UNION ALL
+(SELECT w.*, 1 AS edge, (SELECT count(*) FROM w) AS scanned FROM w
+ ORDER BY finished_at, seq LIMIT 1)"""
     query = Query("dead_page", sql)
-    return query, query.args({**params, "limit": limit + 1})
+    return query, query.args({**params, "limit": limit + 1, "window": window})
 
 
-async def dead_page(pool: asyncpg.Pool, f: DeadFilter, cursor: Cursor | None, limit: int) -> Page:
-    query, args = dead_page_query(f, cursor, limit)
+async def dead_page(
+    pool: asyncpg.Pool, f: DeadFilter, cursor: Cursor | None, limit: int,
+    window: int = SCAN_WINDOW,
+) -> Page:  # fmt: skip
+    query, args = dead_page_query(f, cursor, limit, window)
     rows = await pool.fetch(query.numbered, *args)
-    items = [_item(r, f.kind) for r in rows[:limit]]
-    more = len(rows) > limit and items and items[-1].finished_at is not None
-    nxt = Cursor(items[-1].finished_at, items[-1].seq) if more else None  # type: ignore[arg-type]
-    return Page(items, nxt)
+    matches = [r for r in rows if r["edge"] == 0]
+    edge = next((r for r in rows if r["edge"] == 1), None)
+    scanned = int(edge["scanned"]) if edge is not None else 0
+    items = [_item(r, f.kind) for r in matches[:limit]]
+    nxt = None
+    if len(matches) > limit:
+        last = items[-1]
+        nxt = Cursor(last.finished_at, last.seq) if last.finished_at is not None else None
+    elif edge is not None and scanned >= window and edge["finished_at"] is not None:
+        nxt = Cursor(edge["finished_at"], int(edge["seq"]))
+    return Page(items, nxt, scanned)
 
 
 async def item(pool: asyncpg.Pool, kind: Kind, id: uuid.UUID) -> Item | None:
@@ -182,16 +214,32 @@ async def estimate(conn: Any, sql: str, *args: Any) -> int:
     return int(data[0]["Plan"]["Plan Rows"])
 
 
-async def capped_count(conn: Any, table: str, condition: str) -> Count:
-    """Exact when at most EXACT_UP_TO rows match (read through the partial index the
-    condition names), else the planner's estimate. ``condition`` is a constant of this
-    module, never user text."""
+async def capped_count(conn: Any, table: str, state: str) -> Count:
+    """Exact when at most EXACT_UP_TO rows are in ``state`` (read in the order of the
+    partial index of that state, so the read is that index's, never the table's), else the
+    planner's estimate."""
+    order = _STATE_ORDER[table][state]
     n = await conn.fetchval(
-        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {condition} LIMIT {_CAP}) s"
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE state = '{state}' "
+        f"ORDER BY {order} LIMIT {_CAP}) s"
     )
     if n < _CAP:
         return Count(int(n), True)
-    return Count(max(await estimate(conn, f"SELECT 1 FROM {table} WHERE {condition}"), _CAP), False)
+    guess = await estimate(conn, f"SELECT 1 FROM {table} WHERE state = '{state}'")
+    return Count(max(guess, _CAP), False)
+
+
+# The columns of each state's partial index (schema 010, 060, 070 and 0012's dead indexes).
+_STATE_ORDER = {
+    "tether_outbox": {"pending": "seq", "dead": "finished_at, seq"},
+    "tether_webhook_deliveries": {
+        "pending": "queue, seq", "claimed": "queue, seq", "dead": "finished_at, seq",
+    },
+    "tether_jobs": {
+        "pending": "queue, priority DESC, seq", "claimed": "available_at",
+        "dead": "finished_at, seq",
+    },
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +291,9 @@ async def table_counts(pool: asyncpg.Pool) -> list[TableCounts]:
     async with pool.acquire() as conn:
         now = await conn.fetchval("SELECT now()")
         for table, label, leased in _TABLES:
-            pending = await capped_count(conn, table, "state = 'pending'")
-            claimed = await capped_count(conn, table, "state = 'claimed'") if leased else None
-            dead = await capped_count(conn, table, "state = 'dead'")
+            pending = await capped_count(conn, table, "pending")
+            claimed = await capped_count(conn, table, "claimed") if leased else None
+            dead = await capped_count(conn, table, "dead")
             done = Count(await estimate(conn, f"SELECT 1 FROM {table} WHERE state = 'done'"), False)
             oldest = await conn.fetchval(_OLDEST[table])
             out.append(

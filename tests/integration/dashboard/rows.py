@@ -1,0 +1,83 @@
+"""Rows in bulk for the plan tests and the benchmark: dead letters and finished rows of every
+kind, written with generate_series (test data; the parts' own writes are tested with them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ENDPOINT = "00000000-0000-4000-8000-00000000e001"
+
+LOAD = """
+INSERT INTO tether_webhook_endpoints (id, tenant_id, url, filters, secrets, created_at, updated_at)
+SELECT ('00000000-0000-4000-8000-0000000' || lpad(to_hex(57344 + i), 5, '0'))::uuid,
+       'tenant-' || (i % 7), 'https://hooks.example/' || i, '{*}', '[]', now(), now()
+FROM generate_series(1, 50) i;
+
+INSERT INTO tether_outbox (id, state, attempts, topic, type, tenant_id, payload, last_error,
+                           errors, created_at, finished_at)
+SELECT gen_random_uuid(), 'dead', 5, 'topic-' || (i % 20), 'Type' || (i % 50),
+       'tenant-' || (i % 100), '{"n": 1}', 'broker refused: code ' || (i % 13),
+       '[{"at": "2026-01-01T00:00:00+00:00", "attempt": 5, "error": "broker refused"}]',
+       now() - make_interval(secs => i), now() - make_interval(secs => i / 2.0)
+FROM generate_series(1, $1::int) i;
+
+INSERT INTO tether_outbox (id, state, topic, type, payload, created_at, finished_at)
+SELECT gen_random_uuid(), 'done', 'topic', 'Type', '{}', now() - make_interval(secs => i),
+       now() - make_interval(secs => i)
+FROM generate_series(1, $3::int) i;
+
+INSERT INTO tether_outbox (id, topic, type, payload)
+SELECT gen_random_uuid(), 'topic', 'Type', '{}' FROM generate_series(1, 200);
+
+INSERT INTO tether_jobs (id, queue, name, state, attempts, payload, last_error, errors,
+                         created_at, finished_at)
+SELECT gen_random_uuid(), 'q' || (i % 5), 'job_' || (i % 30), 'done', 1, '{}', NULL, '[]',
+       now() - make_interval(secs => i), now() - make_interval(secs => i)
+FROM generate_series(1, $2::int) i;
+
+INSERT INTO tether_jobs (id, queue, name, state, attempts, payload, last_error, errors,
+                         created_at, finished_at)
+SELECT gen_random_uuid(), 'q' || (i % 5), 'job_' || (i % 30), 'dead', 5, '{}',
+       'ValueError: bad input ' || (i % 11), '[]',
+       now() - make_interval(secs => i), now() - make_interval(secs => i / 2.0)
+FROM generate_series(1, $4::int) i;
+
+INSERT INTO tether_jobs (id, queue, name, state, payload)
+SELECT gen_random_uuid(), 'q1', 'job', 'pending', '{}' FROM generate_series(1, 100);
+
+INSERT INTO tether_webhook_deliveries (id, queue, state, attempts, available_at, last_error,
+    created_at, finished_at, payload, tenant_id, endpoint_id, event_id, event_type)
+SELECT gen_random_uuid(), 'medium', CASE WHEN i % 4 = 0 THEN 'dead' ELSE 'done' END, 3, now(),
+       CASE WHEN i % 4 = 0 THEN 'HTTP 500' END, now() - make_interval(secs => i),
+       now() - make_interval(secs => i), '{}', 'tenant-' || (i % 7),
+       ('00000000-0000-4000-8000-0000000' || lpad(to_hex(57344 + 1 + i % 50), 5, '0'))::uuid,
+       gen_random_uuid(), 'Type' || (i % 9)
+FROM generate_series(1, $4::int) i;
+
+INSERT INTO tether_webhook_attempts (delivery_id, endpoint_id, tenant_id, event_id, attempt, at,
+                                     outcome, status_code, latency_ms, response, error)
+SELECT gen_random_uuid(),
+       ('00000000-0000-4000-8000-0000000' || lpad(to_hex(57344 + 1 + i % 50), 5, '0'))::uuid,
+       'tenant-1', gen_random_uuid(), 1, now() - make_interval(secs => i), 'ok', 200, 12.5,
+       'ok', NULL
+FROM generate_series(1, $4::int) i;
+
+INSERT INTO tether_job_recoveries (day, queue, recovered)
+SELECT current_date - i, 'q1', i FROM generate_series(0, 30) i;
+"""
+
+
+async def load(conn: Any, *, dead: int, done: int, outbox_done: int, other: int) -> None:
+    """``dead`` dead outbox events, ``done`` finished jobs, ``outbox_done`` published outbox
+    events kept, ``other`` dead jobs and deliveries (a quarter dead) and attempts; then
+    ANALYZE, so the planner sees the tables as they are."""
+    values = {"$1": dead, "$2": done, "$3": outbox_done, "$4": other}
+    for statement in LOAD.split(";\n"):
+        # Each statement names at most one of the four sizes: bound as its $1.
+        named = [p for p in values if p in statement]
+        if named:
+            await conn.execute(statement.replace(named[0], "$1"), values[named[0]])
+        elif statement.strip():
+            await conn.execute(statement)
+    # VACUUM as autovacuum would have: the visibility map lets counts read the index alone.
+    await conn.execute("VACUUM ANALYZE")
