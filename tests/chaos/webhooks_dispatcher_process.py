@@ -1,8 +1,10 @@
 """A webhook dispatcher process for the chaos test.
 
 ``python -m tests.chaos.webhooks_dispatcher_process DSN ALLOW`` (the secret key in
-``TETHER_SECRET_KEY``): a :class:`Dispatcher` with 2 s leases, so what a killed process held is
-claimed again 2 s later, prints ``dispatcher ready`` and runs until it is killed.
+``TETHER_SECRET_KEY``): a :class:`Dispatcher` with 8 s leases, so what a killed process held is
+claimed again 8 s later, prints ``dispatcher ready`` and runs until it is killed. The timeouts
+are generous (6 s) so that on a loaded machine no request times out: a repeat must then come
+from a kill alone.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from tether.net import SsrfPolicy
 from tether.webhooks.dispatcher import Dispatcher, DispatcherConfig
 
 CONFIG = DispatcherConfig(
-    lease=timedelta(seconds=2),
-    connect_timeout=1.0,
-    total_timeout=1.5,
+    lease=timedelta(seconds=8),
+    connect_timeout=6.0,
+    total_timeout=6.0,
     max_in_flight=32,
     breaker=None,  # a receiver slowed by the test's own load must not open it for 30 s
 )

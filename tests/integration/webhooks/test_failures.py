@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from tests.integration.webhooks.conftest import LOOPBACK, publish
-from tests.integration.webhooks.receiver import Reply, Request, receiving
+from tests.integration.webhooks.receiver import Reply, receiving
 from tether.core.clock import FrozenClock
 from tether.guard import BreakerPolicy
 from tether.webhooks.dispatcher import Dispatcher, DispatcherConfig
@@ -198,17 +198,14 @@ async def test_high_priority_goes_first_without_starving_low(
             "l", EndpointSettings(rx.url("/low"), priority=Priority.LOW, concurrency=100)
         )
         rx.secrets += [str(high.secrets.current), str(low.secrets.current)]
-        await publish(pg_dsn, pool, [{"type": "L", "tenant_id": "l"}] * 30
-                      + [{"type": "H", "tenant_id": "h"}] * 90, clock)  # fmt: skip
+        await publish(pg_dsn, pool, [{"type": "L", "tenant_id": "l"}] * 20
+                      + [{"type": "H", "tenant_id": "h"}] * 60, clock)  # fmt: skip
         d = make(pool, store, clock, max_in_flight=10)
         while await step(d):
             pass
         await d.close()
     order = [r.path for r in rx.verified]
-    assert len(order) == 120
-    first = order[:40]
-    assert first.count("/high") >= 30  # high first, though its events came later
-    assert first.count("/low") >= 3  # and low keeps moving meanwhile
-
-
-def _unused(_: Request) -> None: ...
+    assert len(order) == 80
+    first = order[:30]
+    assert first.count("/high") >= 22  # high first, though its events came later
+    assert first.count("/low") >= 2  # and low keeps moving meanwhile
