@@ -71,7 +71,8 @@ class _Middleware:
 
 
 def audit(app: Any) -> Report:
-    stack = list(_middleware(app))
+    app, outer = _unwrap(app)
+    stack = [*outer, *_middleware(app)]
     found: list[RouteAudit] = []
     for method, path, dependant in _routes(app):
         idem = _idempotency(stack, method, path)
@@ -146,6 +147,15 @@ def _marked(obj: Any, aspect: str) -> bool:
 
 
 # -- what covers what -------------------------------------------------------------------------
+
+
+def _unwrap(app: Any) -> tuple[Any, list[_Middleware]]:
+    """The app inside plain ASGI middleware instances (``Outer(app)``), and those instances."""
+    outer: list[_Middleware] = []
+    while not hasattr(app, "user_middleware") and hasattr(app, "app"):
+        outer.append(_Middleware(type(app), dict(getattr(app, "__dict__", {}))))
+        app = app.app
+    return app, outer
 
 
 def _middleware(app: Any) -> Iterator[_Middleware]:

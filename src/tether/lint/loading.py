@@ -39,4 +39,11 @@ def load_app(spec: str) -> Any:
 
 
 def _is_app(value: Any) -> bool:
-    return hasattr(value, "routes") and hasattr(value, "user_middleware")
+    """A Starlette/FastAPI app, or plain ASGI middleware wrapped around one (``.app``)."""
+    for _ in range(50):  # a wrapper chain this long is a cycle, not an app
+        if hasattr(value, "routes") and hasattr(value, "user_middleware"):
+            return True
+        value = getattr(value, "app", None)
+        if value is None:
+            return False
+    return False

@@ -87,3 +87,15 @@ def test_an_app_that_cannot_be_loaded_is_bad_input(spec: str, message: str) -> N
     result = CliRunner().invoke(cli, ["audit", spec])
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_middleware_wrapped_around_the_app_counts() -> None:
+    from tests.fixtures.audit_app import wrapped
+
+    report = audit.audit(wrapped())
+    gaps = {(r.method, r.path): r.missing for r in report.routes if not r.covered}
+    expected = {k: tuple(a for a in v if a != "rate_limit") for k, v in GAPS.items()}
+    assert gaps == {k: v for k, v in expected.items() if v}
+    assert all("middleware:edge" in r.rate_limits for r in report.routes)
+    result = CliRunner().invoke(cli, ["audit", "tests.fixtures.audit_app:wrapped", "--json"])
+    assert json.loads(result.stdout)["covered"] == report.covered == 4
