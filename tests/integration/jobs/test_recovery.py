@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tether.jobs import RECOVERED, JobContext, JobRegistry, Jobs, JobWorker
+from tether.jobs.monitor_source import JobsDeadLetterSource
+from tether.ops.deadletters import DeadLetterSource, PendingAgeSource
 from tether.queue import ItemState
 
 STALE = timedelta(milliseconds=300)
@@ -58,7 +60,13 @@ async def test_poison_job_ends_dead_instead_of_looping(jobs: Jobs, reg: JobRegis
     assert item.state is ItemState.DEAD and item.attempts == 3
     assert [e.error for e in item.errors] == [RECOVERED] * 3
     assert await jobs.store.claim("default", 1, lease=STALE, worker="w") == []
-    assert await jobs.store.dead_count() == 1
+    # The dead-letter monitor's source counts it; an operator's cancellation is not counted.
+    source = JobsDeadLetterSource(jobs.store)
+    assert isinstance(source, DeadLetterSource) and isinstance(source, PendingAgeSource)
+    other = await jobs.enqueue("poison")
+    assert await source.oldest_pending_age() is not None
+    await jobs.store.cancel(other.id)  # type: ignore[arg-type]
+    assert (source.name, await source.dead_count()) == ("jobs", 1)
 
 
 async def test_zombie_cannot_complete_the_rescued_job(
