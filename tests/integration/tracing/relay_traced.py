@@ -25,7 +25,9 @@ def one_line(span: ReadableSpan) -> str:
 async def main(dsn: str, nats_url: str, stream: str, prefix: str, spans: str) -> None:
     with open(spans, "w") as out:
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=out, formatter=one_line)))
+        provider.add_span_processor(
+            SimpleSpanProcessor(ConsoleSpanExporter(out=out, formatter=one_line))
+        )
         trace.set_tracer_provider(provider)
         sink = await JetStreamSink.connect(nats_url, stream=stream, subject_prefix=prefix)
         store = await PostgresOutboxStore.connect(dsn)

@@ -8,7 +8,7 @@ surprise never hides the other findings.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +35,8 @@ class Options:
 
 async def diagnose(cfg: Settings, db: Database, options: Options | None = None) -> list[Result]:
     options = options or Options()
-    if db.kind != "postgres":
-        results = [skip("database", "SQLite: the doctor checks PostgreSQL installations")]
-        return results + await _sink_checks(cfg, options)
+    if db.kind == "sqlite":
+        return await _sqlite(cfg, db, options)
     return await _postgres(cfg, db, options)
 
 
@@ -87,7 +86,11 @@ async def _postgres(cfg: Settings, db: Database, options: Options) -> list[Resul
 
 
 async def _without_database(exc: BaseException, cfg: Settings, options: Options) -> list[Result]:
-    results = [postgres.unreachable(exc)]
+    return await _without_database_result(postgres.unreachable(exc), cfg, options)
+
+
+async def _without_database_result(first: Result, cfg: Settings, options: Options) -> list[Result]:
+    results = [first]
     results += [skip(n, "the database is not reachable") for n in DATABASE_CHECKS]
     results += await _sink_checks(cfg, options)  # the brokers do not depend on the database
     results.append(skip("end-to-end event", "the database is not reachable"))
@@ -135,7 +138,13 @@ async def _sink_checks(cfg: Settings, options: Options) -> list[Result]:
 
 
 async def _end_to_end(
-    conn: Any, cfg: Settings, options: Options, tables_ok: bool, results: list[Result]
+    conn: Any,
+    cfg: Settings,
+    options: Options,
+    tables_ok: bool,
+    results: list[Result],
+    *,
+    probe_io: Callable[[Any], tuple[sinks.Write, sinks.Fetch, sinks.Fetch]] | None = None,
 ) -> Result:
     name = "end-to-end event"
     if not options.end_to_end:
@@ -147,7 +156,7 @@ async def _end_to_end(
         return skip(name, f"{', '.join(down)} not reachable")
     return await _guard(
         name,
-        sinks.end_to_end(cfg, options.probe, *_probe_io(conn)),
+        sinks.end_to_end(cfg, options.probe, *(probe_io or _probe_io)(conn)),
         options.probe.timeout + options.check_timeout,
     )
 
@@ -167,6 +176,68 @@ def _probe_io(conn: Any) -> tuple[sinks.Write, sinks.Fetch, sinks.Fetch]:
 
     async def remove(event: Event) -> list[Any]:
         await conn.execute(postgres.query("remove_probe"), event.id, timeout=5)
+        return []
+
+    return write, state, remove
+
+
+POSTGRES_ONLY = ("autovacuum", "NOTIFY round trip", "clock skew", "relay heartbeat")
+
+
+async def _sqlite(cfg: Settings, db: Database, options: Options) -> list[Result]:
+    import aiosqlite
+
+    from tether.ops.doctor import sqlite
+
+    path = db.sqlite_path
+    if path is None or not path.is_file():
+        missing = fail(
+            "database reachable",
+            f"SQLite file {str(path)!r} does not exist",
+            "run `tether migrate` to create it, or correct database_url (sqlite:///path)",
+        )
+        return await _without_database_result(missing, cfg, options)
+    conn = await aiosqlite.connect(str(path))
+    try:
+        limit = options.check_timeout
+        results = [await sqlite.reachable(conn)]
+        results.append(await _guard("migrations current", sqlite.migrations_current(conn), limit))
+        results += await sqlite.schema(conn)
+        results += [skip(n, "PostgreSQL only") for n in POSTGRES_ONLY]
+        tables_ok = next(r for r in results if r.name == "tables").status is Status.OK
+        if tables_ok:
+            results.append(await _guard("dead letters", sqlite.dead_letters(conn), limit))
+            pending = sqlite.oldest_pending(conn, options.pending_warn, options.pending_fail)
+            results.append(await _guard("oldest pending", pending, limit))
+        else:
+            results += [
+                skip(n, "Tether's tables are missing") for n in ("dead letters", "oldest pending")
+            ]
+        results += await _sink_checks(cfg, options)
+        results.append(
+            await _end_to_end(conn, cfg, options, tables_ok, results, probe_io=_sqlite_probe_io)
+        )
+        return results
+    finally:
+        await conn.close()
+
+
+def _sqlite_probe_io(conn: Any) -> tuple[sinks.Write, sinks.Fetch, sinks.Fetch]:
+    from tether.ops.doctor import sqlite
+    from tether.outbox.producer import add_event
+
+    async def write(type: str, fields: dict[str, Any]) -> Event:
+        ref = await add_event(conn, type, fields["payload"], topic=fields["topic"], max_attempts=1)
+        await conn.commit()
+        return ref.event
+
+    async def state(event: Event) -> list[Any]:
+        async with conn.execute(sqlite.query("probe_state"), {"id": str(event.id)}) as cursor:
+            return [{"state": r[0], "last_error": r[1]} for r in await cursor.fetchall()]
+
+    async def remove(event: Event) -> list[Any]:
+        await conn.execute(sqlite.query("remove_probe"), {"id": str(event.id)})
+        await conn.commit()
         return []
 
     return write, state, remove

@@ -92,12 +92,16 @@ def masked(url: str) -> str:
     return mask_url(url)
 
 
+# The setting that names where a sink's events land, for the sinks Tether ships.
+_WHERE = {"nats": "stream", "rabbitmq": "exchange", "redis": "stream"}
+
+
 def describe(name: str, section: Any) -> str:
     """What the open sink stands for, from its settings."""
     url = getattr(section, "url", None)
     where = f" at {masked(url)}" if isinstance(url, str) else ""
-    for field, what in (("stream", "stream"), ("exchange", "exchange")):
-        value = getattr(section, field, None)
-        if isinstance(value, str):
-            return f"reachable{where}; {what} {value!r} in place"
+    field = _WHERE.get(name)
+    value = getattr(section, field, None) if field else None
+    if isinstance(value, str):
+        return f"reachable{where}; {field} {value!r} in place"
     return f"reachable{where}"
