@@ -99,7 +99,7 @@ def peer_app() -> Any:
     broadcast = Broadcast("memory://")
 
     async def publish(request: Request) -> Response:
-        await broadcast.publish(channel="bench", message='{"t":%.6f}' % time.monotonic())
+        await broadcast.publish(channel="bench", message=f'{{"t":{time.monotonic():.6f}}}')
         return Response("ok")
 
     async def ws(websocket: WebSocket) -> None:  # broadcaster's documented chat pattern
@@ -289,7 +289,8 @@ def measure(kind: str, size: int, rounds: int, procs: int) -> dict[str, Any]:
             time.sleep(max(0.3, size / 10_000))
             got = 0
             for reader in readers:
-                assert reader.stdin is not None and reader.stdout is not None
+                assert reader.stdin is not None
+                assert reader.stdout is not None
                 reader.stdin.write("\n")
                 reader.stdin.flush()
                 arrivals = json.loads(reader.stdout.readline())
