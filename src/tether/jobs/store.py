@@ -142,8 +142,7 @@ class JobStore:
         transaction (written there, never committed here); None: on its own."""
         if not jobs:
             return []
-        _, values = self._enqueue_values(jobs)
-        query = _q("enqueue")
+        query, values = self._enqueue_query(jobs)
         rows: Sequence[Sequence[Any]]
         if tx is None:
             async with wrapped("enqueue"):
@@ -168,8 +167,27 @@ class JobStore:
         if not jobs:
             return []
         self._require_postgres(tx)
-        _, values = self._enqueue_values(jobs)
-        return self._refs(drivers.execute_sync(tx, _q("enqueue"), values))
+        query, values = self._enqueue_query(jobs)
+        return self._refs(drivers.execute_sync(tx, query, values))
+
+    def _enqueue_query(self, jobs: Sequence[NewJob]) -> tuple[Query, dict[str, Any]]:
+        if len(jobs) > 1:
+            return _q("enqueue"), self._enqueue_values(jobs)[1]
+        j = jobs[0]
+        now = self.clock.now()
+        values = {
+            "id": j.id or new_id(),
+            "name": j.name,
+            "queue": j.queue,
+            "priority": j.priority,
+            "available_at": j.run_at or now,
+            "max_attempts": j.max_attempts,
+            "timeout_s": j.timeout_s,
+            "dedup_key": j.dedup_key,
+            "now": now,
+            "payload": jsonutil.encode_payload(j.payload).decode(),
+        }
+        return _q("enqueue_one"), values
 
     @staticmethod
     def _require_postgres(tx: object) -> None:

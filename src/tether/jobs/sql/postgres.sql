@@ -31,6 +31,23 @@ LEFT JOIN ins ON ins.id = i.id
 LEFT JOIN ins AS by_key ON ins.id IS NULL AND by_key.dedup_key = i.dedup_key
 ORDER BY i.ord
 
+-- name: enqueue_one
+-- The common case, one job: a plain insert plans in a fraction of the batch statement's time.
+-- When the de-duplication key is held, the answer names the job holding it.
+WITH ins AS (
+    INSERT INTO tether_jobs (id, name, queue, priority, available_at, max_attempts, timeout_s,
+                             dedup_key, created_at, payload)
+    VALUES (:id, :name, :queue, :priority, :available_at, :max_attempts, :timeout_s,
+            :dedup_key, :now, CAST(:payload AS jsonb))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+SELECT 1 AS ord, CAST(:id AS uuid) AS wanted, (SELECT id FROM ins) AS inserted,
+       COALESCE((SELECT id FROM ins),
+                (SELECT j.id FROM tether_jobs j
+                 WHERE j.dedup_key = :dedup_key AND j.state IN ('pending', 'claimed')
+                 LIMIT 1)) AS job_id
+
 -- name: claim
 -- Highest priority first, then FIFO; pending only (stale claimed jobs come back through
 -- `recover`, which records why). MATERIALIZED pins the SKIP LOCKED pick (architecture.md).
