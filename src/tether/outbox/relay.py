@@ -9,6 +9,7 @@ more in this batch: its later events stay untouched, behind it. Outcomes, per ev
 * every routed sink acknowledged      -> published (deleted, or kept as done)
 * a sink reported the event failed   -> one attempt spent; retried after backoff, or dead
 * a sink is unreachable              -> the event waits, no attempt spent; the sink is paused
+* a sink deferred the event          -> the event waits the sink's wait, no attempt spent
 * the event matches no route         -> dead at once ("no route"), never silently dropped
 
 The failures are outcomes of the one item lifecycle (:mod:`tether.core.lifecycle`), which the
@@ -107,6 +108,7 @@ class _Result:
     error: str | None = None
     retryable: bool = True
     deferred: bool = False
+    wait_s: float | None = None  # the sink's own wait for a deferred event; None: its pause
 
 
 _OK = _Result(ok=True)
@@ -275,12 +277,19 @@ class Relay:
         charged = [r for r in failed.values() if not r.deferred]
         error = "; ".join(f"{n}: {r.error}" for n, r in sorted(failed.items()))
         if not charged:
-            return self._decide(
-                c, lifecycle.Outcome.DEFER, error, now, delay=self.pauses.wait(failed)
-            )
+            return self._decide(c, lifecycle.Outcome.DEFER, error, now, delay=self._wait(failed))
         permanent = any(not r.retryable for r in charged)
         outcome = lifecycle.Outcome.PERMANENT if permanent else lifecycle.Outcome.RETRY
         return self._decide(c, outcome, error, now)
+
+    def _wait(self, deferred: dict[str, _Result]) -> timedelta:
+        # Until the first deferring sink may take the event again: the sink's own wait where it
+        # gave one (Retry-After, pacing), else the sink's pause.
+        paused = [n for n, r in deferred.items() if r.wait_s is None]
+        waits = [timedelta(seconds=r.wait_s) for r in deferred.values() if r.wait_s is not None]
+        if paused:
+            waits.append(self.pauses.wait(paused))
+        return max(pause.MIN_WAIT, min(waits))
 
     def _no_route(self, c: ClaimedEvent, now: datetime) -> lifecycle.Transition:
         error = f"no route sends topic {c.event.topic!r} / type {c.event.type!r} to any sink"
@@ -373,6 +382,8 @@ def _waves(claimed: Sequence[ClaimedEvent]) -> list[list[int]]:
 
 
 def _from_outcome(outcome: Outcome) -> _Result:
+    if outcome.defer_s is not None:
+        return _Result(False, outcome.error or "deferred", deferred=True, wait_s=outcome.defer_s)
     return _Result(False, outcome.error or "failed", outcome.retryable)
 
 

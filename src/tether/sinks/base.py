@@ -9,6 +9,9 @@ Contract every adapter keeps (and ``tests/contract/test_sink_contract.py`` check
 * A failure of one event is reported in its outcome and costs only that event an attempt.
 * If the whole target is unreachable the sink raises :class:`SinkUnavailableError`: the relay
   then waits and retries without spending any event's attempts.
+* An event the target asked to receive later (a ``Retry-After``, a pace the target sets) is
+  answered :meth:`Outcome.deferred`: the relay tries it again after that wait without spending
+  an attempt, and without pausing the sink for the other events.
 * Events passed in one call never share a partition key, so a sink need not order within a
   call; calls for one key are made one after the other.
 * ``close()`` releases connections; ``publish`` after ``close`` raises.
@@ -30,10 +33,19 @@ class Outcome:
     ok: bool
     error: str | None = None
     retryable: bool = True
+    defer_s: float | None = None
+    """Set when the event was not sent on purpose: try again after this many seconds."""
 
     @staticmethod
     def failed(error: str, *, retryable: bool = True) -> Outcome:
         return Outcome(ok=False, error=error, retryable=retryable)
+
+    @staticmethod
+    def deferred(error: str, after_s: float) -> Outcome:
+        """Not sent now (the target asked to wait): no attempt spent, tried after ``after_s``."""
+        if not after_s >= 0:  # also refuses NaN
+            raise ValueError(f"a deferral needs a wait of 0 seconds or more, got {after_s}")
+        return Outcome(ok=False, error=error, defer_s=after_s)
 
 
 OK = Outcome(ok=True)

@@ -123,6 +123,31 @@ async def test_unavailable_sink_spends_no_attempts(h: Harness) -> None:
         assert (await relay.run_once()).published == 5
 
 
+async def test_deferred_event_waits_the_sinks_wait_and_spends_no_attempt(h: Harness) -> None:
+    first, _ = await h.produce(2)
+    sink = ScriptedSink()
+    sink.fail = lambda e: (
+        Outcome.deferred("asked to wait (Retry-After 30s)", 30.0) if str(e.id) == first else None
+    )
+    async with h.store() as store:
+        relay = Relay(store, [sink])
+        report = await relay.run_once()
+        assert (report.published, report.deferred, report.retried) == (1, 1, 0)
+        assert not relay.pauses.paused(sink.name)  # one event's wait does not pause the sink
+        [row] = await h.rows()
+        assert (row["id"], row["attempts"], row["state"], row["errors"]) == (first, 0, "pending", [])
+        assert "Retry-After" in row["last_error"]
+        assert (await relay.run_once()).claimed == 0  # not due for another ~30 s
+        await h.make_due()
+        sink.fail = lambda e: None
+        assert (await relay.run_once()).published == 1
+
+
+def test_a_deferral_needs_a_wait() -> None:
+    with pytest.raises(ValueError, match="0 seconds or more"):
+        Outcome.deferred("later", float("nan"))
+
+
 async def test_long_errors_are_clipped_once_to_the_lifecycle_limit(h: Harness) -> None:
     await h.produce(1)
     sink = ScriptedSink()
