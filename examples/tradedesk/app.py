@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from examples.tradedesk import authz as tradedesk_authz
-from examples.tradedesk import db, errors, routes
+from examples.tradedesk import db, errors, live, routes
 from examples.tradedesk.auth import ApiKeyAuth
 from examples.tradedesk.settings import Settings
 from fastapi import FastAPI
@@ -44,7 +44,7 @@ from tether.http.ratelimit.stores import RateLimitStore
 from tether.http.ratelimit.stores.redis import RedisRateLimitStore
 from tether.store.postgres.pooler import sqlalchemy_connect_args
 
-OPEN_PATHS = ("/health", "/docs", "/openapi.json")
+OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/live")
 
 
 def plan_limit(scope: Scope) -> Limit | None:
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.set_up(engine, lambda: tradedesk_authz.seed(app, settings.api_keys))
         await tradedesk_authz.watch(app)
         yield
+        await app.state.realtime.stop()
         await tradedesk_authz.stop(app)
         await engine.dispose()
         if redis is not None:
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routes.ALL:
         app.include_router(router)
     app.include_router(tradedesk_authz.router)
+    live.install(app, settings.redis_url)  # /live page, /realtime gateway, /realtime-token
     # After the routers: it checks their capabilities.
     tradedesk_authz.attach(app, engine, pooler=settings.database_pooler)
 
