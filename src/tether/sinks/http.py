@@ -12,12 +12,11 @@
   addresses (a self-hosted n8n, tests on loopback) must be allowed by name or CIDR.
 * Per event: 2xx → OK; 408, 425, 429, 5xx, a lost connection or a timeout → failed, retryable;
   a redirect (never followed) and any other 4xx → failed, not retryable.
-* The whole call → :class:`SinkUnavailableError` (the relay defers, no attempt spent) when no
-  request got an answer (target down), when the target answered 429 or 503 with
-  ``Retry-After`` (then no request is sent before that time, capped by ``retry_after_cap``) or
-  when the destination is refused by the SSRF policy. Events the target already took in such a
-  call are remembered for a while, and answered OK without a second request when the relay
-  offers them again.
+* 429 or 503 with ``Retry-After`` → the event is deferred (:meth:`Outcome.deferred`: no attempt
+  spent) for that wait, capped by ``retry_after_cap``, and no request is sent before then: the
+  call's other events not yet sent are deferred the same way, those already taken stay OK.
+* The whole call → :class:`SinkUnavailableError` (the relay pauses the sink, no attempt spent)
+  when no request got an answer (target down) or the destination is refused by the SSRF policy.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ import asyncio
 import email.utils
 import re
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,25 +120,6 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return checked
 
 
-class RecentIds:
-    """Event ids a target took lately (bounded, oldest forgotten first), so a call the relay
-    defers after some of its events went through does not send those a second time."""
-
-    def __init__(self, size: int = 10_000, ttl: float = 600.0) -> None:
-        self._size, self._ttl = size, ttl
-        self._ids: OrderedDict[uuid.UUID, float] = OrderedDict()
-
-    def add(self, event_id: uuid.UUID, now: float) -> None:
-        self._ids[event_id] = now
-        self._ids.move_to_end(event_id)
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-
-    def __contains__(self, event_id: uuid.UUID) -> bool:
-        at = self._ids.get(event_id)
-        return at is not None and time.monotonic() - at < self._ttl
-
-
 @dataclass(frozen=True, slots=True)
 class _Later:
     """The target asked us to come back in ``seconds``."""
@@ -160,11 +138,13 @@ class _Down:
 _Result = Outcome | _Later | _Down
 
 
-def _as_outcome(result: _Result) -> Outcome:
+def _as_outcome(result: _Result, cap: float) -> Outcome:
     if isinstance(result, _Down):
         return Outcome.failed(f"no answer: {result.error}")
-    if isinstance(result, _Later):  # settled before: a call with one is deferred whole
-        return Outcome.failed(f"HTTP {result.status}: asked to wait {result.seconds:g}s")
+    if isinstance(result, _Later):
+        wait = min(result.seconds, cap)
+        asked = f"HTTP {result.status}" if result.status else "another request's answer"
+        return Outcome.deferred(f"{asked} asked to wait (Retry-After {wait:g}s)", wait)
     return result
 
 
@@ -200,7 +180,6 @@ class HttpSink:
         self.max_body_bytes = max_body_bytes
         self.retry_after_cap = retry_after_cap
         self._not_before = 0.0
-        self._recent = RecentIds()
         self._closed = False
         self.stats = {"posted": 0, "ok": 0, "failed": 0, "deferred": 0}
 
@@ -232,9 +211,13 @@ class HttpSink:
             raise SinkError(f"sink {self.name!r} is closed; create a new one to publish")
         if not events:
             return []
-        self._check_not_before()
+        wait = self._not_before - time.monotonic()
+        if wait > 0:
+            self.stats["deferred"] += len(events)
+            why = f"{where(self.url)} asked to wait (Retry-After); {wait:.1f}s to go"
+            return [Outcome.deferred(why, wait)] * len(events)
         results = await asyncio.gather(*(self._send(event) for event in events))
-        return self._settle(events, results)
+        return self._settle(results)
 
     async def close(self) -> None:
         if self._closed:
@@ -244,40 +227,19 @@ class HttpSink:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check_not_before(self) -> None:
-        wait = self._not_before - time.monotonic()
-        if wait > 0:
-            self.stats["deferred"] += 1
-            raise SinkUnavailableError(
-                f"sink {self.name!r}: {where(self.url)} asked to wait (Retry-After); "
-                f"{wait:.1f}s to go"
-            )
-
-    def _settle(self, events: Sequence[Event], results: Sequence[_Result]) -> list[Outcome]:
-        now = time.monotonic()
-        for event, result in zip(events, results, strict=True):
-            if isinstance(result, Outcome) and result.ok:
-                self._recent.add(event.id, now)
-        later = [r for r in results if isinstance(r, _Later)]
+    def _settle(self, results: Sequence[_Result]) -> list[Outcome]:
+        later = sum(isinstance(r, _Later) for r in results)
         if later:
-            wait = min(max(r.seconds for r in later), self.retry_after_cap)
-            self._not_before = max(self._not_before, now + wait)
-            status = max(r.status for r in later)  # 0: held back by another's Retry-After
-            raise SinkUnavailableError(
-                f"sink {self.name!r}: {where(self.url)} answered {status} with "
-                f"Retry-After {wait:g}s; the events wait without spending attempts"
-            )
-        if all(isinstance(r, _Down) for r in results):
+            self.stats["deferred"] += later
+        elif all(isinstance(r, _Down) for r in results):
             first = results[0]
             assert isinstance(first, _Down)
             raise SinkUnavailableError(
                 f"sink {self.name!r}: cannot reach {where(self.url)}: {first.error}"
             )
-        return [_as_outcome(r) for r in results]
+        return [_as_outcome(r, self.retry_after_cap) for r in results]
 
     async def _send(self, event: Event) -> _Result:
-        if event.id in self._recent:
-            return OK
         if len(event.data) > self.max_body_bytes:
             return Outcome.failed(
                 f"payload of {len(event.data)} bytes is over max_body_bytes "
@@ -338,6 +300,9 @@ class HttpSink:
             return OK
         wait = retry_after(headers.get("retry-after"))
         if status in LATER_STATUS and wait is not None:
+            # Held at once, so this call's requests still queued for a slot are not sent.
+            wait = min(wait, self.retry_after_cap)
+            self._not_before = max(self._not_before, time.monotonic() + wait)
             return _Later(wait, status)
         self.stats["failed"] += 1
         text = snippet.decode("utf-8", "replace").strip()

@@ -6,11 +6,11 @@
   ``>`` are escaped everywhere (Slack reads them as markup), never cut in half by clipping.
 * Slack takes about one message per second per webhook: a pacer per webhook URL (shared by
   every sink of the process) gives each message its slot. A call sends what fits in
-  ``max_wait`` seconds; past that it raises :class:`SinkUnavailableError`, so the relay defers
-  the rest without spending attempts, and the events already sent are remembered and answered
-  OK without a second message when the relay offers them again. Nothing is dropped.
-* 429 with ``Retry-After`` blocks the webhook's pacer until then (capped) and defers the call
-  the same way; a connection that fails → :class:`SinkUnavailableError`.
+  ``max_wait`` seconds; the rest are deferred (:meth:`Outcome.deferred`: the relay offers them
+  again when the pacer has room, no attempt spent). Nothing is dropped.
+* 429 with ``Retry-After`` blocks the webhook's pacer until then (capped) and defers that event
+  and the call's unsent rest the same way; a connection that fails →
+  :class:`SinkUnavailableError` (the whole target is down).
 * Per event: 200 → OK; 5xx, 408 and a timeout → failed, retryable; other 4xx (``invalid_payload``,
   ``no_service``: a revoked webhook, ``channel_is_archived``...) → failed, not retryable.
 * The webhook URL is a secret: errors name only ``https://hooks.slack.com``.
@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
 from tether.sinks.base import OK, Outcome, Sink, SinkFeatures
-from tether.sinks.http import RecentIds, retry_after, where
+from tether.sinks.http import retry_after, where
 from tether.sinks.registry import SinkPlugin, SinkSettings, hint
 
 if TYPE_CHECKING:
@@ -181,7 +181,6 @@ class SlackSink:
         self.max_wait = max_wait
         self.retry_after_cap = retry_after_cap
         self.code_chars = code_chars
-        self._recent = RecentIds()
         self._closed = False
         self.stats = {"posted": 0, "ok": 0, "failed": 0, "deferred": 0}
 
@@ -213,23 +212,17 @@ class SlackSink:
         deadline = time.monotonic() + self.max_wait
         outcomes: list[Outcome] = []
         for event in events:
-            if event.id in self._recent:
-                outcomes.append(OK)
-                continue
             slot = self.pacer.reserve(deadline)
             if slot is None:
-                left = len(events) - len(outcomes)
-                self._defer(
-                    "paced: Slack takes one message per second per webhook; "
-                    f"{left} event(s) wait their turn"
-                )
+                why = "paced: Slack takes one message per second per webhook"
+                return outcomes + self._later(why, len(events) - len(outcomes))
             pause = slot - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)  # the slot Slack's rate limit gives this message
             outcome = await self._post(event)
-            if outcome.ok:
-                self._recent.add(event.id, time.monotonic())
             outcomes.append(outcome)
+            if outcome.defer_s is not None:  # a 429: nothing more before its Retry-After
+                return outcomes + self._later(outcome.error or "", len(events) - len(outcomes))
         return outcomes
 
     async def close(self) -> None:
@@ -238,8 +231,12 @@ class SlackSink:
         self._closed = True
         await self._client.aclose()
 
-    def _defer(self, why: str) -> NoReturn:
-        self.stats["deferred"] += 1
+    def _later(self, why: str, count: int) -> list[Outcome]:
+        """``count`` events deferred until the pacer gives out its next slot."""
+        self.stats["deferred"] += count
+        return [Outcome.deferred(why, self.pacer.free_in())] * count
+
+    def _down(self, why: str) -> NoReturn:
         raise SinkUnavailableError(f"sink {self.name!r}: {why}")
 
     async def _post(self, event: Event) -> Outcome:
@@ -259,9 +256,9 @@ class SlackSink:
             finally:
                 await response.aclose()
         except net.UnsafeDestination as exc:
-            self._defer(f"refused by the SSRF policy: {exc}")
+            self._down(f"refused by the SSRF policy: {exc}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            self._defer(f"cannot reach {where(self._url)}: {type(exc).__name__}: {exc}")
+            self._down(f"cannot reach {where(self._url)}: {type(exc).__name__}: {exc}")
         except httpx.TimeoutException as exc:
             self.stats["failed"] += 1
             return Outcome.failed(f"Slack did not answer in time ({type(exc).__name__})")
@@ -279,7 +276,9 @@ class SlackSink:
             asked = retry_after(response.headers.get("retry-after"))
             wait = min(1.0 if asked is None else asked, self.retry_after_cap)
             self.pacer.block(wait)
-            self._defer(f"Slack answered 429 (rate limited); Retry-After {wait:g}s")
+            self.stats["deferred"] += 1
+            why = f"Slack answered 429 (rate limited); Retry-After {wait:g}s"
+            return Outcome.deferred(why, wait)
         self.stats["failed"] += 1
         detail = f"Slack answered {status}" + (f": {text}" if text else "")
         return Outcome.failed(detail, retryable=status >= 500 or status == 408)
