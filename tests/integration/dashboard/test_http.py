@@ -78,7 +78,7 @@ async def login(c: httpx.AsyncClient, token: str) -> str:
     return csrf(home.text)
 
 
-async def test_pages_need_a_login_and_ops_view(site: tuple[Any, list[Any]]) -> None:
+async def pages_need_a_login_and_ops_view(site: tuple[Any, list[Any]]) -> None:
     app, _ = site
     async with client(app) as c:
         r = await c.get("/dead")
@@ -94,7 +94,7 @@ async def test_pages_need_a_login_and_ops_view(site: tuple[Any, list[Any]]) -> N
         assert (await c.get("/api/series")).status_code == 403
 
 
-async def test_every_page_renders_for_a_viewer_without_action_buttons(
+async def every_page_renders_for_a_viewer_without_action_buttons(
     site: tuple[Any, list[Any]], pool: asyncpg.Pool
 ) -> None:
     app, _ = site
@@ -114,7 +114,7 @@ async def test_every_page_renders_for_a_viewer_without_action_buttons(
         assert "replay-selected" not in listing.text and "purge-all" not in listing.text
 
 
-async def test_a_viewer_is_refused_by_the_action_endpoints_and_it_is_logged(
+async def a_viewer_is_refused_by_the_action_endpoints_and_it_is_logged(
     site: tuple[Any, list[Any]], pool: asyncpg.Pool
 ) -> None:
     app, records = site
@@ -133,7 +133,7 @@ async def test_a_viewer_is_refused_by_the_action_endpoints_and_it_is_logged(
     assert all(r.correlation_id and r.correlation_id.startswith("dashboard-") for r in refused)
 
 
-async def test_actions_need_the_session_csrf_token_and_this_origin(
+async def actions_need_the_session_csrf_token_and_this_origin(
     site: tuple[Any, list[Any]], pool: asyncpg.Pool
 ) -> None:
     app, _ = site
@@ -152,7 +152,7 @@ async def test_actions_need_the_session_csrf_token_and_this_origin(
     assert await pool.fetchval("SELECT state FROM tether_outbox WHERE id = $1", first) == "dead"
 
 
-async def test_bad_filters_are_named(site: tuple[Any, list[Any]]) -> None:
+async def bad_filters_are_named(site: tuple[Any, list[Any]]) -> None:
     app, _ = site
     async with client(app) as c:
         await login(c, VIEWER)
@@ -171,7 +171,7 @@ async def test_bad_filters_are_named(site: tuple[Any, list[Any]]) -> None:
             assert r.status_code == 400 and message in r.text, (path, r.text[-600:])
 
 
-async def test_filter_keyset_pages_and_bulk_purge_with_count_and_confirmation(
+async def filter_keyset_pages_and_bulk_purge_with_count_and_confirmation(
     site: tuple[Any, list[Any]], pool: asyncpg.Pool
 ) -> None:
     app, records = site
@@ -215,7 +215,7 @@ async def test_filter_keyset_pages_and_bulk_purge_with_count_and_confirmation(
     assert record.correlation_id and record.correlation_id.startswith("dashboard-")
 
 
-async def test_a_confirmed_action_is_bounded_to_what_the_page_counted(
+async def a_confirmed_action_is_bounded_to_what_the_page_counted(
     site: tuple[Any, list[Any]], pool: asyncpg.Pool
 ) -> None:
     app, _ = site
@@ -237,3 +237,40 @@ async def test_a_confirmed_action_is_bounded_to_what_the_page_counted(
         assert done.status_code == 303
     assert await pool.fetchval("SELECT count(*) FROM tether_outbox WHERE state = 'pending'") == 2
     assert await pool.fetchval("SELECT count(*) FROM tether_outbox WHERE state = 'dead'") == 3
+
+
+async def realtime_page_shows_an_in_process_gateway(site: tuple[Any, list[Any]]) -> None:
+    from tether.realtime import Gateway, JwtVerifier
+
+    app, _ = site
+    gateway = Gateway(JwtVerifier("k" * 32))
+    authz = app.state.dashboard.guard.authz
+    with_gateway = dashboard(app.state.dashboard.settings.dsn, authz, gateway=gateway)
+    async with client(with_gateway) as c:
+        await login(c, VIEWER)
+        page = await c.get("/realtime")
+        assert page.status_code == 200 and 'id="rt-summary">0 connections of 0 users' in page.text
+    async with client(app) as c:
+        await login(c, VIEWER)
+        assert 'id="no-gateway"' in (await c.get("/realtime")).text
+
+
+# One database per test function: each runs several checks (a database and a capability store
+# take seconds to set up on a loaded machine).
+async def test_login_capabilities_csrf_pages_and_filters(
+    site: tuple[Any, list[Any]], pool: asyncpg.Pool
+) -> None:
+    await pages_need_a_login_and_ops_view(site)
+    await every_page_renders_for_a_viewer_without_action_buttons(site, pool)
+    await a_viewer_is_refused_by_the_action_endpoints_and_it_is_logged(site, pool)
+    await actions_need_the_session_csrf_token_and_this_origin(site, pool)
+    await bad_filters_are_named(site)
+    await realtime_page_shows_an_in_process_gateway(site)
+
+
+async def test_bulk_actions_count_confirm_and_stay_bounded(
+    site: tuple[Any, list[Any]], pool: asyncpg.Pool
+) -> None:
+    await filter_keyset_pages_and_bulk_purge_with_count_and_confirmation(site, pool)
+    await pool.execute("TRUNCATE tether_outbox")
+    await a_confirmed_action_is_bounded_to_what_the_page_counted(site, pool)
