@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from tether.core.errors import ConfigError
 from tether.lint.config import LintConfig
 from tether.lint.sources import Source
 from tether.lint.violation import Violation
@@ -52,6 +53,11 @@ def _graph(sources: Sequence[Source], cfg: LintConfig) -> object | None:
     sys.path[:0] = added
     try:
         return grimp.build_graph(*packages, cache_dir=None)
+    except Exception as exc:  # grimp's errors (a package it cannot find or parse) are input's
+        raise ConfigError(
+            f"cannot build the import graph of {', '.join(packages)}: {exc} (check `roots` and "
+            "`modules` in [tool.tether.lint])"
+        ) from None
     finally:
         for root in added:
             sys.path.remove(root)
