@@ -7,6 +7,7 @@ Built on the work-item engine (:mod:`tether.queue`) and its one lifecycle: a job
 
 from tether.jobs.client import JobCall, Jobs
 from tether.jobs.registry import (
+    CancelFlag,
     InvalidJobArgumentsError,
     Job,
     JobContext,
@@ -25,6 +26,7 @@ __all__ = [
     "CANCELLED",
     "JOBS",
     "RECOVERED",
+    "CancelFlag",
     "Defer",
     "InvalidJobArgumentsError",
     "Job",

@@ -34,6 +34,34 @@ class InvalidJobArgumentsError(TetherError, ValueError):
     """Job arguments failed validation or cannot be stored as JSON; nothing was written."""
 
 
+class CancelFlag:
+    """Set when a running job should stop; ``wait(timeout)`` blocks a sync job's thread.
+
+    Like ``threading.Event``, whose lock is made only when a thread waits: most jobs never
+    look at it, and a worker creates one per job."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._event: threading.Event | None = None
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._event is None:
+            self._event = threading.Event()  # published before _set is read again below
+        if self._set:
+            self._event.set()
+        return self._event.wait(timeout)
+
+
 @dataclass(slots=True)
 class JobContext:
     """What a running job may know about itself. ``tx`` is the asyncpg connection of the job's
@@ -47,7 +75,7 @@ class JobContext:
     attempt: int
     max_attempts: int
     tx: Any = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: CancelFlag = field(default_factory=CancelFlag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,7 @@ class JobWorker:
         self._held: dict[int, _Run] = {}  # claimed by this worker: running or buffered
         self._buffer: dict[str, deque[_Run]] = {q: deque() for q in self.queues}
         self._active: dict[str, int] = {}
+        self._done_children: dict[str, Any] = {}
         self._spare: list[Any] = []  # connections kept between transactional jobs
         self._freed = {q: asyncio.Event() for q in self.queues}
         self._stopping = asyncio.Event()
@@ -268,7 +269,7 @@ class JobWorker:
             return
         if recorded:
             self.stats.completed += 1
-            JOBS_FINISHED.labels(run.ctx.queue, "done").inc()
+            self._done_metric(run.ctx.queue).inc()
         else:
             self._discarded(run, "it was recovered or cancelled while it ran")
 
@@ -298,7 +299,14 @@ class JobWorker:
             else:
                 await pool.release(conn)
         self.stats.completed += 1
-        JOBS_FINISHED.labels(run.ctx.queue, "done").inc()
+        self._done_metric(run.ctx.queue).inc()
+
+    def _done_metric(self, queue: str) -> Any:
+        # The labelled child once per queue: labels() costs more than the increment.
+        child = self._done_children.get(queue)
+        if child is None:
+            child = self._done_children[queue] = JOBS_FINISHED.labels(queue, "done")
+        return child
 
     def _discarded(self, run: _Run, why: str) -> None:
         self.stats.discarded += 1
