@@ -316,6 +316,8 @@ class Dashboard:
             try:
                 tenant, at, eid = text.split("|")
                 after = (tenant, datetime.fromisoformat(at), uuid.UUID(eid))
+                if after[1].tzinfo is None:
+                    raise ValueError(at)
             except ValueError:
                 raise BadFilter("after_cursor: not a cursor this dashboard wrote") from None
         rows, nxt = await queries.endpoints(await self.db.get(), after, self.settings.page_size)
@@ -326,17 +328,19 @@ class Dashboard:
 
     async def endpoint(self, request: Request) -> Response:
         id = parse_uuid("id", request.path_params["id"])
-        pool = await self.db.get()
-        ep = await queries.endpoint(pool, id)
-        if ep is None:
-            raise Refused(404, f"No endpoint {id}")
         before = None
         text = request.query_params.get("before")
         if text:
             try:
                 before = datetime.fromisoformat(text)
             except ValueError:
-                raise BadFilter("before: not a cursor this dashboard wrote") from None
+                before = None
+            if before is None or before.tzinfo is None:
+                raise BadFilter("before: not a cursor this dashboard wrote")
+        pool = await self.db.get()
+        ep = await queries.endpoint(pool, id)
+        if ep is None:
+            raise Refused(404, f"No endpoint {id}")
         log, nxt = await queries.endpoint_attempts(pool, id, before, self.settings.page_size)
         more = None if nxt is None else urlencode({"before": nxt.isoformat()})
         return self.page(request, "endpoint.html", {"ep": ep, "log": log, "next": more})

@@ -99,8 +99,12 @@ async def every_page_renders_for_a_viewer_without_action_buttons(
 ) -> None:
     app, _ = site
     (first,) = await dead_outbox(pool, 1)
+    (hostile,) = await dead_outbox(pool, 1, type="<b>T</b>", error="<script>alert(1)</script>")
     async with client(app) as c:
         await login(c, VIEWER)
+        for page in (await c.get("/dead"), await c.get(f"/dead/outbox/{hostile}")):
+            assert "<script>alert(1)" not in page.text and "<b>T</b>" not in page.text
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
         for path in ("/", "/partials/overview", "/dead", "/dead?kind=jobs", "/dead?kind=deliveries",
                      "/partials/dead?kind=outbox", f"/dead/outbox/{first}", "/webhooks", "/jobs",
                      "/realtime", "/api/series"):  # fmt: skip
@@ -165,6 +169,8 @@ async def bad_filters_are_named(site: tuple[Any, list[Any]]) -> None:
             "/dead?error=" + "x" * 201: "error: at most 200 characters",
             "/dead?after_cursor=zzz": "after_cursor: not a cursor",
             "/dead/outbox/not-a-uuid": "id: &#39;not-a-uuid&#39; is not a UUID",
+            "/webhooks?after_cursor=a|2026-01-01T00:00|x": "after_cursor: not a cursor",
+            "/webhooks/00000000-0000-4000-8000-00000000e001?before=2026": "before: not a cursor",
         }
         for path, message in cases.items():
             r = await c.get(path)
