@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from tether.sinks.base import Outcome, Sink
 
 TRACER = "tether"
+log = logging.getLogger("tether.tracing")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -171,6 +173,13 @@ def claimed(batch: Sequence[_Claimed]) -> None:
     ``created_at`` to now), and one claim span linked to those traces."""
     if not batch or not active():
         return
+    try:
+        _claimed(batch)
+    except Exception:  # a trace must never cost a batch: record nothing for this one
+        log.debug("no spans for a claimed batch", exc_info=True)
+
+
+def _claimed(batch: Sequence[_Claimed]) -> None:
     tracer = _tracer()
     now = time.time_ns()
     links = []
@@ -209,6 +218,26 @@ class TracedSink:
     async def publish(self, events: Sequence[Event]) -> Sequence[Outcome]:
         if not active():
             return await self.inner.publish(events)
+        try:
+            spans, stamped = self._start(events)
+        except Exception:  # a trace must never cost a publish: send the events untraced
+            log.debug("no publish spans for sink %s", self.name, exc_info=True)
+            return await self.inner.publish(events)
+        try:
+            outcomes = await self.inner.publish(stamped)
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                span.end()
+            raise
+        for span, outcome in zip(spans, outcomes, strict=False):
+            if not outcome.ok:
+                span.set_status(Status(StatusCode.ERROR, outcome.error or "failed"))
+            span.end()
+        return outcomes
+
+    def _start(self, events: Sequence[Event]) -> tuple[list[Span], list[Event]]:
         tracer = _tracer()
         spans = [
             tracer.start_span(
@@ -227,19 +256,7 @@ class TracedSink:
             dataclasses.replace(e, traceparent=traceparent_of(s))
             for e, s in zip(events, spans, strict=True)
         ]
-        try:
-            outcomes = await self.inner.publish(stamped)
-        except BaseException as exc:
-            for span in spans:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                span.end()
-            raise
-        for span, outcome in zip(spans, outcomes, strict=False):
-            if not outcome.ok:
-                span.set_status(Status(StatusCode.ERROR, outcome.error or "failed"))
-            span.end()
-        return outcomes
+        return spans, stamped
 
     async def close(self) -> None:
         await self.inner.close()
