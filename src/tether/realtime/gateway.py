@@ -48,6 +48,7 @@ class GatewaySettings:
     max_commands: int = 100
     max_channels: int = 128
     max_connections_per_user: int = 100
+    max_subscriptions_per_user: int = 1000
 
     def __post_init__(self) -> None:
         for name in (
@@ -57,6 +58,7 @@ class GatewaySettings:
             "max_commands",
             "max_channels",
             "max_connections_per_user",
+            "max_subscriptions_per_user",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"GatewaySettings.{name} must be >= 1")
@@ -95,6 +97,7 @@ class Gateway:
         self.stats = Stats()
         self.sessions: set[Session] = set()
         self._per_user: Counter[str] = Counter()
+        self.subs_per_user: Counter[str] = Counter()  # across this process's connections
         self._loop_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
         self.started = False

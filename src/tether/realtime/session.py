@@ -256,6 +256,10 @@ class Session:
         if len(self.subs) >= self.gateway.settings.max_channels:
             self.answer(protocol.error(command.id, ErrorCode.LIMIT_EXCEEDED))
             return
+        user_subs = self.gateway.subs_per_user
+        if user_subs[identity.user] >= self.gateway.settings.max_subscriptions_per_user:
+            self.answer(protocol.error(command.id, ErrorCode.LIMIT_EXCEEDED, "user limit"))
+            return
         since = _since(params)
         verdict = await self.gateway.access.check(identity, channel)
         if verdict is not Verdict.ALLOWED:
@@ -270,6 +274,7 @@ class Session:
             return
         sub = Sub(channel)
         self.subs[channel.public] = sub
+        user_subs[identity.user] += 1
         hub = self.gateway.hub
         hub.add(self, sub)
         try:
@@ -298,7 +303,7 @@ class Session:
         name = command.params.get("channel")
         sub = self.subs.pop(name, None) if isinstance(name, str) else None
         if sub is not None:
-            self.gateway.hub.remove(self, sub)
+            self._detach(sub)
         self.answer(protocol.reply(command.id, "unsubscribe", {}))
 
     # --- server-side actions --------------------------------------------------------------
@@ -310,15 +315,22 @@ class Session:
     def drop(self, sub: Sub, code: protocol.Unsubscribe, reason: str) -> None:
         if self.subs.get(sub.channel.public) is sub:
             del self.subs[sub.channel.public]
-            self.gateway.hub.remove(self, sub)
+            self._detach(sub)
             self.push(protocol.unsubscribe_push(sub.channel.public, code, reason).decode())
 
     def release(self) -> None:
-        hub = self.gateway.hub
         for sub in self.subs.values():
-            hub.remove(self, sub)
+            self._detach(sub)
         self.subs.clear()
         self.closed = True
+
+    def _detach(self, sub: Sub) -> None:
+        self.gateway.hub.remove(self, sub)
+        if self.identity is not None:
+            counts = self.gateway.subs_per_user
+            counts[self.identity.user] -= 1
+            if counts[self.identity.user] <= 0:
+                del counts[self.identity.user]
 
 
 def _since(params: dict[str, Any]) -> Position | None:

@@ -23,6 +23,7 @@ LIMITS = {
     "max_pending_bytes": 64 * 1024,
     "max_connections_per_user": 3,
     "max_channels": 4,
+    "max_subscriptions_per_user": 5,
     "ping_interval": 1,
     "pong_timeout": 0.5,
     "connect_timeout": 1.0,
@@ -145,6 +146,13 @@ async def test_limits(gateway) -> None:
             await ws.recv()
         _, code, _ = await raw(url, connect("dave"))
         assert code == 3504
+        for n, ws in enumerate(open_):  # 2 + 2 + 1 of dave's 5, then the user limit
+            for c in ("org:acme", "user:dave")[: 2 if n < 2 else 1]:
+                await ws.send(json.dumps({"id": 10, "subscribe": {"channel": c}}))
+                assert "subscribe" in json.loads(await ws.recv())
+        await open_[2].send(json.dumps({"id": 11, "subscribe": {"channel": "user:dave"}}))
+        refused = json.loads(await open_[2].recv())
+        assert refused["error"]["code"] == 106 and refused["error"]["message"] == "user limit"
     finally:
         for ws in open_:
             await ws.close()
