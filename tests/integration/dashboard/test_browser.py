@@ -45,6 +45,7 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+expect.set_options(timeout=10_000)  # a loaded CI machine: waits are bounded, not tight
 GREEN = (27, 127, 59)  # .state-done
 RED = (198, 40, 40)  # .state-dead
 
