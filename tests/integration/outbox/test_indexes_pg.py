@@ -42,8 +42,15 @@ async def test_replay_and_purge_by_id_use_the_dead_id_index(pg_dsn: str) -> None
     sql = f"SELECT seq FROM tether_outbox WHERE {clause.replace(':f_ids', '$1')}"
     conn = await asyncpg.connect(pg_dsn)
     try:
+        # Enough dead letters that reading them all (other dead-only indexes) costs more than
+        # two look-ups by id; a sequential scan is ruled out to ask which index serves.
+        await conn.execute(
+            """INSERT INTO tether_outbox (id, state, finished_at, topic, type, payload)
+               SELECT gen_random_uuid(), 'dead', now(), 't', 'E', '{}'
+               FROM generate_series(1, 2000)"""
+        )
+        await conn.execute("ANALYZE tether_outbox")
         async with conn.transaction():
-            # An empty table's cheapest plan is a sequential scan: ask which index could serve.
             await conn.execute("SET LOCAL enable_seqscan = off")
             plan = "\n".join(
                 r[0] for r in await conn.fetch(f"EXPLAIN {sql}", [uuid.uuid4(), uuid.uuid4()])
@@ -51,3 +58,4 @@ async def test_replay_and_purge_by_id_use_the_dead_id_index(pg_dsn: str) -> None
     finally:
         await conn.close()
     assert "tether_outbox_dead_id" in plan, plan
+    assert "Index Cond: (id = ANY" in plan, plan
