@@ -1,4 +1,4 @@
-"""Dead letters indexed newest first per table (outbox, jobs, webhook deliveries), for the dashboard.
+"""Dead letters indexed newest first per table (outbox, jobs, webhook deliveries): the dashboard.
 
 Revision ID: 0012
 Revises: 0011
