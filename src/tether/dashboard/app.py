@@ -36,8 +36,10 @@ from tether.dashboard.auth import Guard, OpsCap, TokenUsers, csrf_ok, csrf_token
 from tether.dashboard.kinds import KINDS, BadFilter, DeadFilter, kind_of, parse_filter, parse_uuid
 from tether.dashboard.realtime_view import realtime_snapshot
 from tether.dashboard.series import Series
+from tether.http.ratelimit import Algorithm, Limit, MemoryRateLimitStore
 
 _HERE = resources.files(__name__.rsplit(".", 1)[0])
+LOGIN_LIMIT = Limit("dashboard-login", 10, 300.0)  # attempts per client address, 5 minutes
 _ACTIONS = {"replay": OpsCap.REPLAY, "purge": OpsCap.PURGE}
 _SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -118,6 +120,7 @@ class Dashboard:
         self.guard = Guard(authz, settings.org)
         self.db = _Pool(settings.dsn, pool)
         self.series = Series(settings.refresh_seconds)
+        self.logins = MemoryRateLimitStore()  # per process: attempts per client address
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.filters["age"] = _age
         self.templates.env.filters["when"] = _when
@@ -173,6 +176,14 @@ class Dashboard:
             return self.page(request, "login.html", {"error": None})
         form = await request.form()
         users = self.settings.users
+        client = request.client.host if request.client else "?"
+        tried = await self.logins.hit(f"login:{client}", LOGIN_LIMIT, Algorithm.SLIDING_WINDOW)
+        if not tried.allowed:
+            wait = max(1, round(tried.retry_after))
+            message = f"Too many login attempts from {client}: try again in {wait} s."
+            response = self.page(request, "login.html", {"error": message}, 429)
+            response.headers["retry-after"] = str(wait)
+            return response
         if not csrf_ok(request, form):
             return self.page(request, "login.html", {"error": "The form expired: try again."}, 403)
         token = str(form.get("token") or "")

@@ -261,6 +261,20 @@ async def realtime_page_shows_an_in_process_gateway(site: tuple[Any, list[Any]])
         assert 'id="no-gateway"' in (await c.get("/realtime")).text
 
 
+async def login_attempts_are_throttled_per_client(site: tuple[Any, list[Any]]) -> None:
+    app, _ = site
+    async with client(app) as c:
+        token = csrf((await c.get("/login")).text)
+        statuses = []
+        for _ in range(12):
+            r = await c.post("/login", data={"token": "w" * 30, "csrf": token})
+            statuses.append(r.status_code)
+        assert statuses[-1] == 429 and set(statuses) == {401, 429}, statuses
+        assert "Too many login attempts" in r.text and int(r.headers["retry-after"]) > 0
+        right = await c.post("/login", data={"token": OPERATOR, "csrf": token})
+        assert right.status_code == 429  # the right token waits too: no oracle
+
+
 # One database per test function: each runs several checks (a database and a capability store
 # take seconds to set up on a loaded machine).
 async def test_login_capabilities_csrf_pages_and_filters(
@@ -280,3 +294,4 @@ async def test_bulk_actions_count_confirm_and_stay_bounded(
     await filter_keyset_pages_and_bulk_purge_with_count_and_confirmation(site, pool)
     await pool.execute("TRUNCATE tether_outbox")
     await a_confirmed_action_is_bounded_to_what_the_page_counted(site, pool)
+    await login_attempts_are_throttled_per_client(site)
