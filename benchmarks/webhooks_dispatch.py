@@ -108,17 +108,21 @@ async def reset(pool: asyncpg.Pool) -> None:
     await pool.execute("TRUNCATE tether_webhook_deliveries, tether_webhook_attempts")
 
 
+CPU: dict[str, list[float]] = {"tether": [], "bare": []}  # process CPU seconds per run
+
+
 async def run_tether(
     pool: asyncpg.Pool, box: SecretBox, concurrency: int, until_done: str, expected: int
 ) -> float:
     config = DispatcherConfig(max_in_flight=concurrency, breaker=None, poll_interval=0.005)
     dispatcher = Dispatcher(pool, config=config, ssrf=LOOPBACK, box=box)
     stop = asyncio.Event()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     runner = asyncio.create_task(dispatcher.run(stop))
     try:
         while await pool.fetchval(until_done) < expected:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+        CPU["tether"].append(time.process_time() - cpu)
         return time.perf_counter() - started
     finally:
         stop.set()
@@ -137,8 +141,9 @@ async def run_bare(url: str, bodies: list[bytes], concurrency: int) -> float:
                 r = await client.post(url, content=body, headers=headers)
                 r.raise_for_status()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        CPU["bare"].append(time.process_time() - cpu)
         return time.perf_counter() - started
 
 
@@ -185,6 +190,12 @@ async def main(args: argparse.Namespace) -> None:
         receiver.terminate()
         receiver.join(5)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    # CPU per delivery in this process (the receiver runs in its own): steadier than rates on a
+    # shared machine. The tether figure covers the first CPU["tether"] entry of each round.
+    cpu_us = {
+        "bare": statistics.median(CPU["bare"]) / n * 1e6,
+        "tether": statistics.median(CPU["tether"][0::3]) / n * 1e6,
+    }
     ratio = med["tether"] / med["bare"]
     kept = med["mixed"] / med["solo"]
     print_table(
@@ -199,6 +210,10 @@ async def main(args: argparse.Namespace) -> None:
         ],
     )
     print(f"tether / bare = {ratio:.2f} (target >= 0.70); fast nine kept {kept:.0%} (>= 80%)")
+    print(
+        f"CPU per delivery in the sender's process: bare {cpu_us['bare']:.0f} us, "
+        f"tether {cpu_us['tether']:.0f} us"
+    )
     emit_json(
         {
             "bench": "webhooks_dispatch",
@@ -211,6 +226,7 @@ async def main(args: argparse.Namespace) -> None:
             "fast_nine_solo_per_s": round(med["solo"], 1),
             "fast_nine_with_slow_per_s": round(med["mixed"], 1),
             "fast_nine_kept": round(kept, 3),
+            "cpu_us_per_delivery": {k: round(v) for k, v in cpu_us.items()},
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
     )

@@ -10,7 +10,6 @@ connect time, since DNS may change in between.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -38,12 +37,6 @@ class Box(Protocol):
     def encrypt(self, plain: str) -> str: ...
 
     def decrypt(self, stored: str) -> str: ...
-
-
-class UrlPolicy(Protocol):
-    """An SSRF policy (:class:`tether.net.SsrfPolicy`)."""
-
-    allow: Any
 
 
 def default_box() -> Box:
@@ -261,7 +254,3 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFoundError(f"no webhook endpoint {value!r}: not an endpoint id") from None
-
-
-def ids(values: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
-    return [_uuid(v) for v in values]
