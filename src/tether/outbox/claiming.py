@@ -150,7 +150,8 @@ async def claim_rows(
         singles = [r for r in found.rows if r["partition_key"] is None]
         heads = [Head(r["seq"], r["partition_key"]) for r in found.rows if r["partition_key"]]
         narrow = found.end is not None and len(found.rows) < wanted_keys
-        after = found.end or 0
+        # found.end is the first row past the window: unkeyed rows from it on are not yet seen.
+        after = found.end - 1 if found.end is not None else 0
     if narrow:
         # A few deep or blocked keys fill the window: other keys' heads and unkeyed rows past
         # it share this batch instead of waiting behind them.

@@ -120,6 +120,14 @@ async def test_claims_are_due_prefixes_from_each_head(
         assert got, f"no progress: {rows} limit={limit} run={run} held={held_keys}"
 
 
+async def test_an_unkeyed_row_just_past_a_blocked_window_is_claimed() -> None:
+    # The window (2 rows) holds a key whose head waits for a retry; the unkeyed row right after
+    # it (the window's end) is claimable and must not be skipped (found by hypothesis).
+    rows = [Pending(1, "a", False), Pending(2, "a", True), Pending(3, None, True)]
+    result = await claim_rows(MemorySource(rows), 1, 1)
+    assert [r["seq"] for r in result.rows] == [3]
+
+
 async def test_a_deep_key_costs_one_window_not_its_depth() -> None:
     rows = [Pending(i + 1, "hot", True) for i in range(100_000)]
     source = MemorySource(rows)
