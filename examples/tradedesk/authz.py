@@ -184,7 +184,7 @@ _Row = TypeVar("_Row", Availability, Partner, Match)
 
 
 async def _in_tenant(session: AsyncSession, model: type[_Row], row_id: int, tenant: str) -> _Row:
-    # Like routes.lookups.owned, repeated here because routes import this module. FOR UPDATE:
+    # Like services.lookups.owned, for a Match too; 404 here, as an HTTPException. FOR UPDATE:
     # a change waits for a match in flight on the row, so its answer and event show the row
     # as stored, not as it was before the match.
     row = await session.get(model, row_id, with_for_update=True)

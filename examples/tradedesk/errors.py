@@ -11,6 +11,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from examples.tradedesk.services.errors import DeskError, NotEnoughLeft, NotFound, RuleBroken
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -28,6 +29,9 @@ COMMON: Responses = {
     401: problem.openapi_response("Missing or unknown X-API-Key"),
     422: problem.openapi_response("The request does not match the schema, or breaks a rule"),
 }
+# The services' refusals (services/errors.py) as HTTP: the message is the problem's detail.
+STATUS_OF: dict[type[DeskError], int] = {NotFound: 404, RuleBroken: 422, NotEnoughLeft: 409}
+
 NOT_FOUND: Responses = {404: problem.openapi_response("No such record in the caller's org")}
 CONFLICT: Responses = {409: problem.openapi_response("Not enough quantity left")}
 
@@ -64,6 +68,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return _problem(exc.status_code, _text(exc.detail), exc.headers)
 
 
+async def desk_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DeskError)
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 422)
+    return _problem(status, _text(exc))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(DeskError, desk_refused)
     app.add_exception_handler(HTTPException, http_error)

@@ -5,10 +5,9 @@ from typing import Annotated
 from examples.tradedesk import db, errors
 from examples.tradedesk.auth import principal_of, tenant_of
 from examples.tradedesk.authz import Cap, need
-from examples.tradedesk.events import record
 from examples.tradedesk.models import Availability
-from examples.tradedesk.routes.lookups import partner_of_kind
 from examples.tradedesk.schemas import NO_NUL, AvailabilityIn, AvailabilityOut
+from examples.tradedesk.services import availabilities
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,21 +24,7 @@ async def post_availability(
     principal: str = Depends(principal_of),
     session: AsyncSession = Depends(db.session),
 ) -> AvailabilityOut:
-    async with session.begin():
-        await partner_of_kind(session, body.partner_id, tenant, "seller")
-        row = Availability(tenant_id=tenant, posted_by=principal, **body.model_dump())
-        session.add(row)
-        await session.flush()
-        out = AvailabilityOut.model_validate(row)
-        await record(
-            session,
-            out,
-            event="AvailabilityPosted",
-            aggregate="availability",
-            aggregate_id=row.id,
-            tenant=tenant,
-        )
-    return out
+    return await availabilities.post_availability(session, body, tenant=tenant, principal=principal)
 
 
 @router.get("", dependencies=[need(Cap.AVAILABILITY_VIEW)])

@@ -6,11 +6,10 @@ from __future__ import annotations
 from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
-from examples.tradedesk.events import record
-from examples.tradedesk.models import Availability, Match, Requirement
-from examples.tradedesk.routes.lookups import owned
+from examples.tradedesk.models import Match
 from examples.tradedesk.schemas import MatchIn, MatchOut
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from examples.tradedesk.services import matches
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,30 +35,7 @@ async def make_match(
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> MatchOut:
-    async with session.begin():
-        offer = await owned(session, Availability, body.availability_id, tenant)
-        need = await owned(session, Requirement, body.requirement_id, tenant)
-        if offer.commodity != need.commodity:
-            raise HTTPException(422, "the offer and the need are for different commodities")
-        if offer.price > need.max_price:
-            raise HTTPException(422, "the offer's price is above the need's maximum")
-        if body.quantity > min(offer.quantity, need.quantity):
-            raise HTTPException(409, "not enough quantity left on the offer or the need")
-        offer.quantity -= body.quantity
-        need.quantity -= body.quantity
-        match = Match(tenant_id=tenant, price=offer.price, **body.model_dump())
-        session.add(match)
-        await session.flush()
-        out = MatchOut.model_validate(match)
-        await record(
-            session,
-            out,
-            event="MatchMade",
-            aggregate="match",
-            aggregate_id=match.id,
-            tenant=tenant,
-        )
-    return out
+    return await matches.make_match(session, body, tenant=tenant)
 
 
 @router.get("", dependencies=[need(Cap.MATCH_VIEW)])

@@ -5,9 +5,9 @@ from typing import Annotated
 from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
-from examples.tradedesk.events import record
 from examples.tradedesk.models import Partner
 from examples.tradedesk.schemas import INT4_MAX, PartnerIn, PartnerOut
+from examples.tradedesk.services import partners
 from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,20 +21,7 @@ async def create_partner(
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> PartnerOut:
-    async with session.begin():
-        partner = Partner(tenant_id=tenant, **body.model_dump())
-        session.add(partner)
-        await session.flush()
-        out = PartnerOut.model_validate(partner)
-        await record(
-            session,
-            out,
-            event="PartnerCreated",
-            aggregate="partner",
-            aggregate_id=partner.id,
-            tenant=tenant,
-        )
-    return out
+    return await partners.create_partner(session, body, tenant=tenant)
 
 
 @router.get("", dependencies=[need(Cap.PARTNER_VIEW)])
@@ -45,9 +32,7 @@ async def list_partners(
     return [PartnerOut.model_validate(p) for p in rows]
 
 
-@router.get(
-    "/{partner_id}", dependencies=[need(Cap.PARTNER_VIEW)], responses=errors.NOT_FOUND
-)
+@router.get("/{partner_id}", dependencies=[need(Cap.PARTNER_VIEW)], responses=errors.NOT_FOUND)
 async def get_partner(
     partner_id: Annotated[int, Path(ge=1, le=INT4_MAX)],
     tenant: str = Depends(tenant_of),

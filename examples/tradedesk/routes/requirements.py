@@ -5,10 +5,9 @@ from typing import Annotated
 from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
 from examples.tradedesk.authz import Cap, need
-from examples.tradedesk.events import record
 from examples.tradedesk.models import Requirement
-from examples.tradedesk.routes.lookups import partner_of_kind
 from examples.tradedesk.schemas import NO_NUL, RequirementIn, RequirementOut
+from examples.tradedesk.services import requirements
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,21 +23,7 @@ async def post_requirement(
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> RequirementOut:
-    async with session.begin():
-        await partner_of_kind(session, body.partner_id, tenant, "buyer")
-        row = Requirement(tenant_id=tenant, **body.model_dump())
-        session.add(row)
-        await session.flush()
-        out = RequirementOut.model_validate(row)
-        await record(
-            session,
-            out,
-            event="RequirementPosted",
-            aggregate="requirement",
-            aggregate_id=row.id,
-            tenant=tenant,
-        )
-    return out
+    return await requirements.post_requirement(session, body, tenant=tenant)
 
 
 @router.get("", dependencies=[need(Cap.REQUIREMENT_VIEW)])

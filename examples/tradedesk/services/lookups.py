@@ -1,11 +1,11 @@
-"""Tenant-scoped loads shared by the routes: another tenant's rows are simply not found."""
+"""Tenant-scoped loads shared by the services: another tenant's rows are simply not found."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 from examples.tradedesk.models import Availability, Partner, Requirement
-from fastapi import HTTPException
+from examples.tradedesk.services.errors import NotFound, RuleBroken
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,7 @@ async def owned(session: AsyncSession, model: type[Row], row_id: int, tenant: st
     query = select(model).where(model.id == row_id, model.tenant_id == tenant).with_for_update()
     row = (await session.scalars(query)).first()
     if row is None:
-        raise HTTPException(404, f"no such {model.__name__.lower()} {row_id}")
+        raise NotFound(f"no such {model.__name__.lower()} {row_id}")
     return row
 
 
@@ -26,5 +26,5 @@ async def partner_of_kind(
 ) -> Partner:
     partner = await owned(session, Partner, partner_id, tenant)
     if partner.kind not in (kind, "both"):
-        raise HTTPException(422, f"partner {partner_id} is not a {kind}")
+        raise RuleBroken(f"partner {partner_id} is not a {kind}")
     return partner
