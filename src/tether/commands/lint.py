@@ -1,4 +1,5 @@
-"""``tether lint PATHS``: the architecture rules of ``[tool.tether.lint]`` (pyproject.toml).
+"""``tether lint PATHS``: the architecture rules of ``[tool.tether.lint]`` (pyproject.toml) or
+of a ``tether-lint.toml``.
 
 Prints ``file:line: rule: message`` and a fix for each violation. Exit codes: 0 clean,
 1 violations found, 2 bad input (no such path, bad configuration, a file that does not parse).
@@ -26,8 +27,8 @@ def lint(
         typer.Option(
             "--config",
             "-c",
-            help="The pyproject.toml whose tool.tether.lint table holds the rules (default: the "
-            "nearest one above the first path).",
+            help="The pyproject.toml whose tool.tether.lint table holds the rules, or a "
+            "tether-lint.toml (default: the nearest of either above the first path).",
             show_default=False,
         ),
     ] = None,
@@ -42,7 +43,7 @@ def lint(
 ) -> None:
     """Check business-module boundaries, database calls in routers, events on commit."""
     try:
-        path = pyproject if pyproject is not None else config.find_pyproject(paths[0])
+        path = pyproject if pyproject is not None else config.find_config(paths[0])
         if pyproject is not None and not pyproject.is_file():
             raise ConfigError(f"{pyproject}: no such file")
         cfg = config.load(path)

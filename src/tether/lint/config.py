@@ -1,5 +1,9 @@
 """``[tool.tether.lint]`` in ``pyproject.toml``: which rules apply to which code.
 
+A ``tether-lint.toml`` holds the same keys at its top level, for code that is not a project of
+its own (an example app inside a repository): the nearest of the two above the linted path wins,
+``tether-lint.toml`` first in one folder.
+
 [tool.tether.lint]
 modules = ["app.modules"]            # each sub-package is a business module
 private = ["services", "repositories"]   # what other modules may not import (models may)
@@ -43,28 +47,38 @@ class LintConfig(BaseModel):
         return [self.base / r for r in self.roots if (self.base / r).is_dir()]
 
 
-def find_pyproject(start: Path) -> Path | None:
+CONFIG_FILES = ("tether-lint.toml", "pyproject.toml")  # looked for in this order per folder
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``tether-lint.toml`` or ``pyproject.toml`` in ``start`` or above it."""
     here = start.resolve()
     for folder in (here, *here.parents) if here.is_dir() else here.parents:
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
+        for name in CONFIG_FILES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
     return None
 
 
 def load(path: Path | None) -> LintConfig:
-    """The ``[tool.tether.lint]`` table of ``path`` (defaults when absent)."""
+    """The rules in ``path``: the ``[tool.tether.lint]`` table of a ``pyproject.toml`` (or of
+    any file with a ``tool`` table), else the file's top level; defaults when absent."""
     if path is None:
         return LintConfig()
     try:
         table = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it as TOML: {exc}") from None
-    section = table.get("tool", {}).get("tether", {}).get("lint", {})
+    nested = path.name == "pyproject.toml" or "tool" in table
+    section = table.get("tool", {}).get("tether", {}).get("lint", {}) if nested else table
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.tether.lint] must be a table")
     try:
         return LintConfig.model_validate({**section, "base": path.parent})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'lint'}: {e['msg']}" for e in exc.errors()
         )
-        raise ConfigError(f"{path}: [tool.tether.lint] {problems}") from None
+        where = "[tool.tether.lint] " if nested else ""
+        raise ConfigError(f"{path}: {where}{problems}") from None
