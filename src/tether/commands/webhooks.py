@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from tether.commands import common
-from tether.commands.backends import parse_tenant
+from tether.commands.backends import parse_tenant, tenant_session
 from tether.commands.dlq import age, parse_when
 
 app = typer.Typer(help="Outgoing webhooks: endpoints, deliveries, the dispatcher.",
@@ -67,7 +67,7 @@ def _print(data: Any, as_json: bool) -> None:
 
 @asynccontextmanager
 async def _opened(
-    config: Any, database_url: str | None, allow: list[str] | None
+    config: Any, database_url: str | None, allow: list[str] | None, tenant: str | None = None
 ) -> AsyncIterator[Any]:
     import asyncpg
 
@@ -80,7 +80,10 @@ async def _opened(
     if db.kind != "postgres":
         common.bad_input("webhooks need PostgreSQL: set a postgresql:// database URL")
     with common.errors_handled(db.url):
-        pool = await asyncpg.create_pool(db.url, min_size=1, max_size=4)
+        # With --tenant, every connection is scoped to it: under row-level security an
+        # application role reaches that tenant's endpoints, deliveries and attempts only.
+        settings = tenant_session(db, tenant)
+        pool = await asyncpg.create_pool(db.url, min_size=1, max_size=4, server_settings=settings)
     try:
         ssrf = SsrfPolicy(allow=allow or ())
         yield db, pool, EndpointStore(pool, ssrf=ssrf), DeliveryLog(pool), ssrf
@@ -90,13 +93,13 @@ async def _opened(
 
 def _run(
     config: Any, database_url: str | None, allow: list[str] | None,
-    action: Callable[[Any, Any, Any], Awaitable[T]],
+    action: Callable[[Any, Any, Any], Awaitable[T]], *, tenant: str | None = None,
 ) -> T:  # fmt: skip
     from tether.core.errors import NotFoundError
     from tether.webhooks.model import WebhookConfigError
 
     async def go() -> T:
-        async with _opened(config, database_url, allow) as (db, _, store, log, _ssrf):
+        async with _opened(config, database_url, allow, tenant) as (db, _, store, log, _ssrf):
             with common.errors_handled(db.url):
                 try:
                     return await action(store, log, db)
@@ -141,7 +144,7 @@ def add(  # noqa: PLR0917 (one parameter per flag)
         endpoint = await store.create(who, settings)
         return {**endpoint.public(), "secret": str(endpoint.secrets.current)}
 
-    _print(_run(config, database_url, allow, act), as_json)
+    _print(_run(config, database_url, allow, act, tenant=who), as_json)
 
 
 @endpoints.command("list")
@@ -157,7 +160,7 @@ def list_(
     async def act(store: Any, _log: Any, _db: Any) -> list[dict[str, Any]]:
         return [e.public() for e in await store.list(who, limit=1000)]
 
-    _print(_run(config, database_url, None, act), as_json)
+    _print(_run(config, database_url, None, act, tenant=who), as_json)
 
 
 @endpoints.command("update")
@@ -188,7 +191,7 @@ def update(  # noqa: PLR0917 (one parameter per flag)
     async def act(store: Any, _log: Any, _db: Any) -> dict[str, Any]:
         return dict((await store.update(who, eid, **changes)).public())
 
-    _print(_run(config, database_url, allow, act), as_json)
+    _print(_run(config, database_url, allow, act, tenant=who), as_json)
 
 
 @endpoints.command("rotate")
@@ -210,7 +213,7 @@ def rotate(  # noqa: PLR0917 (one parameter per flag)
         endpoint = await store.rotate_secret(who, eid, grace=window)
         return {**endpoint.public(), "secret": str(endpoint.secrets.current)}
 
-    _print(_run(config, database_url, None, act), as_json)
+    _print(_run(config, database_url, None, act, tenant=who), as_json)
 
 
 @endpoints.command("delete")
@@ -226,7 +229,7 @@ def delete(
     async def act(store: Any, _log: Any, _db: Any) -> None:
         await store.delete(who, eid)
 
-    _run(config, database_url, None, act)
+    _run(config, database_url, None, act, tenant=who)
     common.out.print(f"deleted {eid}")
 
 
@@ -258,7 +261,7 @@ def deliveries(  # noqa: PLR0917 (one parameter per flag)
         )  # fmt: skip
         return [delivery_public(i) for i in found]
 
-    _print(_run(config, database_url, None, act), as_json)
+    _print(_run(config, database_url, None, act, tenant=who), as_json)
 
 
 @app.command("attempts")
@@ -285,7 +288,7 @@ def attempts(  # noqa: PLR0917 (one parameter per flag)
         )
         return [a.public() for a in found]
 
-    _print(_run(config, database_url, None, act), as_json)
+    _print(_run(config, database_url, None, act, tenant=who), as_json)
 
 
 @app.command("replay")
@@ -301,7 +304,7 @@ def replay(
     async def act(_store: Any, log: Any, _db: Any) -> None:
         await log.replay(who, did)
 
-    _run(config, database_url, None, act)
+    _run(config, database_url, None, act, tenant=who)
     common.out.print(f"replaying {did}")
 
 
@@ -322,7 +325,7 @@ def recover(
         await store.get(who, eid)
         return int(await log.recover(who, eid, when))
 
-    common.out.print(f"replaying {_run(config, database_url, None, act)} deliveries")
+    common.out.print(f"replaying {_run(config, database_url, None, act, tenant=who)} deliveries")
 
 
 @app.command("run")
@@ -353,7 +356,7 @@ def run(
                 loop.add_signal_handler(sig, stop.set)
             with common.errors_handled(db.url):
                 dispatcher = Dispatcher(pool, config=settings, ssrf=ssrf)
-                common.err.print(f"dispatching webhooks from {db.masked()}")
+                common.err.print(f"dispatching webhooks from {db.masked}")
                 try:
                     await dispatcher.run(stop)
                 finally:

@@ -48,3 +48,48 @@ def test_endpoints_from_the_command_line(pg_dsn: str) -> None:
     assert code == 2 and "state" in out
     code, out = tw(pg_dsn, "endpoints", "delete", eid, "--tenant", "acme")
     assert code == 0
+
+
+async def test_run_delivers_until_sigterm_then_settles(pg_dsn: str) -> None:
+    import asyncio
+    import signal
+    import subprocess
+    import sys
+
+    import asyncpg
+
+    from tests.integration.webhooks.conftest import LOOPBACK
+    from tests.integration.webhooks.receiver import receiving
+    from tether.core.envelope import make_event
+    from tether.webhooks.model import EndpointSettings
+    from tether.webhooks.secret_box import SecretBox
+    from tether.webhooks.sink import WebhooksSink
+    from tether.webhooks.store import EndpointStore
+
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    proc = None
+    try:
+        async with receiving() as rx:
+            store = EndpointStore(pool, ssrf=LOOPBACK, box=SecretBox(None))
+            ep = await store.create(None, EndpointSettings(rx.url()))
+            rx.secrets.append(str(ep.secrets.current))
+            async with pool.acquire() as conn, conn.transaction():
+                await WebhooksSink().publish_in(
+                    conn, [make_event("Ping", {"n": n}) for n in range(3)]
+                )
+            argv = [sys.executable, "-m", "tether.cli", "webhooks", "run", "--database-url",
+                    pg_dsn, "--allow", "127.0.0.1"]  # fmt: skip
+            env = {k: v for k, v in __import__("os").environ.items() if k != "TETHER_SECRET_KEY"}
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+            await rx.wait_until(lambda: len(rx.verified) == 3, timeout=30)
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.to_thread(proc.communicate, None, 30)
+        assert proc.returncode == 0, err
+        assert "stopped: 3 sent" in err
+        done = "SELECT count(*) FROM tether_webhook_deliveries WHERE state = 'done'"
+        assert await pool.fetchval(done) == 3
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        await pool.close()
