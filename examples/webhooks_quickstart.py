@@ -17,10 +17,10 @@ from typing import Any
 import asyncpg
 import uvicorn
 
+from tether.net import SsrfPolicy
 from tether.outbox import add_event
 from tether.outbox.relay import Relay
 from tether.outbox.store_pg import PostgresOutboxStore
-from tether.net import SsrfPolicy
 from tether.store import migrations
 from tether.webhooks.deliveries import DeliveryLog
 from tether.webhooks.dispatcher import Dispatcher
@@ -108,7 +108,9 @@ async def main(admin_dsn: str) -> None:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await asyncio.to_thread(migrations.upgrade, dsn)
-        while not server.started:
+        for _ in range(1000):  # the receiver starts in this loop: wait for it, bounded
+            if server.started:
+                break
             await asyncio.sleep(0.01)
         await demo(dsn, receiver, f"http://127.0.0.1:{sock.getsockname()[1]}/hooks")
     finally:
