@@ -64,7 +64,7 @@ class Session:
         self.closed = False
         self.last_ping = time.monotonic()
         self.pong_due: float | None = None
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # the idle writer waits on it
         self.reader: asyncio.Task[Any] | None = None
         self.reaped = False
 
@@ -81,7 +81,15 @@ class Session:
             return
         self.pending.append(frame)
         self.pending_bytes += size
-        self._wake.set()
+        self._rouse()
+
+    def _rouse(self) -> None:
+        # A bare future, not an asyncio.Event: fan-out calls this once per subscriber.
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     def disconnect(self, code: Disconnect, reason: str | None = None) -> None:
         """Close after what is already queued has been written (the writer does it)."""
@@ -91,7 +99,7 @@ class Session:
             if code is Disconnect.SLOW:  # what is queued would never be read in time
                 self.pending.clear()
                 self.pending_bytes = 0
-            self._wake.set()
+            self._rouse()
             # A writer stuck on a socket the client stopped reading never gets to the close
             # frame: stop reading (which ends the connection) after two close timeouts.
             delay = 2 * self.gateway.settings.close_timeout
@@ -100,9 +108,11 @@ class Session:
     async def writer(self) -> None:
         send = self.send
         pending = self.pending
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            if not pending and self.close_code is None:
+                self._wake = loop.create_future()
+                await self._wake
             if pending:
                 text = pending.popleft() if len(pending) == 1 else "\n".join(pending)
                 pending.clear()
@@ -112,8 +122,6 @@ class Session:
                 except Exception:  # the socket is gone; the reader sees it too
                     self.closed = True
                     return
-                if pending:
-                    self._wake.set()
             if self.close_code is not None and not pending:
                 await self._close()
                 return
