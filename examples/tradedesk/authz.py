@@ -13,14 +13,12 @@ set by ``ApiKeyAuth``; with tokens, use ``OrgFrom.claim("org")`` instead.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from examples.tradedesk import db, errors
 from examples.tradedesk.auth import tenant_of
-from examples.tradedesk.events import record
-from examples.tradedesk.models import Availability, Match, Partner
+from examples.tradedesk.models import Availability
 from examples.tradedesk.schemas import (
     INT4_MAX,
     AvailabilityEdit,
@@ -29,6 +27,7 @@ from examples.tradedesk.schemas import (
     PartnerOut,
     RowId,
 )
+from examples.tradedesk.services import availabilities, matches, partners
 from examples.tradedesk.settings import ApiClient
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,8 +45,6 @@ from tether.authz import (
 )
 from tether.authz.fastapi import install, require
 from tether.wiring import OutboxEventWriter
-
-HIGH_VALUE = Decimal(10_000_000)  # Rs 1 crore
 
 
 class Cap(StrEnum):
@@ -180,17 +177,6 @@ router = APIRouter(tags=["authorization examples"], responses={**errors.COMMON, 
 AvailabilityId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 MatchId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 PartnerId = Annotated[int, Path(ge=1, le=INT4_MAX)]
-_Row = TypeVar("_Row", Availability, Partner, Match)
-
-
-async def _in_tenant(session: AsyncSession, model: type[_Row], row_id: int, tenant: str) -> _Row:
-    # Like services.lookups.owned, for a Match too; 404 here, as an HTTPException. FOR UPDATE:
-    # a change waits for a match in flight on the row, so its answer and event show the row
-    # as stored, not as it was before the match.
-    row = await session.get(model, row_id, with_for_update=True)
-    if row is None or row.tenant_id != tenant:
-        raise HTTPException(404, f"no such {model.__name__.lower()} {row_id}")
-    return row
 
 
 @router.patch(
@@ -204,21 +190,7 @@ async def edit_availability(
     session: AsyncSession = Depends(db.session),
 ) -> AvailabilityOut:
     """Traders edit their own offers (``:own``); approvers edit any (``:any``)."""
-    async with session.begin():
-        row = await _in_tenant(session, Availability, availability_id, tenant)
-        for field, value in body.model_dump(exclude_none=True).items():
-            setattr(row, field, value)
-        out = AvailabilityOut.model_validate(row)
-        await record(
-            session,
-            out,
-            event="AvailabilityEdited",
-            aggregate="availability",
-            aggregate_id=row.id,
-            tenant=tenant,
-            status_code=200,
-        )
-    return out
+    return await availabilities.edit_availability(session, availability_id, body, tenant=tenant)
 
 
 @router.post(
@@ -229,19 +201,7 @@ async def approve_availability(
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> AvailabilityOut:
-    async with session.begin():
-        row = await _in_tenant(session, Availability, availability_id, tenant)
-        out = AvailabilityOut.model_validate(row)
-        await record(
-            session,
-            out,
-            event="AvailabilityApproved",
-            aggregate="availability",
-            aggregate_id=row.id,
-            tenant=tenant,
-            status_code=200,
-        )
-    return out
+    return await availabilities.approve_availability(session, availability_id, tenant=tenant)
 
 
 @router.post("/matches/{match_id}/approve", dependencies=[need(Cap.TRADE_APPROVE)])
@@ -252,25 +212,17 @@ async def approve_trade(
     session: AsyncSession = Depends(db.session),
 ) -> MatchOut:
     """Any approver approves a trade; one worth over Rs 1 Cr needs the high-value capability."""
-    async with session.begin():
-        match = await _in_tenant(session, Match, match_id, tenant)
-        if match.price * match.quantity > HIGH_VALUE:
-            authz: Authz = request.app.state.authz
-            try:
-                await authz.require(request.state.principal, Cap.TRADE_APPROVE_HIGH_VALUE, tenant)
-            except Forbidden as exc:
-                raise HTTPException(403, str(exc)) from exc
-        out = MatchOut.model_validate(match)
-        await record(
-            session,
-            out,
-            event="TradeApproved",
-            aggregate="match",
-            aggregate_id=match.id,
-            tenant=tenant,
-            status_code=200,
+    authz: Authz = request.app.state.authz
+
+    async def high_value() -> None:
+        await authz.require(request.state.principal, Cap.TRADE_APPROVE_HIGH_VALUE, tenant)
+
+    try:
+        return await matches.approve_trade(
+            session, match_id, tenant=tenant, check_high_value=high_value
         )
-    return out
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from exc
 
 
 @router.post("/partners/{partner_id}/kyc-verify", dependencies=[need(Cap.PARTNER_KYC_VERIFY)])
@@ -279,16 +231,4 @@ async def verify_partner_kyc(
     tenant: str = Depends(tenant_of),
     session: AsyncSession = Depends(db.session),
 ) -> PartnerOut:
-    async with session.begin():
-        partner = await _in_tenant(session, Partner, partner_id, tenant)
-        out = PartnerOut.model_validate(partner)
-        await record(
-            session,
-            out,
-            event="PartnerKycVerified",
-            aggregate="partner",
-            aggregate_id=partner.id,
-            tenant=tenant,
-            status_code=200,
-        )
-    return out
+    return await partners.verify_partner_kyc(session, partner_id, tenant=tenant)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tether.cli import app as cli
-from tether.lint import config, events
+from tether.lint import config, events, routers
 from tether.lint.sources import collect
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,11 +29,14 @@ def test_the_apps_own_config_is_the_one_found_and_names_real_service_functions()
     found = config.find_config(APP)
     assert found == APP / "tether-lint.toml"
     cfg = config.load(found)
-    assert len(cfg.state_changing) == 4 and "record" in cfg.event_helpers
+    assert len(cfg.state_changing) == 8 and "record" in cfg.event_helpers
     defined = set()
     for source in collect([APP], cfg.exclude, cfg.root_paths()):
         defined.update(name for name, _ in events.functions(source.parse(), source.module))
     assert set(cfg.state_changing) <= defined  # a typo would check nothing
+    with_routes = ["routes.partners", "routes.matches", "authz", "live"]
+    assert all(routers.is_router(f"examples.tradedesk.{m}", cfg) for m in with_routes)
+    assert not routers.is_router("examples.tradedesk.services.matches", cfg)
 
 
 @pytest.mark.parametrize("service", ["partners", "availabilities", "requirements", "matches"])
@@ -44,8 +47,9 @@ def test_a_service_that_forgets_its_event_is_reported(service: str) -> None:
     assert source.module == f"examples.tradedesk.services.{service}"
     assert list(events.check(source, source.parse(), cfg)) == []
     forgetful = ast.parse(path.read_text().replace("await record(", "await print("))
-    (found,) = events.check(source, forgetful, cfg)
-    assert found.rule == "event-on-commit"
+    found = list(events.check(source, forgetful, cfg))
+    listed = [name for name in cfg.state_changing if name.startswith(f"{source.module}.")]
+    assert len(found) == len(listed) and {v.rule for v in found} == {"event-on-commit"}
 
 
 def test_tether_audit_still_counts_every_state_changing_route_covered() -> None:
