@@ -29,7 +29,14 @@ TABLES = (
     "tether_authz_orgs",
     "tether_authz_user_roles",
     "tether_authz_user_capabilities",
+    "tether_jobs",
+    "tether_webhook_endpoints",
+    "tether_webhook_deliveries",
+    "tether_webhook_attempts",
 )
+# Operator data without a policy, granted to no application role (docs/tenancy.md): cron ticks
+# and the daily counts of recovered jobs. The fixtures grant them to the relay's role only.
+OPERATOR = ("tether_job_ticks", "tether_job_recoveries")
 # The capability tables every tenant shares, with what the application role may do there
 # (docs/tenancy.md): register capability names and users (not list them), read role
 # definitions, bump the change counter. Defining roles, and deleting users, is the owner's.
@@ -71,6 +78,8 @@ def tenancy_database(*, enabled: bool = True) -> Iterator[TenancyDb]:
                         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"')
                     for table, rights in SHARED.items():
                         conn.execute(f'GRANT {rights} ON {table} TO "{role}"')
+                for table in OPERATOR:
+                    conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{relay}"')
             yield TenancyDb(admin=dsn, app=_as(dsn, app), relay=_as(dsn, relay))
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:

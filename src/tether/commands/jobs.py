@@ -1,4 +1,8 @@
-"""``tether jobs``: list, show, retry, cancel and purge background jobs; recoveries per day."""
+"""``tether jobs``: list, show, retry, cancel and purge background jobs; recoveries per day.
+
+``--tenant`` scopes every connection of the command to one tenant (so under row-level security
+an application role reaches that tenant's jobs only) and filters by it (so the owner, whom
+row-level security does not limit, is limited too), as ``tether dlq --tenant`` does."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether.commands import common
+from tether.commands.backends import parse_tenant, tenant_session
 from tether.config import Database
 from tether.queue import Item, ItemFilter, ItemState
 
@@ -28,6 +33,9 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="Job name, exactly."
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 IdArg = Annotated[str, typer.Argument(help="The job's id (a UUID).", show_default=False)]
+TenantOpt = Annotated[
+    str | None, typer.Option("--tenant", help="Only this tenant's jobs (docs/tenancy.md).")
+]
 
 
 def _db(config: Any, database_url: str | None) -> Database:
@@ -54,24 +62,33 @@ def _state(text: str | None) -> ItemState | None:
         common.bad_input(f"--state {text!r}: use pending, claimed, done or dead")
 
 
-def _filter(queue: str | None, name: str | None, state: ItemState | None) -> ItemFilter:
-    return ItemFilter(queue=queue, state=state, extra={"name": name} if name else {})
+def _extra(name: str | None, tenant: str | None) -> dict[str, str]:
+    extra = {"name": name} if name else {}
+    return {**extra, "tenant_id": tenant} if tenant is not None else extra
+
+
+def _filter(
+    queue: str | None, name: str | None, state: ItemState | None, tenant: str | None = None
+) -> ItemFilter:
+    return ItemFilter(queue=queue, state=state, extra=_extra(name, tenant))
 
 
 @asynccontextmanager
-async def _store(db: Database) -> AsyncIterator[Any]:
+async def _store(db: Database, tenant: str | None = None) -> AsyncIterator[Any]:
     from tether.jobs import JobStore
 
-    store = await JobStore.connect(db.url, max_size=2)
+    with common.errors_handled(db.url):
+        tenant_session(db, tenant)  # refuses a transaction-mode pooler with a tenant
+    store = await JobStore.connect(db.url, max_size=2, tenant=tenant)
     try:
         yield store
     finally:
         await store.close()
 
 
-def _run(db: Database, work: Callable[[Any], Awaitable[T]]) -> T:
+def _run(db: Database, work: Callable[[Any], Awaitable[T]], tenant: str | None = None) -> T:
     async def go() -> T:
-        async with _store(db) as store:
+        async with _store(db, tenant) as store:
             return await work(store)
 
     with common.errors_handled(db.url):
@@ -82,6 +99,7 @@ def _row(item: Item) -> dict[str, Any]:
     return {
         "id": str(item.id),
         "name": item.extra.get("name"),
+        "tenant_id": item.extra.get("tenant_id"),
         "queue": item.queue,
         "state": item.state.value,
         "attempts": item.attempts,
@@ -102,14 +120,16 @@ def list_jobs(
     queue: QueueOpt = None,
     name: NameOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    tenant: TenantOpt = None,
     as_json: JsonOpt = False,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
-    """List jobs, oldest first, by state, queue and name."""
+    """List jobs, oldest first, by state, queue, name and tenant."""
+    who = parse_tenant(tenant)
     db = _db(config, database_url)
-    f = _filter(queue, name, _state(state))
-    items: list[Item] = _run(db, lambda s: s.engine.list(f, limit=limit))
+    f = _filter(queue, name, _state(state), who)
+    items: list[Item] = _run(db, lambda s: s.engine.list(f, limit=limit), who)
     if as_json:
         for item in items:
             typer.echo(json.dumps(_row(item)))
@@ -130,18 +150,20 @@ def list_jobs(
 @app.command()
 def show(
     job_id: IdArg,
+    tenant: TenantOpt = None,
     as_json: JsonOpt = False,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """One job with its arguments, attempts, error history and result."""
+    who = parse_tenant(tenant)
     db = _db(config, database_url)
     ident = _id(job_id)
 
     async def get(store: Any) -> tuple[Item, Any]:
-        return await store.engine.get(ident), await store.result(ident)
+        return await _get(store, ident, who), await store.result(ident)
 
-    item, result = _run(db, get)
+    item, result = _run(db, get, who)
     row = {**_row(item), "args": item.payload, "result": result,
            "errors": [{"at": e.at.isoformat(), "attempt": e.attempt, "error": e.error}
                       for e in item.errors]}  # fmt: skip
@@ -156,6 +178,19 @@ def show(
         typer.echo(f"  {e.at.isoformat()} attempt {e.attempt}: {e.error}")
 
 
+async def _get(store: Any, ident: uuid.UUID, tenant: str | None) -> Item:
+    """The job, or NotFoundError (exit 1) when it is not ``tenant``'s: the owner sees every
+    tenant's jobs, so the filter is what limits it."""
+    from tether.core.errors import NotFoundError
+
+    found: list[Item] = await store.engine.list(
+        ItemFilter(ids=[ident], extra=_extra(None, tenant)), limit=1
+    )
+    if not found:
+        raise NotFoundError(f"no job {ident}" + (f" of tenant {tenant}" if tenant else ""))
+    return found[0]
+
+
 @app.command()
 def retry(
     job_ids: Annotated[list[str] | None, typer.Argument(help="Dead jobs' ids.")] = None,
@@ -165,16 +200,18 @@ def retry(
     ] = False,
     queue: QueueOpt = None,
     name: NameOpt = None,
+    tenant: TenantOpt = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Put dead jobs back in their queue with fresh attempts."""
     if bool(job_ids) == all_dead:
         common.bad_input("give job ids or --all-dead (not both)")
+    who = parse_tenant(tenant)
     db = _db(config, database_url)
     ids = tuple(_id(i) for i in job_ids or ())
-    f = ItemFilter(ids=ids or None, queue=queue, extra={"name": name} if name else {})
-    n: int = _run(db, lambda s: s.engine.replay(f))
+    f = ItemFilter(ids=ids or None, queue=queue, extra=_extra(name, who))
+    n: int = _run(db, lambda s: s.engine.replay(f), who)
     typer.echo(f"retried {n} dead job(s)")
     if ids and n < len(ids):
         common.fail(f"{len(ids) - n} of the ids are not dead jobs (only dead jobs are retried)")
@@ -183,13 +220,21 @@ def retry(
 @app.command()
 def cancel(
     job_id: IdArg,
+    tenant: TenantOpt = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Cancel a queued or running job (a running one stops at its worker's next heartbeat)."""
+    who = parse_tenant(tenant)
     db = _db(config, database_url)
     ident = _id(job_id)
-    if not _run(db, lambda s: s.cancel(ident)):
+
+    async def go(store: Any) -> bool:
+        if who is not None:
+            await _get(store, ident, who)  # a job's tenant never changes: check, then cancel
+        return bool(await store.cancel(ident))
+
+    if not _run(db, go, who):
         common.fail(f"job {ident} is not queued or running (unknown, or already finished)")
     typer.echo(f"cancelled {ident}")
 
@@ -204,10 +249,12 @@ def purge(
         str | None, typer.Option("--older-than", help="Only finished before this age: 7d, 12h.")
     ] = None,
     yes: YesOpt = False,
+    tenant: TenantOpt = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
     """Delete finished (dead or done) jobs."""
+    who = parse_tenant(tenant)
     chosen = _state(state)
     if chosen not in (ItemState.DEAD, ItemState.DONE):
         common.bad_input("--state: purge removes dead or done jobs only")
@@ -220,9 +267,9 @@ def purge(
         if age is None:
             common.bad_input(f"--older-than {older_than!r}: use an age such as 45s, 30m, 12h, 7d")
     db = _db(config, database_url)
-    f = _filter(queue, name, chosen)
+    f = _filter(queue, name, chosen, who)
     if not yes:
-        n = _run(db, lambda s: s.engine.count(f))
+        n = _run(db, lambda s: s.engine.count(f), who)
         typer.confirm(f"delete {n} {chosen.value} job(s)?", abort=True)
 
     async def go(store: Any) -> int:
@@ -230,7 +277,7 @@ def purge(
             return int(await store.engine.sweep(age, states=(chosen,), filter=f))
         return int(await store.engine.purge(f))
 
-    typer.echo(f"purged {_run(db, go)} job(s)")
+    typer.echo(f"purged {_run(db, go, who)} job(s)")
 
 
 @app.command()

@@ -67,13 +67,16 @@ class JobContext:
     """What a running job may know about itself. ``tx`` is the asyncpg connection of the job's
     own transaction (``@job(transactional=True)``): write the job's effects there and they
     commit together with its completion, or not at all. ``cancelled`` is set when the job ran
-    past its timeout or lost its lease; a sync job should check it and return."""
+    past its timeout or lost its lease; a sync job should check it and return. ``tenant`` is
+    the tenant of the transaction that enqueued the job (None: enqueued unscoped); ``tx`` is
+    scoped to it (docs/tenancy.md)."""
 
     id: uuid.UUID
     name: str
     queue: str
     attempt: int
     max_attempts: int
+    tenant: str | None = None
     tx: Any = None
     cancelled: CancelFlag = field(default_factory=CancelFlag)
 

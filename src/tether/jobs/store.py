@@ -27,11 +27,20 @@ from tether.queue.postgres import _wrapped as wrapped
 from tether.store import drivers
 from tether.store.drivers import NotInTransactionError
 from tether.store.sqlfile import Query, queries
+from tether.tenancy import SETTING, check_tenant_id
 
 JOBS = TableSpec(
     "tether_jobs",
     has_queue_column=True,
-    extra_columns=("name", "priority", "timeout_s", "dedup_key", "heartbeat_at", "result"),
+    extra_columns=(
+        "name",
+        "priority",
+        "timeout_s",
+        "dedup_key",
+        "heartbeat_at",
+        "result",
+        "tenant_id",
+    ),
 )
 RECOVERED = "Recovered from stale state (no worker heartbeat)"
 CANCELLED = "cancelled by an operator"
@@ -99,8 +108,14 @@ class JobStore:
         self._owns_pool = False
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10, **options: Any) -> JobStore:
-        store = cls(await create_pool(dsn, max_size=max_size), **options)
+    async def connect(
+        cls, dsn: str, *, max_size: int = 10, tenant: str | None = None, **options: Any
+    ) -> JobStore:
+        """``tenant``: every connection of the pool is scoped to it (the session setting
+        ``tether.tenant_id``), so under row-level security this store enqueues, lists, counts,
+        retries, cancels and purges that tenant's jobs only (docs/tenancy.md)."""
+        settings = {SETTING: check_tenant_id(tenant)} if tenant is not None else None
+        store = cls(await create_pool(dsn, max_size=max_size, settings=settings), **options)
         store._owns_pool = True
         return store
 

@@ -32,6 +32,7 @@ from tether.jobs.schedules import Scheduler
 from tether.jobs.store import Recovered
 from tether.queue import Claimed
 from tether.queue.worker import Defer, default_worker_name
+from tether.tenancy import tenant_scope
 
 log = logging.getLogger("tether.jobs.worker")
 
@@ -192,6 +193,7 @@ class JobWorker:
             queue=str(item.queue),
             attempt=item.attempts,
             max_attempts=item.max_attempts or DEFAULT_MAX_ATTEMPTS,
+            tenant=item.extra.get("tenant_id"),
         )
         run = _Run(claimed, job, ctx)
         self._held[item.seq] = run
@@ -285,6 +287,10 @@ class JobWorker:
         clean = False
         try:
             async with conn.transaction():
+                if run.ctx.tenant is not None:
+                    # The job's writes belong to the tenant that enqueued it: tether_tenant()
+                    # defaults, add_event's scope check and policies of a role it switches to.
+                    await tenant_scope(conn, run.ctx.tenant)
                 run.ctx.tx = conn
                 try:
                     result = await self.runner.call(job, kwargs, run.ctx, limit)

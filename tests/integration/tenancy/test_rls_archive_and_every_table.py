@@ -2,7 +2,8 @@
 tenant policy: a session scoped to tenant A reads, counts, copies back (replays) and deletes
 none of tenant B's archived events; an unscoped session sees no row of any tenant table;
 ``tether_tenancy()`` switches exactly the tables with a policy; a database where tenancy was
-on before migration 0008 has it on for the archive and the grants after it."""
+on before migration 0008 (0014) has it on for the archive and the grants (jobs, webhooks)
+after it; the jobs' operator tables are not the application role's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.support import pg
-from tests.support.tenancy import TABLES, TenancyDb, tenancy_database
+from tests.support.tenancy import OPERATOR, TABLES, TenancyDb, tenancy_database
 from tether.store import migrations
 from tether.tenancy import tenant_scope
 
@@ -36,6 +37,17 @@ SEED = (
     "INSERT INTO tether_authz_user_roles (user_id, org_id, role) VALUES ('asha', '{t}', 'trader')",
     "INSERT INTO tether_authz_user_capabilities (user_id, org_id, capability)"
     " VALUES ('asha', '{t}', 'trade:view')",
+    "INSERT INTO tether_jobs (id, queue, name, payload, tenant_id)"
+    " VALUES (gen_random_uuid(), 'default', 'send', '{{}}', '{t}')",
+    "INSERT INTO tether_webhook_endpoints (id, tenant_id, url, filters, secrets, created_at,"
+    " updated_at) VALUES (md5('{t}')::uuid, '{t}', 'https://example.com/{t}', '{{}}', '{{}}',"
+    " now(), now())",
+    "INSERT INTO tether_webhook_deliveries (id, queue, available_at, created_at, payload,"
+    " tenant_id, endpoint_id, event_id, event_type) VALUES (gen_random_uuid(), 'medium', now(),"
+    " now(), '{{}}', '{t}', md5('{t}')::uuid, gen_random_uuid(), 'OrderPlaced')",
+    "INSERT INTO tether_webhook_attempts (delivery_id, endpoint_id, tenant_id, event_id,"
+    " attempt, at, outcome) VALUES (gen_random_uuid(), md5('{t}')::uuid, '{t}',"
+    " gen_random_uuid(), 1, now(), 'ok')",
 )
 ARCHIVE = "SELECT count(*) FROM tether_outbox_archive"
 
@@ -139,15 +151,30 @@ async def test_a_tenant_reads_replays_and_purges_only_its_archived_events(db: Te
     assert await fetchval(db.relay, ARCHIVE) == 3
 
 
-def test_upgrading_a_database_with_tenancy_on_turns_it_on_for_the_new_tables() -> None:
+@pytest.mark.parametrize(("before", "after", "new"), [("0007", "0008", 8), ("0013", "0014", 12)])
+def test_upgrading_a_database_with_tenancy_on_turns_it_on_for_the_new_tables(
+    before: str, after: str, new: int
+) -> None:
     with pg.fresh_database(template="template0") as dsn:
-        migrations.upgrade(dsn, "0007")
+        migrations.upgrade(dsn, before)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT tether_tenancy(true)")
-        migrations.upgrade(dsn, "0008")
+        migrations.upgrade(dsn, after)
         with psycopg.connect(dsn) as conn:
             rows = conn.execute(
                 "SELECT relname FROM pg_class WHERE relrowsecurity AND relname = ANY(%s)",
                 (list(TABLES),),
             ).fetchall()
-        assert {r[0] for r in rows} == set(TABLES)
+        assert {r[0] for r in rows} == set(TABLES[:new])
+
+
+async def test_cron_ticks_and_recovery_counts_are_not_the_application_roles(
+    db: TenancyDb,
+) -> None:
+    conn = await asyncpg.connect(db.app)
+    try:
+        for table in OPERATOR:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.fetchval(f"SELECT count(*) FROM {table}")
+    finally:
+        await conn.close()

@@ -4,6 +4,7 @@
 -- name: enqueue
 -- One statement per batch. A row whose de-duplication key is held by a queued or running job
 -- is not inserted (the partial unique index); the answer then names the job holding the key.
+-- Keys are per tenant (a job's tenant_id defaults to tether_tenant(); migration 0014).
 WITH input AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:queues AS text[]),
                          CAST(:priorities AS integer[]), CAST(:available_at AS timestamptz[]),
@@ -25,6 +26,7 @@ SELECT i.ord, i.id AS wanted, ins.id AS inserted,
        COALESCE(ins.id, by_key.id,
                 (SELECT j.id FROM tether_jobs j
                  WHERE j.dedup_key = i.dedup_key AND j.state IN ('pending', 'claimed')
+                   AND COALESCE(j.tenant_id, '') = COALESCE(tether_tenant(), '')
                  LIMIT 1)) AS job_id
 FROM input i
 LEFT JOIN ins ON ins.id = i.id
@@ -46,6 +48,7 @@ SELECT 1 AS ord, CAST(:id AS uuid) AS wanted, (SELECT id FROM ins) AS inserted,
        COALESCE((SELECT id FROM ins),
                 (SELECT j.id FROM tether_jobs j
                  WHERE j.dedup_key = :dedup_key AND j.state IN ('pending', 'claimed')
+                   AND COALESCE(j.tenant_id, '') = COALESCE(tether_tenant(), '')
                  LIMIT 1)) AS job_id
 
 -- name: claim
