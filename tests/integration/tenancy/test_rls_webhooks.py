@@ -1,7 +1,8 @@
 """Webhooks under row-level security: an application role scoped to tenant A sees and manages
 none of B's endpoints, deliveries or attempts, even when a call names B (the database refuses
 what the application's own tenant filter would let through), through the Python API and
-``tether webhooks --tenant``; an unscoped role sees nothing; the dispatcher's role (it bypasses
+``tether webhooks --tenant`` and the HTTP routes (mounted on a :class:`TenantPool`); an
+unscoped role sees nothing; the dispatcher's role (it bypasses
 row-level security) sees every tenant."""
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
+from fastapi import Depends, FastAPI, Request
 from typer.testing import CliRunner
 
 from tests.support.tenancy import TenancyDb, tenancy_database
+from tether.authz import Authz, MemoryAuthzStore, Registry
+from tether.authz.fastapi import OrgFrom, install
 from tether.cli import app
 from tether.core.errors import NotFoundError
+from tether.http.tenant_pool import TenantPool, bind_tenant
 from tether.net import SsrfPolicy
 from tether.tenancy import SETTING
 from tether.webhooks.deliveries import DeliveryLog
 from tether.webhooks.model import EndpointSettings
+from tether.webhooks.routes import Cap, webhooks_router
 from tether.webhooks.store import EndpointStore
 
 pytestmark = pytest.mark.timeout(90)
@@ -167,3 +174,80 @@ def test_the_cli_stays_inside_the_tenant(seeded: Seeded) -> None:
     assert code == 0 and {a["endpoint_id"] for a in json.loads(out)} == {acme}
     code, out = tw(db.app, "endpoints", "list", "--tenant", "no spaces")
     assert code == 2
+
+
+# -- the HTTP routes, mounted with tenancy --------------------------------------------------
+
+
+@pytest.fixture
+async def client(seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
+    """The webhooks routes as the application role under row-level security: one pool for
+    every tenant, each statement scoped to the request's tenant (TenantPool, bind_tenant)."""
+    authz = Authz(MemoryAuthzStore(), Registry(Cap))
+    await authz.sync()
+    for tenant in TENANTS:
+        await authz.add_user(tenant)
+        await authz.add_org(tenant)
+        await authz.grant(tenant, Cap.MANAGE, tenant)
+        await authz.grant(tenant, Cap.READ, tenant)
+    pool = TenantPool(await pool_of(seeded.db.app))
+    app = FastAPI()
+    app.include_router(
+        webhooks_router(EndpointStore(pool, ssrf=SSRF), DeliveryLog(pool)),
+        prefix="/webhooks",
+        dependencies=[Depends(bind_tenant)],
+    )
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # Stands in for real authentication, which leaves the caller's tenant here.
+        request.scope.setdefault("state", {})["tenant_id"] = request.headers.get("X-Tenant")
+        return await call_next(request)
+
+    install(app, authz, user=lambda r: r.headers.get("X-Tenant"), org=OrgFrom.tenant())
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
+            yield http
+    finally:
+        await pool.close()
+
+
+async def test_the_routes_see_and_manage_only_the_callers_tenant(
+    seeded: Seeded, client: httpx.AsyncClient
+) -> None:
+    acme, globex = seeded.endpoint["acme"], seeded.endpoint["globex"]
+    theirs = seeded.delivery["globex"]
+    as_acme = {"X-Tenant": "acme"}
+    listed = await client.get("/webhooks/endpoints", headers=as_acme)
+    assert listed.status_code == 200 and [e["id"] for e in listed.json()] == [str(acme)]
+    deliveries = await client.get("/webhooks/deliveries", headers=as_acme)
+    assert [d["id"] for d in deliveries.json()] == [str(seeded.delivery["acme"])]
+    attempts = await client.get("/webhooks/attempts", headers=as_acme)
+    assert {a["endpoint_id"] for a in attempts.json()} == {str(acme)}
+    for method, path in (
+        ("GET", f"/webhooks/endpoints/{globex}"),
+        ("DELETE", f"/webhooks/endpoints/{globex}"),
+        ("POST", f"/webhooks/endpoints/{globex}/rotate"),
+        ("GET", f"/webhooks/deliveries/{theirs}"),
+        ("POST", f"/webhooks/deliveries/{theirs}/replay"),
+    ):
+        r = await client.request(method, path, headers=as_acme)
+        assert r.status_code == 404, (method, path, r.text)
+    made = await client.post(
+        "/webhooks/endpoints", json={"url": "http://127.0.0.1:9/new"}, headers=as_acme
+    )
+    assert made.status_code == 201 and made.json()["tenant"] == "acme"
+    deleted = await client.delete(f"/webhooks/endpoints/{made.json()['id']}", headers=as_acme)
+    assert deleted.status_code == 204
+    no_tenant = await client.get("/webhooks/endpoints")
+    assert no_tenant.status_code == 403
+    globex_sees = await client.get("/webhooks/endpoints", headers={"X-Tenant": "globex"})
+    assert [e["id"] for e in globex_sees.json()] == [str(globex)]
+    # Outside a request nothing is bound: a TenantPool then sees nothing.
+    unbound = TenantPool(await pool_of(seeded.db.app))
+    try:
+        assert await EndpointStore(unbound, ssrf=SSRF).list("acme") == []
+    finally:
+        await unbound.close()
