@@ -40,3 +40,27 @@ def test_tenancy_example_runs() -> None:
         "the relay's role sees: 3 events",
     ):
         assert line in result.stdout, result.stdout
+
+
+@pytest.mark.timeout(90)
+def test_jobs_and_webhooks_example_runs() -> None:
+    """examples/tenancy_jobs_webhooks.py: each job runs in its enqueuer's tenant, a tenant's
+    store counts its own jobs, and the webhooks routes on one TenantPool keep tenants apart."""
+    services.require("postgres")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tenancy_jobs_webhooks.py"), PG_ADMIN_DSN],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "invoice for o-1 in acme (transaction scoped to acme)",
+        "invoice for g-1 in globex (transaction scoped to globex)",
+        "acme's jobs: 1",
+        "acme's endpoints: 1",
+        "globex's endpoints: 0",
+        "globex reads acme's endpoint: 404",
+    ]
