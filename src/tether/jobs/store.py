@@ -229,6 +229,49 @@ class JobStore:
         )
         return [Claimed(i, token, until) for i in items]
 
+    async def settle_and_claim(
+        self,
+        finished: Sequence[tuple[Claimed, Any]],
+        *,
+        queue: str,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        keep: bool = True,
+        conn: Any = None,
+    ) -> tuple[list[Claimed], list[Claimed]]:
+        """Complete ``finished`` and claim up to ``limit`` jobs of ``queue`` in ONE statement
+        (on ``conn`` when given, else a pooled connection). Returns (lost, claimed): the
+        finished jobs whose lease was lost (their results discarded) and the new claims."""
+        now = self.clock.now()
+        token = uuid.uuid4()
+        until = now + lease
+        values: dict[str, Any] = {
+            "now": now, "queue": queue, "limit": limit, "lease_until": until,
+            "token": token, "worker": worker,
+            "seqs": [c.item.seq for c, _ in finished],
+            "tokens": [c.lease_token for c, _ in finished],
+        }  # fmt: skip
+        if keep:
+            values["results"] = [
+                None if r is None else jsonutil.dumps(r).decode() for _, r in finished
+            ]
+        query = _render("settle_and_claim" if keep else "settle_delete_and_claim")
+        async with wrapped("settle and claim"):
+            target = conn if conn is not None else self.pool
+            rows = await target.fetch(query.numbered, *query.args(values))
+        done: set[int] = set()
+        items = []
+        for r in rows:
+            if r["done_seqs"] is not None:
+                done.update(r["done_seqs"])
+            if r["seq"] is not None:
+                items.append(self.item(cast(Mapping[str, Any], r)))
+        lost = [c for c, _ in finished if c.item.seq not in done]
+        if len(items) > 1:
+            items.sort(key=lambda i: (-int(i.extra["priority"]), i.seq))
+        return lost, [Claimed(i, token, until) for i in items]
+
     async def heartbeat_many(self, batch: Sequence[Claimed], lease: timedelta) -> set[int]:
         """Push the leases of ``batch`` forward; returns the seqs still held."""
         if not batch:

@@ -14,9 +14,10 @@ finish; the rest are cancelled and released with no attempt spent (``defer``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from tether.jobs.runner import JobTimeoutError, Runner
 from tether.jobs.schedules import Scheduler
 from tether.jobs.store import Recovered
 from tether.queue import Claimed
+from tether.queue.postgres import _wrapped as wrapped
 from tether.queue.worker import Defer, default_worker_name
 from tether.tenancy import tenant_scope
 
@@ -48,6 +50,7 @@ class _Run:
     lost: bool = False  # the heartbeat found the lease gone: recovered or cancelled elsewhere
     stopping: bool = False  # shutdown ran past the grace period: release without an attempt
     finishing: bool = False  # the outcome is being written; too late to abandon
+    slot: bool = False  # counts toward its queue's concurrency
 
 
 @dataclass
@@ -63,43 +66,97 @@ class WorkerStats:
     by_queue: dict[str, int] = field(default_factory=dict)
 
 
-class _Completions:
-    """Coalesces completions that arrive in the same loop turn into one statement."""
+class _Lanes:
+    """A few pooled connections kept for the worker's claim and settle statements. Going
+    through the pool per statement costs a second round trip each time (asyncpg resets a
+    connection on release). Two lanes let one statement be written while the other runs, so
+    neither Python nor PostgreSQL waits on the other."""
 
-    def __init__(self, jobs: Jobs, keep: bool) -> None:
-        self._jobs, self._keep = jobs, keep
+    def __init__(self, pool: Any, size: int = 2) -> None:
+        self._pool = pool
+        self._size = size
+        self._free: asyncio.Queue[Any] = asyncio.Queue()
+        for _ in range(size):
+            self._free.put_nowait(None)  # None: connect on first use
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[Any]:
+        conn = await self._free.get()
+        try:
+            if conn is None or conn.is_closed():
+                async with wrapped("connect"):
+                    conn = await self._pool.acquire()
+            yield conn
+        except BaseException:
+            # A failed or interrupted statement may leave the connection unusable: hand
+            # it back (the pool resets or discards it) and take a fresh one next time.
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn)
+            conn = None
+            raise
+        finally:
+            self._free.put_nowait(conn)
+
+    async def close(self) -> None:
+        """Give the connections back (called when no statement runs)."""
+        while not self._free.empty():
+            conn = self._free.get_nowait()
+            if conn is not None:
+                await self._pool.release(conn)
+        for _ in range(self._size):
+            self._free.put_nowait(None)
+
+
+class _Completions:
+    """Coalesces completions that arrive in the same loop turn into one statement per queue,
+    which also claims that queue's next jobs (``JobWorker._settle``): one round trip per turn
+    instead of a completion and a claim. Up to ``IN_FLIGHT`` such statements run at once
+    (one per lane), so the next batch is written while the previous one runs."""
+
+    IN_FLIGHT = 2
+
+    def __init__(self, worker: JobWorker) -> None:
+        self._worker = worker
         self._pending: list[tuple[Claimed, Any, asyncio.Future[bool]]] = []
-        self._drain: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._collecting = False  # a flush task will take the pending batch
 
     async def submit(self, claimed: Claimed, result: Any) -> bool:
         """True when recorded, False when the lease was lost (result discarded)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((claimed, result, future))
-        if self._drain is None or self._drain.done():
-            self._drain = asyncio.create_task(self._flush())
+        if not self._collecting and len(self._tasks) < self.IN_FLIGHT:
+            self._collecting = True
+            task = asyncio.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let the completions of this turn join the batch
         while self._pending:
+            self._collecting = False
             batch, self._pending = self._pending, []
-            try:
-                lost = await self._jobs.store.complete_many(
-                    [(c, r) for c, r, _ in batch], keep=self._keep
-                )
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            gone = {c.item.seq for c in lost}
-            for c, _, future in batch:
-                if not future.done():
-                    future.set_result(c.item.seq not in gone)
+            by_queue: dict[str, list[tuple[Claimed, Any, asyncio.Future[bool]]]] = {}
+            for entry in batch:
+                by_queue.setdefault(str(entry[0].item.queue), []).append(entry)
+            for queue, entries in by_queue.items():
+                await self._worker._settle(queue, entries)
+                freed = self._worker._freed.get(queue)
+                if freed is not None:
+                    freed.set()  # the serve loop looks again (it waits while we write)
+            if self._collecting:
+                break  # another flush task takes what arrived meanwhile
+
+    @property
+    def busy(self) -> bool:
+        """Completions are waiting or being written (and their statement will claim)."""
+        return bool(self._pending) or bool(self._tasks)
 
     async def close(self) -> None:
-        if self._drain is not None:
-            await asyncio.gather(self._drain, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class JobWorker:
@@ -149,7 +206,11 @@ class JobWorker:
         self.stats = WorkerStats()
         self.runner = Runner()
         self.scheduler = Scheduler(jobs) if schedules else None
-        self._completions = _Completions(jobs, keep_results)
+        self.keep_results = keep_results
+        self._completions = _Completions(self)
+        self._lane = _Lanes(jobs.store.pool)
+        self._claiming = {q: 0 for q in self.queues}  # rows being claimed right now
+        self._serving = False  # run() keeps queues topped up; run_once() claims only once
         self._held: dict[int, _Run] = {}  # claimed by this worker: running or buffered
         self._buffer: dict[str, deque[_Run]] = {q: deque() for q in self.queues}
         self._active: dict[str, int] = {}
@@ -201,6 +262,7 @@ class JobWorker:
 
     def _launch(self, run: _Run) -> None:
         self._active[run.ctx.queue] = self._active.get(run.ctx.queue, 0) + 1
+        run.slot = True
         run.task = asyncio.create_task(self._execute(run), name=f"job {run.claimed.id}")
 
     def _fill(self, queue: str, limit: int) -> None:
@@ -225,10 +287,16 @@ class JobWorker:
                 raise
         finally:
             self._held.pop(c.item.seq, None)
-            self._active[queue] -= 1
+            self._free_slot(run)
             self.stats.by_queue[queue] = self.stats.by_queue.get(queue, 0) + 1
-            if queue in self._freed:
-                self._freed[queue].set()
+
+    def _free_slot(self, run: _Run) -> None:
+        if run.slot:
+            run.slot = False
+            self._active[run.ctx.queue] -= 1
+            freed = self._freed.get(run.ctx.queue)
+            if freed is not None:
+                freed.set()
 
     async def _attempt(self, run: _Run) -> None:
         c, job = run.claimed, run.job
@@ -264,6 +332,9 @@ class JobWorker:
             await self._outcome(run, "fail", f"{type(exc).__name__}: {exc}")
             return
         run.finishing = True
+        # The job has run: its slot goes to the next job while the completion is written
+        # (with the next claim, in one statement), so jobs run during the round trip.
+        self._free_slot(run)
         try:
             recorded = await self._completions.submit(c, result_json(result))
         except StoreError as exc:
@@ -377,14 +448,68 @@ class JobWorker:
                  run.ctx.name)  # fmt: skip
 
     # -- loops ---------------------------------------------------------------------------
-    async def _claim(self, queue: str, limit: int, *, launch: bool) -> int:
+    def _want(self, queue: str) -> int:
+        """How many more jobs ``queue`` can hold (running + claimed ahead)."""
+        if not self._serving or self._stopping.is_set() or queue not in self.queues:
+            return 0
+        depth = self.queues[queue] + self.prefetch
+        held = self._active.get(queue, 0) + len(self._buffer[queue])
+        return max(0, depth - held - self._claiming[queue])
+
+    async def _settle(
+        self, queue: str, entries: Sequence[tuple[Claimed, Any, asyncio.Future[bool]]]
+    ) -> None:
+        """Record finished jobs and claim the queue's next ones in one statement."""
+        want = self._want(queue)
+        if want < max(1, self.prefetch // 2):
+            want = 0  # too few to be worth it; the serve loop claims when enough are free
+        self._claiming[queue] = self._claiming.get(queue, 0) + want
         try:
-            batch = await self.jobs.store.claim(
-                queue, limit, lease=self.stale_after, worker=self.name
-            )
+            async with self._lane.use() as conn:
+                lost, batch = await self.jobs.store.settle_and_claim(
+                    [(c, r) for c, r, _ in entries], queue=queue, limit=want,
+                    lease=self.stale_after, worker=self.name, keep=self.keep_results, conn=conn,
+                )  # fmt: skip
+        except Exception as exc:
+            for _, _, future in entries:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._claiming[queue] -= want
+        await self._take(batch)
+        gone = {c.item.seq for c in lost}
+        for c, _, future in entries:
+            if not future.done():
+                future.set_result(c.item.seq not in gone)
+
+    async def _take(self, batch: Sequence[Claimed]) -> None:
+        """Buffer jobs claimed with a completion; give them back at once if shutdown began
+        while the statement ran (the shutdown has already emptied the buffers)."""
+        runs = [self._start(claimed) for claimed in batch]
+        if not self._stopping.is_set():
+            for run in runs:
+                self._buffer[run.ctx.queue].append(run)
+            if runs:
+                self._freed[runs[0].ctx.queue].set()
+            return
+        for run in runs:
+            self._held.pop(run.claimed.item.seq, None)
+        await asyncio.gather(*(self._release(r) for r in runs))
+
+    async def _claim(self, queue: str, limit: int, *, launch: bool) -> int:
+        self._claiming[queue] = self._claiming.get(queue, 0) + limit
+        try:
+            async with self._lane.use() as conn:
+                _, batch = await self.jobs.store.settle_and_claim(
+                    (), queue=queue, limit=limit, lease=self.stale_after, worker=self.name,
+                    keep=self.keep_results, conn=conn,
+                )  # fmt: skip
         except StoreError as exc:
             log.warning("worker %s: claim on %s failed, retrying: %s", self.name, queue, exc)
             return -1
+        finally:
+            self._claiming[queue] -= limit
         for claimed in batch:
             run = self._start(claimed)
             if launch:
@@ -398,24 +523,25 @@ class JobWorker:
         lease and heartbeated like running ones): claims happen in batches while jobs run,
         instead of one round trip per finished job."""
         freed, buffer = self._freed[queue], self._buffer[queue]
-        depth = limit + self.prefetch
         threshold = max(1, self.prefetch // 2)
         while not self._stopping.is_set():
             freed.clear()
             self._fill(queue, limit)
             active = self._active.get(queue, 0)
-            want = depth - active - len(buffer)
+            # While completions are being written, their statement claims for the queue.
+            busy = self._completions.busy
+            want = 0 if busy else self._want(queue)
             got = 0
             if want >= threshold:
                 got = await self._claim(queue, want, launch=False)
                 if got > 0:
                     continue
-            if got == 0 and active == 0 and not buffer:
+            if got == 0 and active == 0 and not buffer and not busy:
                 self.idle.set()
             else:
                 self.idle.clear()
             waits: list[Awaitable[Any]] = [self._stopping.wait(), self._wake.wait()]
-            if active:
+            if active or busy:
                 waits.append(freed.wait())  # claim or start more as slots free up
             await _first(waits, self.poll_interval if got >= 0 else max(self.poll_interval, 1))
             self._wake.clear()
@@ -514,6 +640,7 @@ class JobWorker:
         await self._release_spare()
 
     async def _release_spare(self) -> None:
+        await self._lane.close()
         spare, self._spare = self._spare, []
         for conn in spare:
             await self.jobs.store.pool.release(conn)
@@ -521,6 +648,7 @@ class JobWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully (see the module doc)."""
         self._stopping.clear()
+        self._serving = True
         background = [
             asyncio.create_task(self._heartbeats()),
             asyncio.create_task(self._recoveries()),
@@ -538,6 +666,7 @@ class JobWorker:
         finally:
             stopped.cancel()
             self._stopping.set()
+            self._serving = False
             await asyncio.gather(*serving, return_exceptions=True)
             await self._shutdown()
             for task in background:

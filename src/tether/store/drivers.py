@@ -8,19 +8,20 @@ Drivers are recognized by module name so none of them has to be installed.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.engine import Connection as SAConnection
-from sqlalchemy.ext.asyncio import AsyncConnection as SAAsyncConnection
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from tether.core.errors import TetherError
 from tether.store.dialect import Dialect, of_engine
 from tether.store.sqlfile import Query
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection as SAConnection
+    from sqlalchemy.ext.asyncio import AsyncConnection as SAAsyncConnection
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
 
 Rows = list[tuple[Any, ...]]
 
@@ -33,14 +34,38 @@ def _module(target: object) -> str:
     return type(target).__module__.split(".", 1)[0]
 
 
+def _sa_handle(target: object) -> str | None:
+    """The kind ("async" or "sync") of a SQLAlchemy session or connection, else None.
+
+    SQLAlchemy is not imported here (a second or more per process start, e.g. every job
+    worker's): an object of one of its classes can only exist once the class's module is
+    loaded, so only the modules already in ``sys.modules`` are looked at."""
+    asyncio_mod = sys.modules.get("sqlalchemy.ext.asyncio")
+    if asyncio_mod is not None and isinstance(
+        target, asyncio_mod.AsyncSession | asyncio_mod.AsyncConnection
+    ):
+        return "async"
+    orm_mod = sys.modules.get("sqlalchemy.orm")
+    if orm_mod is not None and isinstance(target, orm_mod.Session):
+        return "sync"
+    engine_mod = sys.modules.get("sqlalchemy.engine")
+    if engine_mod is not None and isinstance(target, engine_mod.Connection):
+        return "sync"
+    return None
+
+
 def _sa_dialect(target: AsyncSession | SAAsyncConnection | Session | SAConnection) -> Dialect:
-    bind = target.get_bind() if isinstance(target, AsyncSession | Session) else target
+    aio, orm = sys.modules.get("sqlalchemy.ext.asyncio"), sys.modules.get("sqlalchemy.orm")
+    session = (aio is not None and isinstance(target, aio.AsyncSession)) or (
+        orm is not None and isinstance(target, orm.Session)
+    )
+    bind = target.get_bind() if session else target  # type: ignore[union-attr]
     return of_engine(bind)
 
 
 def dialect_of(target: object) -> Dialect:
-    if isinstance(target, AsyncSession | SAAsyncConnection | Session | SAConnection):
-        return _sa_dialect(target)
+    if _sa_handle(target) is not None:
+        return _sa_dialect(target)  # type: ignore[arg-type]
     module = _module(target)
     if module in ("asyncpg", "psycopg"):
         return "postgres"
@@ -78,10 +103,12 @@ def _pg_text_values(values: dict[str, object]) -> dict[str, object]:
 
 async def execute(target: object, query: Query, values: dict[str, object]) -> Rows:
     """Execute ``query`` on an async handle; return all rows (empty for plain writes)."""
-    if isinstance(target, AsyncSession | SAAsyncConnection):
-        sqlite = _sa_dialect(target) == "sqlite"
+    if _sa_handle(target) == "async":
+        from sqlalchemy import text
+
+        sqlite = _sa_dialect(target) == "sqlite"  # type: ignore[arg-type]
         params = sqlite_values(values) if sqlite else _pg_text_values(values)
-        result = await target.execute(text(query.sql), params)
+        result = await target.execute(text(query.sql), params)  # type: ignore[attr-defined]
         return (
             [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
         )
@@ -110,10 +137,12 @@ async def execute(target: object, query: Query, values: dict[str, object]) -> Ro
 
 def execute_sync(target: object, query: Query, values: dict[str, object]) -> Rows:
     """Execute ``query`` on a synchronous handle; return all rows (empty for plain writes)."""
-    if isinstance(target, Session | SAConnection):
-        sqlite = _sa_dialect(target) == "sqlite"
+    if _sa_handle(target) == "sync":
+        from sqlalchemy import text
+
+        sqlite = _sa_dialect(target) == "sqlite"  # type: ignore[arg-type]
         params = sqlite_values(values) if sqlite else _pg_text_values(values)
-        result = target.execute(text(query.sql), params)
+        result = target.execute(text(query.sql), params)  # type: ignore[attr-defined]
         return (
             [tuple(r) for r in result.fetchall()] if getattr(result, "returns_rows", True) else []
         )

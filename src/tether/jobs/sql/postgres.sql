@@ -96,6 +96,67 @@ USING unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[])) AS u(seq, token)
 WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
 RETURNING t.seq
 
+-- name: settle_and_claim
+-- One round trip per worker turn: record the finished batch (lease-checked, as
+-- complete_many) and claim the next for the same queue (as claim). The two touch disjoint
+-- rows (claimed vs pending), so one snapshot serves both. The answer has at least one row:
+-- one row's done_seqs lists the settled seqs (a seq missing from it lost its lease; the
+-- other rows' is NULL, not a copy per claimed job); the job columns are NULL when nothing
+-- was claimed.
+WITH done AS (
+    UPDATE tether_jobs t
+    SET state = 'done', finished_at = :now, lease_token = NULL, result = CAST(u.result AS jsonb)
+    FROM unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[]), CAST(:results AS text[]))
+         AS u(seq, token, result)
+    WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
+    RETURNING t.seq
+),
+c AS MATERIALIZED (
+    SELECT t.seq FROM tether_jobs t
+    WHERE t.queue = :queue AND t.state = 'pending' AND t.available_at <= :now
+    ORDER BY t.priority DESC, t.seq
+    LIMIT :limit
+    FOR UPDATE OF t SKIP LOCKED
+),
+claimed AS (
+    UPDATE tether_jobs t
+    SET state = 'claimed', attempts = t.attempts + 1, available_at = :lease_until,
+        lease_token = :token, worker = :worker, heartbeat_at = :now
+    FROM c
+    WHERE t.seq = c.seq
+    RETURNING {t_columns}
+)
+SELECT CASE WHEN row_number() OVER () = 1 THEN d.done_seqs END AS done_seqs, claimed.*
+FROM (SELECT array_agg(seq) AS done_seqs FROM done) AS d
+LEFT JOIN claimed ON true
+
+-- name: settle_delete_and_claim
+-- The same with finished rows deleted instead of kept with their result (keep_results=False).
+WITH done AS (
+    DELETE FROM tether_jobs t
+    USING unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[])) AS u(seq, token)
+    WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
+    RETURNING t.seq
+),
+c AS MATERIALIZED (
+    SELECT t.seq FROM tether_jobs t
+    WHERE t.queue = :queue AND t.state = 'pending' AND t.available_at <= :now
+    ORDER BY t.priority DESC, t.seq
+    LIMIT :limit
+    FOR UPDATE OF t SKIP LOCKED
+),
+claimed AS (
+    UPDATE tether_jobs t
+    SET state = 'claimed', attempts = t.attempts + 1, available_at = :lease_until,
+        lease_token = :token, worker = :worker, heartbeat_at = :now
+    FROM c
+    WHERE t.seq = c.seq
+    RETURNING {t_columns}
+)
+SELECT CASE WHEN row_number() OVER () = 1 THEN d.done_seqs END AS done_seqs, claimed.*
+FROM (SELECT array_agg(seq) AS done_seqs FROM done) AS d
+LEFT JOIN claimed ON true
+
 -- name: recover
 -- Stale-job recovery: a claimed job whose lease ran out (no heartbeat within the threshold)
 -- goes back to pending with the message in its history, or to dead when the attempt the lost
