@@ -210,11 +210,30 @@ def retry(
     who = parse_tenant(tenant)
     db = _db(config, database_url)
     ids = tuple(_id(i) for i in job_ids or ())
-    f = ItemFilter(ids=ids or None, queue=queue, extra=_extra(name, who))
-    n: int = _run(db, lambda s: s.engine.replay(f), who)
+    outcome = _run(db, lambda s: s.retry_dead(ids or None, queue=queue, name=name, tenant=who), who)
+    n: int = outcome.retried
     typer.echo(f"retried {n} dead job(s)")
-    if ids and n < len(ids):
-        common.fail(f"{len(ids) - n} of the ids are not dead jobs (only dead jobs are retried)")
+    for held in outcome.refused[:20]:
+        by = (
+            f"queued or running job {held.holder}"
+            if held.by_live_job
+            else f"dead job {held.holder}, retried instead"
+        )
+        typer.echo(
+            f"not retried: job {held.id}: its de-duplication key {held.dedup_key!r} is held by "
+            f"{by} (only one queued or running job per key)",
+            err=True,
+        )
+    if len(outcome.refused) > 20:
+        typer.echo(f"... and {len(outcome.refused) - 20} more not retried", err=True)
+    if outcome.refused:
+        common.fail(
+            f"{len(outcome.refused)} dead job(s) left dead: their de-duplication keys are "
+            "taken (cancel or finish the holder, then retry)"
+        )
+    missing = len(ids) - n - len(outcome.refused)
+    if ids and missing > 0:
+        common.fail(f"{missing} of the ids are not dead jobs (only dead jobs are retried)")
 
 
 @app.command()

@@ -85,6 +85,8 @@ async def serve(db: Database, apps: list[str], options: dict[str, object]) -> No
     assert isinstance(registry, JobRegistry)
     if not registry.names:
         common.bad_input(f"no jobs registered by {', '.join(apps)}: decorate functions with @job")
+    channels = options.get("alert_channels") or []
+    assert isinstance(channels, list)
     queues = options.pop("queues")
     concurrency = int(options.pop("concurrency"))  # type: ignore[call-overload]
     total = sum(queues.values()) if isinstance(queues, dict) else concurrency * 4
@@ -111,6 +113,8 @@ async def serve(db: Database, apps: list[str], options: dict[str, object]) -> No
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        for channel in channels:
+            await channel.close()
         await store.close()
 
 
@@ -148,6 +152,37 @@ def worker(
     schedules: Annotated[
         bool, typer.Option("--schedules/--no-schedules", help="Fire cron schedules.")
     ] = True,
+    slack_webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-webhook-url",
+            envvar="TETHER_ALERT_SLACK_WEBHOOK_URL",
+            help="Slack incoming webhook for the recovered-jobs alert (as the monitor's).",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-url",
+            envvar="TETHER_ALERT_WEBHOOK_URL",
+            help="URL that gets the recovered-jobs alert as signed JSON (as the monitor's).",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook-secret",
+            envvar="TETHER_ALERT_WEBHOOK_SECRET",
+            help="whsec_... secret(s) signing the webhook alerts.",
+            show_default=False,
+        ),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option("--allow", help="Host or CIDR the alerts' SSRF guard lets through."),
+    ] = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, ...")] = "INFO",
@@ -161,7 +196,20 @@ def worker(
         if not isinstance(level, int):
             common.bad_input(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR")
         logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(message)s")
+    channels: list[object] = []
+    if slack_webhook_url or webhook_url or webhook_secret:
+        # The dead-letter monitor's channels, built and checked the same way.
+        from tether.commands.monitor import _channels
+        from tether.core.errors import ConfigError
+
+        try:
+            channels = list(
+                _channels(slack_webhook_url, webhook_url, webhook_secret or [], allow or [])
+            )
+        except ConfigError as exc:
+            common.bad_input(str(exc))
     options: dict[str, object] = {
+        "alert_channels": channels,
         "queues": parse_queues(queue, concurrency),
         "concurrency": concurrency,
         "stale_after": timedelta(seconds=stale_after),

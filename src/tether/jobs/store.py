@@ -21,7 +21,7 @@ from tether.core import jsonutil
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.errors import ConfigError, LeaseLostError, StoreError
 from tether.core.ids import new_id
-from tether.queue import Claimed, Item, TableSpec
+from tether.queue import Claimed, Item, ItemFilter, TableSpec
 from tether.queue.postgres import PostgresQueue, create_pool
 from tether.queue.postgres import _wrapped as wrapped
 from tether.store import drivers
@@ -69,6 +69,23 @@ class JobRef:
 
     id: uuid.UUID | None
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldKey:
+    """A dead job a retry left dead: its de-duplication key is held by ``holder``, a queued or
+    running job, or by another dead job of the same retry (only one per key may be live)."""
+
+    id: uuid.UUID
+    dedup_key: str
+    holder: uuid.UUID | None
+    by_live_job: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    retried: int
+    refused: list[HeldKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +363,53 @@ class JobStore:
             for r in rows
         ]
 
+    async def retry_dead(
+        self,
+        ids: Sequence[uuid.UUID] | None = None,
+        *,
+        queue: str | None = None,
+        name: str | None = None,
+        tenant: str | None = None,
+    ) -> RetryOutcome:
+        """Put dead jobs back in their queue with fresh attempts (the engine's replay), except
+        those whose de-duplication key a live job holds: retrying them would break "one
+        queued or running job per key", so they stay dead and are returned as refused."""
+        values: dict[str, object] = {"ids": list(ids) if ids else None, "queue": queue,
+                                     "name": name, "tenant": tenant}  # fmt: skip
+        query = _q("dead_for_retry")
+        for _ in range(3):  # a live job may take a key between the look-up and the replay
+            async with wrapped("retry"):
+                rows = await self.pool.fetch(query.numbered, *query.args(values))
+            # The latest dead job of a key no live job holds is retried; the others keep it.
+            winners = {
+                (r["dedup_key"], r["tenant"]): r["id"]
+                for r in rows
+                if r["dedup_key"] is not None and r["holder"] is None and r["nth"] == 1
+            }
+            free: list[uuid.UUID] = []
+            refused: list[HeldKey] = []
+            for r in rows:
+                key = r["dedup_key"]
+                if key is None or winners.get((key, r["tenant"])) == r["id"]:
+                    free.append(r["id"])
+                elif r["holder"] is not None:
+                    refused.append(HeldKey(r["id"], key, r["holder"], True))
+                else:
+                    refused.append(HeldKey(r["id"], key, winners[(key, r["tenant"])], False))
+            if not free:
+                return RetryOutcome(0, refused)
+            try:
+                retried = await self.engine.replay(ItemFilter(ids=free))
+            except StoreError as exc:
+                if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+                    continue
+                raise
+            return RetryOutcome(retried, refused)
+        raise StoreError(
+            "retry: live jobs kept taking the de-duplication keys of the dead jobs being "
+            "retried; nothing was retried, try again"
+        )
+
     async def recovered_on(self, day: date) -> int:
         query = _q("recovered_on")
         async with wrapped("recoveries"):
@@ -387,10 +451,12 @@ __all__ = [
     "CANCELLED",
     "JOBS",
     "RECOVERED",
+    "HeldKey",
     "JobRef",
     "JobStore",
     "LeaseLostError",
     "NewJob",
     "Recovered",
+    "RetryOutcome",
     "StoreError",
 ]

@@ -25,18 +25,23 @@ from typing import Any
 import pydantic
 
 from tether.core.errors import ConfigError, LeaseLostError, StoreError, TetherError
+from tether.jobs.alerts import RecoveryAlerts
 from tether.jobs.client import Jobs
 from tether.jobs.metrics import JOBS_FINISHED, JOBS_RECOVERED, JOBS_RECOVERY_ALERTS
 from tether.jobs.registry import DEFAULT_MAX_ATTEMPTS, Job, JobContext, result_json
 from tether.jobs.runner import JobTimeoutError, Runner
 from tether.jobs.schedules import Scheduler
 from tether.jobs.store import Recovered
+from tether.ops.alerts import AlertChannel
+from tether.ops.alerts_state import AlertState, PostgresAlertState
 from tether.queue import Claimed
 from tether.queue.postgres import _wrapped as wrapped
 from tether.queue.worker import Defer, default_worker_name
 from tether.tenancy import tenant_scope
 
 log = logging.getLogger("tether.jobs.worker")
+
+ALERT_RETRY_S = 60.0  # a channel that failed is tried again this much later
 
 AlertHook = Callable[[date, int], Awaitable[None]]
 
@@ -178,6 +183,8 @@ class JobWorker:
         recover_every: timedelta = timedelta(seconds=1),
         recovery_alert_threshold: int = 5,
         on_recovery_alert: AlertHook | None = None,
+        alert_channels: Sequence[AlertChannel] = (),
+        alert_state: AlertState | None = None,
         keep_results: bool = True,
         schedules: bool = True,
         prefetch: int | None = None,
@@ -203,6 +210,14 @@ class JobWorker:
         self.recover_every = recover_every
         self.alert_threshold = recovery_alert_threshold
         self.on_recovery_alert = on_recovery_alert
+        # The dead-letter monitor's channels; their once-a-day state is shared by all workers.
+        self.recovery_alerts = (
+            RecoveryAlerts(alert_channels, alert_state or PostgresAlertState(jobs.store.pool))
+            if alert_channels
+            else None
+        )
+        self._channels_due: date | None = None  # a day whose channel alert is not sent yet
+        self._channels_retry_at = 0.0
         self.stats = WorkerStats()
         self.runner = Runner()
         self.scheduler = Scheduler(jobs) if schedules else None
@@ -597,15 +612,22 @@ class JobWorker:
                 "%s within %s)%s", r.id, r.name, r.queue, r.worker, self.stale_after,
                 ": out of attempts, dead" if r.dead else ": requeued",
             )  # fmt: skip
+        failed_before = self._channels_due
         if rescued:
             await self._check_alert()
+        if failed_before is not None and self._channels_due is not None:
+            await self._send_channels(self._channels_due)  # a channel failed: retry when due
         return rescued
 
     async def _check_alert(self) -> None:
         today = self.jobs.store.clock.now().date()
         if self._alerted == today:
             return
-        count = await self.jobs.store.recovered_on(today)
+        try:
+            count = await self.jobs.store.recovered_on(today)
+        except StoreError as exc:
+            log.warning("worker %s: could not read today's recoveries: %s", self.name, exc)
+            return
         if count <= self.alert_threshold:
             return
         self._alerted = today
@@ -619,6 +641,34 @@ class JobWorker:
                 await self.on_recovery_alert(today, count)
             except Exception:
                 log.exception("the recovery alert hook failed")
+        if self.recovery_alerts is not None:
+            self._channels_due = today
+            await self._send_channels(today, count)
+
+    async def _send_channels(self, day: date, count: int | None = None) -> None:
+        """The channels' alert for ``day``; a failed send is tried again a minute later."""
+        assert self.recovery_alerts is not None
+        loop = asyncio.get_running_loop()
+        if count is None:  # a retry
+            if loop.time() < self._channels_retry_at:
+                return
+            if day != self.jobs.store.clock.now().date():
+                self._channels_due = None  # a new day: its own count decides
+                return
+            try:
+                count = await self.jobs.store.recovered_on(day)
+            except StoreError:
+                self._channels_retry_at = loop.time() + ALERT_RETRY_S
+                return
+        try:
+            delivered = await self.recovery_alerts.send(day, count, self.alert_threshold)
+        except Exception as exc:  # the state store: an alert must never stop the recoveries
+            log.warning("recovered-jobs alert: %s: %s (tried again later)", type(exc).__name__, exc)
+            delivered = False
+        if delivered:
+            self._channels_due = None
+        else:
+            self._channels_retry_at = loop.time() + ALERT_RETRY_S
 
     # -- running ---------------------------------------------------------------------------
     async def run_once(self) -> int:

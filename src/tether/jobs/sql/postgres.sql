@@ -207,6 +207,25 @@ SET state = 'dead', finished_at = :now, lease_token = NULL, last_error = :messag
 WHERE id = :id AND state IN ('pending', 'claimed')
 RETURNING id
 
+-- name: dead_for_retry
+-- The dead jobs a retry would put back, with what keeps each one's de-duplication key: a
+-- live (queued or running) job holding it, and the job's rank among the dead ones of the
+-- same key (only one per key may be live again: the latest, rank 1).
+SELECT d.id, d.dedup_key, COALESCE(d.tenant_id, '') AS tenant,
+       (SELECT l.id FROM tether_jobs l
+        WHERE l.dedup_key = d.dedup_key AND COALESCE(l.tenant_id, '') = COALESCE(d.tenant_id, '')
+          AND l.state IN ('pending', 'claimed')
+        LIMIT 1) AS holder,
+       row_number() OVER (PARTITION BY d.dedup_key, COALESCE(d.tenant_id, '')
+                          ORDER BY d.seq DESC) AS nth
+FROM tether_jobs d
+WHERE d.state = 'dead'
+  AND (CAST(:ids AS uuid[]) IS NULL OR d.id = ANY(CAST(:ids AS uuid[])))
+  AND (CAST(:queue AS text) IS NULL OR d.queue = CAST(:queue AS text))
+  AND (CAST(:name AS text) IS NULL OR d.name = CAST(:name AS text))
+  AND (CAST(:tenant AS text) IS NULL OR d.tenant_id = CAST(:tenant AS text))
+ORDER BY d.seq
+
 -- name: tick
 -- Exactly once per (schedule, tick): the first worker to insert the row enqueues the job in
 -- the same transaction; the others find the row and do nothing.
