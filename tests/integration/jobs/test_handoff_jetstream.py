@@ -1,0 +1,121 @@
+"""Broker hand-off to NATS JetStream: every job is stored once with its id as Nats-Msg-Id (a
+re-publish is dropped), NATS down defers without spending attempts, and a message the server
+refuses dead-letters its job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import nats
+import orjson
+import pytest
+from nats.js.api import StreamConfig
+
+from tests.integration.sinks.tcp_proxy import TcpProxy
+from tether.core.errors import SinkUnavailableError
+from tether.jobs import JobRegistry, Jobs
+from tether.jobs.handoff import HandoffRunner, job_event
+from tether.queue import Claimed
+from tether.sinks.jetstream import JetStreamSink
+
+pytestmark = pytest.mark.nats
+
+
+@pytest.fixture
+async def stream(nats_url: str) -> AsyncIterator[tuple[str, str]]:
+    token = uuid.uuid4().hex[:12]
+    name, prefix = f"HANDOFF_{token}", f"handoff{token}"
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{prefix}.>"], duplicate_window=60))
+    try:
+        yield name, prefix
+    finally:
+        await js.delete_stream(name)
+        await nc.close()
+
+
+def define(reg: JobRegistry) -> None:
+    @reg.job(name="index", queue="to-nats")
+    async def index(doc: int, text: str = "") -> None:
+        raise AssertionError("a hand-off queue's jobs never run here")
+
+
+async def stored(nats_url: str, name: str) -> list[tuple[str, dict[str, object]]]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        count = (await js.stream_info(name)).state.messages
+        found = []
+        for seq in range(1, count + 1):
+            msg = await js.get_msg(name, seq)
+            assert msg.headers is not None and msg.data is not None
+            found.append((msg.headers["Nats-Msg-Id"], orjson.loads(msg.data)))
+        return found
+    finally:
+        await nc.close()
+
+
+async def test_every_job_is_stored_once_with_its_id(
+    jobs: Jobs, reg: JobRegistry, nats_url: str, stream: tuple[str, str]
+) -> None:
+    define(reg)
+    name, prefix = stream
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=prefix)
+    try:
+        refs = [await jobs.enqueue("index", {"doc": n}) for n in range(5)]
+        runner = HandoffRunner(jobs, sink, queues=["to-nats"])
+        assert await runner.run_once() == 5
+        now = datetime.now(UTC)  # published again (a lease ran out mid-publish): dropped
+        repeats = [job_event(Claimed(i, uuid.uuid4(), now)) for i in await jobs.store.engine.list()]
+        assert all(o.ok for o in await sink.publish(repeats[:1]))
+        found = await stored(nats_url, name)
+        assert sorted(i for i, _ in found) == sorted(str(r.id) for r in refs)
+        assert sorted(d["doc"] for _, d in found) == list(range(5))  # type: ignore[type-var]
+        assert runner.stats.published == 5
+    finally:
+        await sink.close()
+
+
+async def test_nats_down_defers_without_spending_attempts(
+    jobs: Jobs, reg: JobRegistry, stream: tuple[str, str]
+) -> None:
+    define(reg)
+    proxy = TcpProxy("127.0.0.1", 4222)
+    await proxy.start()
+    sink = await JetStreamSink.connect(proxy.url, subject_prefix=stream[1])
+    try:
+        ref = await jobs.enqueue("index", {"doc": 1})
+        await proxy.cut()
+        runner = HandoffRunner(jobs, sink, queues=["to-nats"])
+        for _ in range(3):
+            await jobs.store.pool.execute("UPDATE tether_jobs SET available_at = now()")
+            with pytest.raises(SinkUnavailableError):
+                await runner.run_once()
+        assert ref.id is not None
+        item = await jobs.store.engine.get(ref.id)
+        assert (item.state.value, item.attempts) == ("pending", 0)
+    finally:
+        await sink.close()
+        await proxy.cut()
+
+
+async def test_a_message_over_the_server_limit_dead_letters_its_job(
+    jobs: Jobs, reg: JobRegistry, nats_url: str, stream: tuple[str, str]
+) -> None:
+    define(reg)
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream[1])
+    try:
+        fits = await jobs.enqueue("index", {"doc": 1})
+        big = await jobs.enqueue("index", {"doc": 2, "text": "y" * 1_100_000})
+        runner = HandoffRunner(jobs, sink, queues=["to-nats"])
+        assert await runner.run_once() == 2
+        assert fits.id is not None and big.id is not None
+        assert (await jobs.store.engine.get(fits.id)).state.value == "done"
+        dead = await jobs.store.engine.get(big.id)
+        assert (dead.state.value, dead.attempts) == ("dead", 1)
+        assert "max_payload" in (dead.last_error or "")
+    finally:
+        await sink.close()
