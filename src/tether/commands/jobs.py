@@ -20,6 +20,7 @@ from rich.table import Table
 from tether.commands import common
 from tether.commands.backends import parse_tenant, tenant_session
 from tether.config import Database
+from tether.core.errors import ConfigError
 from tether.queue import Item, ItemFilter, ItemState
 
 app = typer.Typer(help="Inspect and manage background jobs (tether.jobs).", no_args_is_help=True)
@@ -313,6 +314,89 @@ def recoveries(
         typer.echo(f"no recovered jobs since {since}")
     for day, queue, count in rows:
         typer.echo(f"{day} {queue} {count}")
+
+
+@app.command()
+def handoff(
+    *,
+    queue: Annotated[
+        list[str],
+        typer.Option("--queue", help="Hand-off queue (repeat for several).", show_default=False),
+    ],
+    sink: Annotated[
+        str,
+        typer.Option(
+            "--sink", help="The sink to publish to ([sinks.<name>] settings).", show_default=False
+        ),
+    ],
+    app_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app", help="Module declaring the jobs (their retry backoff).", show_default=False
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=10_000)] = 100,
+    lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a claim holds.")] = 60,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Hand off what is due, then exit (broker down: 1).")
+    ] = False,
+    config: common.ConfigOption = None,
+    database_url: common.DatabaseOption = None,
+) -> None:
+    """Publish the jobs of hand-off queues to a broker through a sink (docs/jobs.md)."""
+    import asyncio
+    import signal
+
+    from tether.commands.worker import load_registry
+    from tether.jobs import JobRegistry, Jobs, JobStore
+    from tether.jobs.handoff import HandoffRunner
+    from tether.sinks import registry as sinks
+
+    cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
+    db = common.database(cfg)
+    if db.kind != "postgres":
+        common.bad_input("tether jobs handoff needs PostgreSQL: jobs live in tether_jobs there")
+    for name in queue:
+        if not name or len(name) > 100:
+            common.bad_input(f"--queue {name!r}: a queue name is 1 to 100 characters")
+    try:
+        plugin = sinks.get(sink)
+        section = cfg.sinks.section(sink)
+    except ConfigError as exc:
+        common.bad_input(f"--sink: {exc}")
+    if not plugin.is_enabled(section):
+        common.bad_input(f"--sink {sink}: not configured. {plugin.enable_hint}".strip())
+    jobs_registry = load_registry(app_ or [])
+    assert isinstance(jobs_registry, JobRegistry)
+
+    async def go() -> None:
+        store = await JobStore.connect(db.url, max_size=4)
+        target = None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            target = await plugin.open_sink(section)
+            runner = HandoffRunner(Jobs(store, jobs_registry), target, queues=queue,
+                                   batch=batch, lease=timedelta(seconds=lease))  # fmt: skip
+            if drain:
+                while await runner.run_once():
+                    pass
+            else:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stop.set)
+                await runner.run(stop)
+            st = runner.stats
+            typer.echo(f"handed off {st.published}, retried {st.retried}, dead {st.dead}, "
+                       f"deferred {st.deferred}", err=True)  # fmt: skip
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if target is not None:
+                await target.close()
+            await store.close()
+
+    with common.errors_handled(db.url):
+        common.run(go())
 
 
 __all__ = ["app"]

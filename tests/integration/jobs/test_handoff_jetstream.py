@@ -4,6 +4,8 @@ refuses dead-letters its job."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,10 +14,12 @@ import nats
 import orjson
 import pytest
 from nats.js.api import StreamConfig
+from typer.testing import CliRunner
 
 from tests.integration.sinks.tcp_proxy import TcpProxy
+from tether.cli import app
 from tether.core.errors import SinkUnavailableError
-from tether.jobs import JobRegistry, Jobs
+from tether.jobs import JobRegistry, Jobs, JobStore
 from tether.jobs.handoff import HandoffRunner, job_event
 from tether.queue import Claimed
 from tether.sinks.jetstream import JetStreamSink
@@ -119,3 +123,34 @@ async def test_a_message_over_the_server_limit_dead_letters_its_job(
         assert "max_payload" in (dead.last_error or "")
     finally:
         await sink.close()
+
+
+def test_cli_drains_a_handoff_queue_and_names_bad_input(
+    jobs_dsn: str, nats_url: str, stream: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in [v for v in os.environ if v.startswith("TETHER_")]:
+        monkeypatch.delenv(var)
+    name, prefix = stream
+    reg = JobRegistry()
+    define(reg)
+
+    async def enqueue() -> list[uuid.UUID | None]:
+        jobs = Jobs(await JobStore.connect(jobs_dsn), reg)
+        try:
+            return [(await jobs.enqueue("index", {"doc": n})).id for n in range(3)]
+        finally:
+            await jobs.close()
+
+    ids = asyncio.run(enqueue())
+    env = {"TETHER_DATABASE_URL": jobs_dsn, "TETHER_SINKS_NATS_URL": nats_url,
+           "TETHER_SINKS_NATS_STREAM": name, "TETHER_SINKS_NATS_SUBJECT_PREFIX": prefix}  # fmt: skip
+    args = ["jobs", "handoff", "--queue", "to-nats", "--sink", "nats", "--drain"]
+    result = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "handed off 3" in result.output
+    assert sorted(i for i, _ in asyncio.run(stored(nats_url, name))) == sorted(map(str, ids))
+    bad = CliRunner().invoke(app, [*args[:5], "kafka"], env=env, catch_exceptions=False)
+    assert bad.exit_code == 2 and "unknown sink 'kafka'" in bad.output
+    off = {k: v for k, v in env.items() if "NATS" not in k}
+    unset = CliRunner().invoke(app, args, env=off, catch_exceptions=False)
+    assert unset.exit_code == 2 and "not configured" in unset.output
