@@ -119,8 +119,9 @@ class Job:
 
     def kwargs(self, payload: Any) -> dict[str, Any]:
         """The stored payload back as the function's keyword arguments (validated again)."""
-        model = self.model.model_validate(payload)
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        # A model's __dict__ holds exactly its fields' values (pydantic v2): copying it is a
+        # fraction of the cost of reading each field back by name, per job.
+        return dict(self.model.model_validate(payload).__dict__)
 
 
 def result_json(value: Any) -> Any:

@@ -233,7 +233,6 @@ class JobWorker:
         self._spare: list[Any] = []  # connections kept between transactional jobs
         self._freed = {q: asyncio.Event() for q in self.queues}
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
         self._alerted: date | None = None
         self.idle = asyncio.Event()  # set while no queue found work on its last claim
 
@@ -256,7 +255,9 @@ class JobWorker:
         return chosen
 
     def wake(self) -> None:
-        self._wake.set()
+        """Look for jobs now rather than at the next poll."""
+        for freed in self._freed.values():
+            freed.set()
 
     # -- one job -------------------------------------------------------------------------
     def _start(self, claimed: Claimed) -> _Run:
@@ -355,10 +356,7 @@ class JobWorker:
         except StoreError as exc:
             log.warning("could not record the completion of job %s: %s", c.id, exc)
             return
-        if recorded:
-            self.stats.completed += 1
-            self._done_metric(run.ctx.queue).inc()
-        else:
+        if not recorded:  # (recorded ones are counted per batch, in _settle)
             self._discarded(run, "it was recovered or cancelled while it ran")
 
     async def _transactional(
@@ -497,6 +495,10 @@ class JobWorker:
         for c, _, future in entries:
             if not future.done():
                 future.set_result(c.item.seq not in gone)
+        recorded = len(entries) - len(lost)
+        if recorded:
+            self.stats.completed += recorded
+            self._done_metric(queue).inc(recorded)  # once per batch: a metric costs a lock
 
     async def _take(self, batch: Sequence[Claimed]) -> None:
         """Buffer jobs claimed with a completion; give them back at once if shutdown began
@@ -555,11 +557,15 @@ class JobWorker:
                 self.idle.set()
             else:
                 self.idle.clear()
-            waits: list[Awaitable[Any]] = [self._stopping.wait(), self._wake.wait()]
-            if active or busy:
-                waits.append(freed.wait())  # claim or start more as slots free up
-            await _first(waits, self.poll_interval if got >= 0 else max(self.poll_interval, 1))
-            self._wake.clear()
+            # One event says "look again" (a slot freed, jobs claimed, wake(), stop): waiting
+            # on it alone costs no task per turn, unlike waiting on several.
+            try:
+                async with asyncio.timeout(
+                    self.poll_interval if got >= 0 else max(self.poll_interval, 1)
+                ):
+                    await freed.wait()
+            except TimeoutError:
+                pass
 
     async def _heartbeats(self) -> None:
         every = self.heartbeat_every.total_seconds()
@@ -716,6 +722,7 @@ class JobWorker:
         finally:
             stopped.cancel()
             self._stopping.set()
+            self.wake()  # the serve loops see the stop at once
             self._serving = False
             await asyncio.gather(*serving, return_exceptions=True)
             await self._shutdown()
@@ -744,16 +751,6 @@ class JobWorker:
                 run.task.cancel()
         await asyncio.gather(*(r.task for r in late if r.task is not None), return_exceptions=True)
         await self._completions.close()
-
-
-async def _first(waits: Sequence[Awaitable[Any]], timeout: float | None) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
 
 
 __all__ = ["JobWorker", "TetherError", "WorkerStats"]
