@@ -63,6 +63,10 @@ EXAMPLES: dict[str, list[str]] = {
         "charged once: 1",
         "recovered: ['Recovered from stale state (no worker heartbeat)'] done",
     ],
+    "examples/jobs_handoff.py": [
+        "published: render_invoice {'invoice_id': 1} id is the job's: True",
+        "broker down: pending attempts 0",
+    ],
     "examples/webhooks_quickstart.py": [
         "receiver: ['verified']",
         "delivery: done attempt: ok 204",
