@@ -337,6 +337,13 @@ def handoff(
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, max=10_000)] = 100,
     lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a claim holds.")] = 60,
+    unordered: Annotated[
+        bool,
+        typer.Option(
+            "--unordered",
+            help="Each job its own partition key (not the queue): one call per batch, no order.",
+        ),
+    ] = False,
     drain: Annotated[
         bool, typer.Option("--drain", help="Hand off what is due, then exit (broker down: 1).")
     ] = False,
@@ -377,7 +384,8 @@ def handoff(
         try:
             target = await plugin.open_sink(section)
             runner = HandoffRunner(Jobs(store, jobs_registry), target, queues=queue,
-                                   batch=batch, lease=timedelta(seconds=lease))  # fmt: skip
+                                   batch=batch, lease=timedelta(seconds=lease),
+                                   ordered=not unordered)  # fmt: skip
             if drain:
                 while await runner.run_once():
                     pass

@@ -100,6 +100,7 @@ async def test_one_call_never_holds_two_jobs_of_one_partition_key(
     sink = ScriptedSink()
     runner = HandoffRunner(jobs, sink, queues=["billing"])
     assert await runner.run_once() == 4
+    assert len(sink.calls) == 3  # the queue's key three times: three calls
     for call in sink.calls:
         keys = [e.partition_key for e in call]
         assert len(keys) == len(set(keys))
@@ -130,3 +131,15 @@ def test_bad_settings_are_named(jobs: Jobs) -> None:
         HandoffRunner(jobs, ScriptedSink(), queues=[])
     with pytest.raises(ConfigError, match="batch"):
         HandoffRunner(jobs, ScriptedSink(), queues=["q"], batch=0)
+
+
+async def test_unordered_gives_each_job_its_own_key_and_one_call(
+    jobs: Jobs, reg: JobRegistry
+) -> None:
+    define(reg)
+    refs = [await jobs.enqueue("bill", {"account": n}) for n in range(4)]
+    sink = ScriptedSink()
+    runner = HandoffRunner(jobs, sink, queues=["billing"], ordered=False)
+    assert await runner.run_once() == 4
+    assert len(sink.calls) == 1
+    assert sorted(e.partition_key or "" for e in sink.received) == sorted(str(r.id) for r in refs)
