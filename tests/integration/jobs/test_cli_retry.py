@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import asyncpg
@@ -91,3 +93,14 @@ def test_worker_alert_flags_are_checked(jobs_dsn: str, runner: CliRunner) -> Non
                         *args)  # fmt: skip
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_python_m_tether_jobs_is_the_worker_command(jobs_dsn: str) -> None:
+    # The worker alone, without importing every other command (a faster restart).
+    env = {**os.environ, "TETHER_DATABASE_URL": jobs_dsn}
+    out = subprocess.run(
+        [sys.executable, "-m", "tether.jobs", "--app", "no.such.module"],
+        check=False, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert "cannot import no.such.module" in out.stderr
