@@ -51,6 +51,13 @@ def test_the_rules_pass_promtool_check() -> None:
     assert "SUCCESS" in result.stdout
 
 
+def test_every_rule_carries_a_runbook() -> None:
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            runbook = rule["annotations"].get("runbook", "")
+            assert len(runbook) > 40, f"{rule['alert']}: no runbook text"
+
+
 def gauge(name: str, source: str) -> float:
     value = REGISTRY.get_sample_value(name, {"source": source})
     assert value is not None, name
@@ -170,3 +177,68 @@ async def test_the_rules_fire_on_a_real_dead_letter_burst(pg_dsn: str, tmp_path:
     result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr + path.read_text()
     assert re.search(r"SUCCESS", result.stdout), result.stdout
+
+
+def firing(alert: str, at: str, **labels: str) -> dict[str, Any]:
+    """A promql_expr_test: ``alert`` is firing at ``at`` with ``labels`` (read from the ALERTS
+    series the rule evaluation writes, so rate-valued annotations need no rendering)."""
+    shown = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {
+        "expr": f'ALERTS{{alertname="{alert}", alertstate="firing"}}',
+        "eval_time": at,
+        "exp_samples": [
+            {"labels": f'ALERTS{{alertname="{alert}",alertstate="firing",{shown}}}', "value": 1}
+        ],
+    }
+
+
+def quiet(alert: str, at: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+def test_workers_dispatchers_rescues_and_429s_fire(tmp_path: Path) -> None:
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {   # A worker and a dispatcher stop answering their scrapes; jobs stop finishing
+                # while jobs wait; one limit refuses 5 requests a second.
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="tether-worker", instance="w1:9100"}', "values": "1 1 0x20"},
+                    {"series": 'up{job="tether-dispatcher", instance="d1:9100"}', "values": "1x20"},
+                    {"series": 'tether_jobs_finished_total{queue="mail", outcome="done"}',
+                     "values": "0+10x3 30x20"},
+                    {"series": 'tether_oldest_pending_age_seconds{source="jobs"}',
+                     "values": "0x3 400+60x20"},
+                    {"series": 'tether_ratelimit_rejected_total{limit="login"}',
+                     "values": "0+300x25"},
+                ],
+                "alert_rule_test": [
+                    quiet("TetherJobWorkerDown", "3m"),
+                    quiet("TetherWebhookDispatcherDown", "10m"),
+                    quiet("TetherRateLimitedOften", "5m"),
+                ],
+                "promql_expr_test": [
+                    firing("TetherJobWorkerDown", "5m", severity="critical", job="tether-worker",
+                           instance="w1:9100"),
+                    firing("TetherJobsStalled", "20m", severity="critical"),
+                    firing("TetherRateLimitedOften", "15m", severity="warning", limit="login"),
+                ],
+            },
+            {   # Stale-job rescues: 2 an hour on one queue, none on another.
+                "interval": "1h",
+                "input_series": [
+                    {"series": 'tether_jobs_recovered_total{queue="mail"}', "values": "0+2x30"},
+                    {"series": 'tether_jobs_recovered_total{queue="billing"}', "values": "0x30"},
+                ],
+                "promql_expr_test": [
+                    firing("TetherJobsRescuedTooOften", "1d", severity="warning", queue="mail"),
+                ],
+            },
+        ],
+    }  # fmt: skip
+    path = tmp_path / "tether-alerts-parts.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

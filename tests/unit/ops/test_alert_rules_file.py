@@ -11,6 +11,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+import tether.http.ratelimit.metrics  # the 429 counter (tether-http rules)
+import tether.jobs.metrics  # the jobs' counters (tether-workers rules)
 import tether.ops.deadletters
 import tether.ops.metrics  # registers the relay's metrics
 from tether.ops.alerts import DEFAULT_THRESHOLD
