@@ -90,7 +90,9 @@ async def serve(db: Database, apps: list[str], options: dict[str, object]) -> No
     queues = options.pop("queues")
     concurrency = int(options.pop("concurrency"))  # type: ignore[call-overload]
     total = sum(queues.values()) if isinstance(queues, dict) else concurrency * 4
-    store = await JobStore.connect(db.url, max_size=min(total + 4, 50))
+    # A connection per running transactional job, the two claim/settle lanes, heartbeats,
+    # recovery and schedules.
+    store = await JobStore.connect(db.url, max_size=min(total + 6, 60))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
