@@ -42,6 +42,7 @@ from tether.http.ratelimit import openapi as ratelimit_openapi
 from tether.http.ratelimit.dependency import install as install_rate_limit_errors
 from tether.http.ratelimit.stores import RateLimitStore
 from tether.http.ratelimit.stores.redis import RedisRateLimitStore
+from tether.http.status_metrics import ResponseStatusMetrics
 from tether.store.postgres.pooler import sqlalchemy_connect_args
 
 OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/live")
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     client_ip = by_ip(ClientIPResolver(settings.trusted_proxies))
     per_ip = Rule(client_ip, settings.per_ip_limit, name="per-ip")
     app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=[per_ip])
+    # Outermost, so every answer is counted, the other middleware's 401/409/429 included.
+    app.add_middleware(ResponseStatusMetrics)
     # The answers the middleware gives by itself, declared in /openapi.json.
     idempotency_openapi.document(app, policy)
     ratelimit_openapi.document(app, limiter)

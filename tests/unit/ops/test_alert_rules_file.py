@@ -12,6 +12,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import tether.http.ratelimit.metrics  # the 429 counter (tether-http rules)
+import tether.http.status_metrics  # responses by status class (tether-http rules)
 import tether.jobs.metrics  # the jobs' counters (tether-workers rules)
 import tether.ops.deadletters
 import tether.ops.metrics  # registers the relay's metrics
