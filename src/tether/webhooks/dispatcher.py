@@ -11,6 +11,9 @@ the engine, so the one item lifecycle holds. What it adds is HTTP:
 * successes are settled in batches (one statement for the completions, one for the log);
   a process killed before that settles nothing, and the deliveries come back when their lease
   expires, with the same ``webhook-id``;
+* while it lives, the dispatcher renews the leases of everything it holds every third of a
+  lease (one statement for all), so a request slower than the lease keeps its delivery and the
+  lease can be short: a killed process's deliveries return within one lease;
 * 410 Gone, or failing for ``disable_after`` (5 days), disables the endpoint and tells the
   tenant through an outbox event, ``WebhookEndpointDisabled``, written in the same transaction.
 
@@ -61,6 +64,7 @@ class DispatcherConfig:
     )
     max_in_flight: int = 64
     lease: timedelta = timedelta(seconds=60)
+    """How long a claimed delivery stays ours without renewal; renewed every ``lease / 3``."""
     connect_timeout: float = 5.0
     total_timeout: float = 15.0
     retry_after_cap: timedelta = timedelta(hours=1)
@@ -76,11 +80,9 @@ class DispatcherConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= 10_000:
             raise ConfigError(f"max_in_flight must be 1..10000, got {self.max_in_flight}")
-        if self.lease.total_seconds() <= self.total_timeout:
-            raise ConfigError(
-                f"lease ({self.lease}) must be longer than total_timeout ({self.total_timeout}s)"
-                ": a delivery must not be reclaimed while its request may still run"
-            )
+        if self.lease < timedelta(seconds=1):
+            # Renewed every third of it: shorter would be a heartbeat storm on the database.
+            raise ConfigError(f"lease must be at least 1s, got {self.lease}")
         if set(self.weights) != set(Priority) or any(w < 1 for w in self.weights.values()):
             raise ConfigError("weights must give every priority (high, medium, low) a weight >= 1")
         if not 0 < self.connect_timeout <= self.total_timeout:
@@ -134,6 +136,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._quiet_until: dict[Priority, float] = {}
         self._slot_free = asyncio.Event()
+        # Every delivery claimed whose request or settling runs, by seq; with the successes
+        # the journal has yet to flush, the heartbeat renews their leases.
+        self._held: dict[int, Claimed] = {}
         # Counters for tests, benchmarks and metrics.
         self.sent = self.failed = self.deferred = self.dead = self.lost = 0
 
@@ -148,6 +153,7 @@ class Dispatcher:
             breaker=policy,
             store=self._breaker_store,
             metrics_name="webhooks",
+            clock=lambda: self.clock.now().timestamp(),  # breaker timing follows our clock
         )
 
     # -- the loop -----------------------------------------------------------------------------
@@ -158,6 +164,7 @@ class Dispatcher:
             return 0
         claimed = await self._claim(free)
         for c in claimed:
+            self._held[c.item.seq] = c
             task = asyncio.create_task(self._handle(c))
             self._tasks.add(task)
             task.add_done_callback(self._done)
@@ -178,6 +185,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is in flight."""
         flusher = asyncio.create_task(self.journal.run(stop))
+        beat = asyncio.create_task(self._heartbeat(stop))
         idle_since: float | None = None
         try:
             # Claim in batches: a claim per freed slot would cost a round trip per delivery.
@@ -210,6 +218,34 @@ class Dispatcher:
             await self.drain()
             stop.set()
             await flusher
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def renew_leases(self) -> int:
+        """Renew the lease of every delivery held and not yet settled; returns how many."""
+        held = [*self._held.values(), *self.journal.pending()]
+        if not held:
+            return 0
+        query = _Q["deliveries_heartbeat"]
+        values = {
+            "seqs": [c.item.seq for c in held],
+            "tokens": [c.lease_token for c in held],
+            "lease_until": self.clock.now() + self.config.lease,
+        }
+        try:
+            rows = await self.pool.fetch(query.numbered, *query.args(values))
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise StoreError(f"PostgreSQL failed renewing leases: {exc}") from exc
+        return len(rows)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = self.config.lease.total_seconds() / 3
+        while not stop.is_set():
+            await _wait(stop, None, interval)
+            try:
+                await self.renew_leases()
+            except StoreError as exc:
+                log.warning("dispatcher %s: could not renew leases: %s", self.name, exc)
 
     async def close(self) -> None:
         if self._owns_client:
@@ -259,7 +295,7 @@ class Dispatcher:
     async def _handle(self, claimed: Claimed) -> None:
         queue = self.queues[Priority(claimed.item.queue or Priority.MEDIUM)]
         try:
-            await self._attempt(queue, claimed)
+            await self._attempt(queue, claimed)  # a success is the journal's to renew from here
         except LeaseLostError:
             self.lost += 1
             log.warning("lease lost on delivery %s; its outcome was discarded", claimed.id)
@@ -268,6 +304,8 @@ class Dispatcher:
             log.warning(
                 "could not settle delivery %s (%s); it returns at lease expiry", claimed.id, exc
             )
+        finally:
+            self._held.pop(claimed.item.seq, None)
 
     async def _attempt(self, queue: PostgresQueue, claimed: Claimed) -> None:
         item = claimed.item

@@ -56,6 +56,10 @@ class Journal:
         self._rows.append(_Row(claimed, answer, at, outcome))
         self._wake.set()
 
+    def pending(self) -> list[Claimed]:
+        """The successes queued and not yet completed (the dispatcher renews their leases)."""
+        return list(self._done)
+
     async def flush(self) -> None:
         async with self._lock:
             rows, self._rows = self._rows, []

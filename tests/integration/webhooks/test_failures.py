@@ -176,15 +176,23 @@ async def test_an_open_breaker_defers_without_spending_attempts(
             await step(d)
             clock.advance(1)
         assert len(rx.answered) == 2 and (await delivery(pool))["attempts"] == 2
-        for _ in range(3):  # open: deferred, never sent, no attempt spent
-            assert await step(d) == 1
-            row = await delivery(pool)
-            assert (row["state"], row["attempts"]) == ("pending", 2)
-            assert "circuit open" in row["last_error"]
-            clock.advance(timedelta(seconds=31))
+        assert await step(d) == 1  # open: deferred, never sent, no attempt spent
+        row = await delivery(pool)
+        assert (row["state"], row["attempts"]) == ("pending", 2)
+        assert "circuit open" in row["last_error"]
+        clock.advance(timedelta(seconds=28))  # the breaker keeps the dispatcher's clock
+        assert await step(d) == 0  # deferred for as long as the circuit stays open (30 s)
+        clock.advance(timedelta(seconds=2))  # past it: half-open, one probe goes and fails
+        assert await step(d) == 1
+        assert len(rx.answered) == 3 and (await delivery(pool))["attempts"] == 3
+        clock.advance(timedelta(seconds=1))  # open again: deferred, no attempt spent
+        assert await step(d) == 1
+        row = await delivery(pool)
+        assert (row["state"], row["attempts"]) == ("pending", 3)
+        assert "circuit open" in row["last_error"]
         await d.close()
-    assert len(rx.answered) == 2
-    assert await pool.fetchval("SELECT count(*) FROM tether_webhook_attempts") == 2
+    assert len(rx.answered) == 3
+    assert await pool.fetchval("SELECT count(*) FROM tether_webhook_attempts") == 3
 
 
 async def test_high_priority_goes_first_without_starving_low(

@@ -70,6 +70,14 @@ RETURNING failing_since
 UPDATE tether_webhook_endpoints SET failing_since = NULL
 WHERE id = :id AND failing_since IS NOT NULL
 
+-- name: deliveries_heartbeat
+-- Renews the leases a live dispatcher holds, in one statement; a lease taken over meanwhile
+-- (token changed) is left alone and simply not returned.
+UPDATE tether_webhook_deliveries t SET available_at = :lease_until
+FROM unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[])) AS u(seq, token)
+WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
+RETURNING t.seq
+
 -- name: attempts_insert
 INSERT INTO tether_webhook_attempts
     (delivery_id, endpoint_id, tenant_id, event_id, attempt, at, outcome, status_code,
