@@ -22,7 +22,7 @@ from tether.sinks.memory import MemorySink
 jobs_registry = JobRegistry()
 
 
-@jobs_registry.job(name="render_invoice", queue="to-broker", max_attempts=5)
+@jobs_registry.job(name="render_invoice", queue="to-broker", max_attempts=5, handoff=True)
 def render_invoice(invoice_id: int) -> None:
     """Run elsewhere: the consumers of the broker's queue do the work."""
 

@@ -127,6 +127,12 @@ class HandoffRunner:
     ) -> None:
         if not queues:
             raise ConfigError("a hand-off runner needs at least one queue")
+        workers = {j.queue for j in jobs.registry if not j.handoff}
+        for queue in sorted(workers & set(queues)):
+            raise ConfigError(
+                f"queue {queue!r} holds jobs a worker runs: mark its jobs @job(handoff=True) "
+                "to hand them to a broker"
+            )
         if batch < 1:
             raise ConfigError(f"batch must be at least 1, got {batch!r}")
         if lease <= timedelta(0) or poll_interval <= 0:

@@ -97,6 +97,9 @@ class Job:
     transactional: bool
     context_param: str | None
     is_async: bool
+    handoff: bool = False
+    """Handed to a broker by ``tether jobs handoff``, never run by a worker: its queue is a
+    hand-off queue (docs/jobs.md, "Broker hand-off")."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -235,8 +238,24 @@ class JobRegistry:
         old = self._jobs.get(job.name)
         if old is not None and old.fn is not job.fn:
             raise ConfigError(f"two different functions are registered as job {job.name!r}")
+        # A queue is served by workers or by a hand-off runner, never both: a mix would have
+        # workers run hand-off jobs (or the runner publish jobs meant to run here).
+        mixed = next(
+            (j for j in self._jobs.values() if j.queue == job.queue and j.handoff != job.handoff),
+            None,
+        )
+        if mixed is not None:
+            kinds = ("a hand-off job", "a worker job")
+            raise ConfigError(
+                f"queue {job.queue!r} holds {kinds[not mixed.handoff]} ({mixed.name}); "
+                f"{job.name} is {kinds[not job.handoff]}: give it a queue of its own"
+            )
         self._jobs[job.name] = job
         return job
+
+    def handoff_queues(self) -> set[str]:
+        """The queues of hand-off jobs: served by ``tether jobs handoff``, not by workers."""
+        return {j.queue for j in self._jobs.values() if j.handoff}
 
     def job(
         self,
@@ -249,6 +268,7 @@ class JobRegistry:
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
         transactional: bool = False,
+        handoff: bool = False,
     ) -> Any:
         """Register ``fn`` (async or sync) as a job; usable bare (``@registry.job``) or with
         options (``@registry.job(queue="emails", timeout=30)``)."""
@@ -264,6 +284,7 @@ class JobRegistry:
                     retry=retry,
                     timeout=timeout,
                     transactional=transactional,
+                    handoff=handoff,
                 )
             )
 
@@ -280,6 +301,7 @@ def define(
     retry: RetryPolicy | None = None,
     timeout: timedelta | float | None = None,
     transactional: bool = False,
+    handoff: bool = False,
 ) -> Job:
     job_name = name or f"{fn.__module__}.{fn.__qualname__}"
     if not job_name or len(job_name) > 200:
@@ -308,6 +330,7 @@ def define(
         transactional=transactional,
         context_param=context_param,
         is_async=is_async,
+        handoff=handoff,
     )
 
 

@@ -240,8 +240,9 @@ class JobWorker:
     def _queues(
         jobs: Jobs, queues: Mapping[str, int] | Sequence[str] | None, concurrency: int
     ) -> dict[str, int]:
+        handoff = jobs.registry.handoff_queues()
         if queues is None:
-            names = sorted({j.queue for j in jobs.registry}) or ["default"]
+            names = sorted({j.queue for j in jobs.registry} - handoff) or ["default"]
             chosen = {q: concurrency for q in names}
         elif isinstance(queues, Mapping):
             chosen = dict(queues)
@@ -249,6 +250,11 @@ class JobWorker:
             chosen = {q: concurrency for q in queues}
         if not chosen:
             raise ConfigError("a worker needs at least one queue")
+        for queue in sorted(handoff & set(chosen)):
+            raise ConfigError(
+                f"queue {queue!r} holds hand-off jobs: `tether jobs handoff --queue {queue}` "
+                "serves it, not a worker"
+            )
         for queue, n in chosen.items():
             if not isinstance(n, int) or n < 1:
                 raise ConfigError(f"queue {queue}: concurrency must be at least 1, got {n!r}")

@@ -19,7 +19,7 @@ from tether.sinks.base import Outcome
 
 
 def define(reg: JobRegistry) -> None:
-    @reg.job(name="bill", queue="billing", max_attempts=3,
+    @reg.job(name="bill", queue="billing", max_attempts=3, handoff=True,
              retry=RetryPolicy(max_attempts=3, base=timedelta(seconds=30), jitter=False))  # fmt: skip
     async def bill(account: int) -> None:
         raise AssertionError("a hand-off queue's jobs never run here")
@@ -143,3 +143,25 @@ async def test_unordered_gives_each_job_its_own_key_and_one_call(
     assert await runner.run_once() == 4
     assert len(sink.calls) == 1
     assert sorted(e.partition_key or "" for e in sink.received) == sorted(str(r.id) for r in refs)
+
+
+def test_a_queue_is_served_by_workers_or_by_a_handoff_runner_never_both(
+    jobs: Jobs, reg: JobRegistry
+) -> None:
+    from tether.jobs.worker import JobWorker
+
+    define(reg)
+
+    @reg.job(name="mail", queue="emails")
+    async def mail(to: str) -> None: ...
+
+    with pytest.raises(ConfigError, match="'billing' holds a hand-off job"):
+
+        @reg.job(name="refund", queue="billing")
+        async def refund(account: int) -> None: ...
+
+    assert set(JobWorker(jobs).queues) == {"emails"}  # not the hand-off queue
+    with pytest.raises(ConfigError, match="tether jobs handoff --queue billing"):
+        JobWorker(jobs, queues=["billing"])
+    with pytest.raises(ConfigError, match="'emails' holds jobs a worker runs"):
+        HandoffRunner(jobs, ScriptedSink(), queues=["emails"])

@@ -42,7 +42,7 @@ async def stream(nats_url: str) -> AsyncIterator[tuple[str, str]]:
 
 
 def define(reg: JobRegistry) -> None:
-    @reg.job(name="index", queue="to-nats")
+    @reg.job(name="index", queue="to-nats", handoff=True)
     async def index(doc: int, text: str = "") -> None:
         raise AssertionError("a hand-off queue's jobs never run here")
 

@@ -30,7 +30,7 @@ async def admin(sqs_endpoint: str) -> AsyncIterator[Any]:
 
 
 def define(reg: JobRegistry) -> None:
-    @reg.job(name="ship", queue="to-sqs")
+    @reg.job(name="ship", queue="to-sqs", handoff=True)
     async def ship(order: int, note: str = "") -> None:
         raise AssertionError("a hand-off queue's jobs never run here")
 
