@@ -67,7 +67,7 @@ def tether_app() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.routing import Mount, Route
+    from starlette.routing import Route
 
     from tether.realtime import Channel, ChannelAccess, Gateway, GatewaySettings, JwtVerifier, Kind
 
@@ -82,10 +82,56 @@ def tether_app() -> Any:
         await gateway.publish(channel, b'{"t":%.6f}' % time.monotonic())
         return Response("ok")
 
-    return Starlette(
-        routes=[Route("/publish", publish, methods=["POST"]), Mount("/ws", gateway)],
-        lifespan=_around(gateway),
+    http = Starlette(
+        routes=[Route("/publish", publish, methods=["POST"])], lifespan=_around(gateway)
     )
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # WebSocket straight to the gateway, as `tether realtime` serves it: with no middleware
+        # wrapping uvicorn's send, fan-out writes pre-built frames to the transports.
+        await (gateway if scope["type"] == "websocket" else http)(scope, receive, send)
+
+    return app
+
+
+class FloorServer(asyncio.Protocol):
+    """The floor: a bare asyncio server that answers the upgrade with a fixed 101, and on a
+    publish writes one pre-built frame to every socket (no JSON, no WebSocket library, no
+    per-connection state beyond the transport). What is left is the kernel's and the event
+    loop's cost of N socket writes."""
+
+    conns: list[Any] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"POST"):
+            payload = b'{"t":%.6f}' % time.monotonic()
+            frame = bytes((0x81, len(payload))) + payload
+            for transport in FloorServer.conns:
+                transport.write(frame)
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            self.transport.close()
+        elif data.startswith(b"GET"):
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"
+                + bytes((0x81, 19))
+                + b'{"subscribed":true}'
+            )
+            FloorServer.conns.append(self.transport)
+
+
+def serve_floor(port: int) -> None:
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            FloorServer, "127.0.0.1", port, backlog=4096
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(run())
 
 
 def peer_app() -> Any:
@@ -119,6 +165,9 @@ def serve(kind: str, port: int) -> None:
     import uvicorn
 
     raise_fd_limit()
+    if kind == "floor":
+        serve_floor(port)
+        return
     app = tether_app() if kind == "tether" else peer_app()
     uvicorn.run(
         app,
@@ -329,10 +378,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--serve", choices=["tether", "peer"])
+    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--floor", action="store_true", help="also run the bare-socket floor")
+    parser.add_argument("--serve", choices=["tether", "peer", "floor"])
     parser.add_argument("--clients", type=int)
-    parser.add_argument("--kind", choices=["tether", "peer"], default="tether")
+    parser.add_argument("--kind", choices=["tether", "peer", "floor"], default="tether")
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
     use_uvloop()
@@ -345,7 +395,7 @@ def main() -> None:
     raise_fd_limit()
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        for kind in ("tether", "peer"):
+        for kind in ("tether", "peer", "floor") if args.floor else ("tether", "peer"):
             rows.append(measure(kind, size, args.rounds, args.client_procs))
     load = os.getloadavg()[0]
     print(
@@ -369,6 +419,7 @@ def main() -> None:
                     "name": "broadcaster memory:// + Starlette",
                     **{str(r["subscribers"]): r for r in rows if r["kind"] == "peer"},
                 },
+                "floor": {str(r["subscribers"]): r for r in rows if r["kind"] == "floor"},
                 "ratio": {
                     "p99_peer_over_tether": round(p["p99_ms"] / t["p99_ms"], 2),
                     "p50_peer_over_tether": round(p["p50_ms"] / t["p50_ms"], 2),

@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from starlette.types import Receive, Scope, Send
 
@@ -197,7 +197,7 @@ class Gateway:
             )
             return
         await send({"type": "websocket.accept"})
-        session = Session(self, send)
+        session = Session(self, send, _transport_of(send))
         self.sessions.add(session)
         writer = asyncio.create_task(session.writer())
         try:
@@ -294,3 +294,17 @@ class Gateway:
 
     def describe(self) -> dict[str, Any]:
         return {"connections": len(self.sessions), "subscriptions": self.hub.subscribers()}
+
+
+def _transport_of(send: Send) -> asyncio.WriteTransport | None:
+    """The socket transport behind ``send`` when ``send`` is the server's own bound method
+    (uvicorn's WebSocket protocols keep it as ``.transport``); None when a middleware wraps
+    ``send`` or the server keeps it to itself: then every frame goes through ``send``."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
+    if all(
+        callable(getattr(transport, name, None))
+        for name in ("write", "get_write_buffer_size", "is_closing")
+    ):
+        return cast("asyncio.WriteTransport", transport)
+    return None

@@ -1,10 +1,11 @@
 """This gateway's subscriptions: channel key -> subscribed sessions, and the fan-out.
 
-A publication is encoded once per channel and handed to every session's send buffer (a
-non-blocking append). The hub follows each channel's (epoch, offset): a publication that
-skips offsets, or comes from another epoch, means this gateway missed some, so its live
-subscribers are told to resubscribe (unsubscribe code 2500) and recover the gap from
-history. Subscribers still waiting for their subscribe reply buffer what arrives meanwhile.
+A publication is encoded once per channel, JSON and WebSocket frame alike, and written to
+every subscriber's socket without waking any task (``Session.push_framed``). The hub
+follows each channel's (epoch, offset): a publication that skips offsets, or comes from
+another epoch, means this gateway missed some, so its live subscribers are told to
+resubscribe (unsubscribe code 2500) and recover the gap from history. Subscribers still
+waiting for their subscribe reply buffer what arrives meanwhile.
 """
 
 from __future__ import annotations
@@ -73,9 +74,12 @@ class Hub:
                 entry.epoch != delivery.epoch or delivery.offset != entry.offset + 1
             )
             entry.epoch, entry.offset = delivery.epoch, delivery.offset
-        frame = protocol.publication(
+        # Encoded once (JSON and the WebSocket frame) for every subscriber of the channel.
+        payload = protocol.publication(
             entry.public, protocol.with_offset(delivery.body, delivery.offset)
-        ).decode()
+        )
+        wire = protocol.text_frame(payload)
+        frame = payload.decode()
         behind: list[tuple[Session, Sub]] = []
         for session, sub in entry.subs.items():
             if sub.pending is not None:
@@ -83,7 +87,7 @@ class Hub:
             elif gap:
                 behind.append((session, sub))
             else:
-                session.push(frame)
+                session.push_framed(frame, wire)
         self.delivered += 1
         for session, sub in behind:
             session.resync(sub)

@@ -155,6 +155,20 @@ def publication(channel: str, pub: bytes) -> bytes:
     return b'{"push":{"channel":' + orjson.dumps(channel) + b',"pub":' + pub + b"}}"
 
 
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, unfragmented, uncompressed WebSocket text frame (RFC 6455
+    section 5.2), as a server sends it. Built once per publication, written to every
+    subscriber's socket as is (RFC 7692 lets a deflate connection carry uncompressed frames)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = b"\x81\x7e" + size.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + size.to_bytes(8, "big")
+    return head + payload
+
+
 def unsubscribe_push(channel: str, code: Unsubscribe, reason: str) -> bytes:
     return orjson.dumps(
         {"push": {"channel": channel, "unsubscribe": {"code": int(code), "reason": reason}}}

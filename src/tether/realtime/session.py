@@ -1,10 +1,15 @@
 """One client connection: reads commands, answers them, and writes through a bounded buffer.
 
-The send buffer is a deque of frames: fan-out appends without awaiting, and one writer task
-per connection drains it, joining whatever has piled up into one WebSocket message (the
-protocol allows several replies per message). A client that lets more than
-``max_pending_bytes`` pile up is disconnected with code 3008 ("slow"), so one slow reader
-never holds memory or slows the others.
+The send buffer is a deque of frames: replies are appended without awaiting, and one writer
+task per connection drains it, joining whatever has piled up into one WebSocket message (the
+protocol allows several replies per message). Fan-out takes a shorter road when the server
+lets the gateway reach the connection's transport (uvicorn does, when nothing wraps the ASGI
+``send``): the publication's pre-built frame is written straight to the transport, with no
+task woken per subscriber, whenever nothing of this connection is queued or being sent (so
+order holds); otherwise it joins the deque. Either way the bound counts what is queued plus
+the transport's write buffer: a client that lets more than ``max_pending_bytes`` pile up is
+disconnected with code 3008 ("slow"), so one slow reader never holds memory or slows the
+others.
 """
 
 from __future__ import annotations
@@ -48,12 +53,18 @@ class Session:
         "reader",
         "reaped",
         "send",
+        "sending",
         "subs",
+        "transport",
     )
 
-    def __init__(self, gateway: Gateway, send: Send) -> None:
+    def __init__(
+        self, gateway: Gateway, send: Send, transport: asyncio.WriteTransport | None = None
+    ) -> None:
         self.gateway = gateway
         self.send = send
+        self.transport = transport  # the socket under ``send``, when the server exposes it
+        self.sending = False  # the writer is inside ``send``: frames must queue behind it
         self.client = str(uuid.uuid4())
         self.identity: Identity | None = None
         self.subs: dict[str, Sub] = {}
@@ -75,13 +86,32 @@ class Session:
         if self.close_code is not None:
             return
         size = len(frame)
-        if self.pending_bytes + size > self.gateway.settings.max_pending_bytes:
+        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if self.pending_bytes + size + buffered > self.gateway.settings.max_pending_bytes:
             self.gateway.stats.slow += 1
             self.disconnect(Disconnect.SLOW)
             return
         self.pending.append(frame)
         self.pending_bytes += size
         self._rouse()
+
+    def push_framed(self, frame: str, wire: bytes) -> None:
+        """Fan-out: ``wire`` is ``frame`` already framed for WebSocket. Written to the
+        transport at once when nothing is ahead of it; otherwise queued like ``push``."""
+        transport = self.transport
+        if (
+            transport is None
+            or self.pending
+            or self.sending
+            or self.close_code is not None
+            or transport.is_closing()
+        ):
+            self.push(frame)
+            return
+        transport.write(wire)
+        if transport.get_write_buffer_size() > self.gateway.settings.max_pending_bytes:
+            self.gateway.stats.slow += 1
+            self.disconnect(Disconnect.SLOW)
 
     def _rouse(self) -> None:
         # A bare future, not an asyncio.Event: fan-out calls this once per subscriber.
@@ -117,11 +147,14 @@ class Session:
                 text = pending.popleft() if len(pending) == 1 else "\n".join(pending)
                 pending.clear()
                 self.pending_bytes = 0
+                self.sending = True
                 try:
                     await send({"type": "websocket.send", "text": text})
                 except Exception:  # the socket is gone; the reader sees it too
                     self.closed = True
                     return
+                finally:
+                    self.sending = False
             if self.close_code is not None and not pending:
                 await self._close()
                 return

@@ -74,3 +74,21 @@ def test_recovery_is_never_partial() -> None:
     assert not decide(top, Position("x", 2), entries).recovered
     assert not decide(top, Position("e", 6), entries).recovered
     assert not decide(top, Position("e", 2), [(3, b"c"), (5, b"e")]).recovered
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536])
+def test_pre_built_text_frames_parse_as_the_websockets_library_reads_them(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    payload = b"x" * size
+    stream = StreamReader()
+    stream.feed_data(protocol.text_frame(payload))
+    stream.feed_eof()
+    parser = Frame.parse(stream.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame = done.value
+    assert frame.opcode is Opcode.TEXT and frame.fin and not frame.rsv1
+    assert frame.data == payload
