@@ -18,8 +18,8 @@ import asyncpg
 from tether.core import jsonutil
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.envelope import Event
-from tether.core.errors import SinkUnavailableError
-from tether.sinks.base import OK, Outcome
+from tether.core.errors import SinkError, SinkUnavailableError
+from tether.sinks.base import OK, Outcome, SinkFeatures
 from tether.store.sqlfile import queries
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
@@ -42,6 +42,11 @@ def request_body(event: Event) -> bytes:
 
 class WebhooksSink:
     name = "webhooks"
+    # Deliveries are rows in PostgreSQL, unique per (event, endpoint); an over-size body is
+    # refused alone.
+    features = SinkFeatures(
+        dedups_by_id=True, durable=True, can_be_unavailable=True, fails_per_event=True
+    )
 
     def __init__(
         self,
@@ -66,7 +71,7 @@ class WebhooksSink:
         an open transaction), under a savepoint so a failure here leaves the relay's
         transaction usable."""
         if self._closed:
-            raise RuntimeError("webhooks sink is closed")
+            raise SinkError("webhooks sink is closed")
         outcomes: list[Outcome] = [OK] * len(events)
         ids, types, tenants, bodies = [], [], [], []
         for i, event in enumerate(events):
