@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
@@ -328,11 +329,49 @@ def recover(
     common.out.print(f"replaying {_run(config, database_url, None, act, tenant=who)} deliveries")
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+@asynccontextmanager
+async def _breaker_store(redis_url: str | None) -> AsyncIterator[Any]:
+    """A RedisBreakerStore on ``redis_url`` (checked reachable once), or None without one."""
+    if redis_url is None:
+        yield None
+        return
+    try:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        from tether.guard import RedisBreakerStore
+    except ImportError:
+        common.bad_input("--redis-url needs the redis extra: pip install 'tether[redis]'")
+    shown = common.mask_secrets(redis_url)
+    client = aioredis.from_url(redis_url)
+    try:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            common.fail(f"--redis-url {shown}: Redis unreachable: {exc}")  # fail() masks
+        common.err.print(f"circuit breakers shared through Redis at {shown}")
+        yield RedisBreakerStore(client)
+    finally:
+        await client.aclose()
+
+
 @app.command("run")
-def run(
+def run(  # noqa: PLR0917 (one parameter per flag)
     max_in_flight: Annotated[int, typer.Option(help="Requests in flight at most.")] = 64,
     lease: Annotated[str, typer.Option(help="Lease per claimed delivery (60s).")] = "60s",
     allow: AllowOpt = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TETHER_WEBHOOKS_REDIS_URL",
+            help="Redis that shares each endpoint's circuit breaker among dispatchers "
+            "(tether.guard.RedisBreakerStore). Without it each process keeps its own.",
+            show_default=False,
+        ),
+    ] = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
@@ -347,15 +386,23 @@ def run(
         settings = DispatcherConfig(max_in_flight=max_in_flight, lease=held)
     except ConfigError as exc:
         common.bad_input(str(exc))
+    if redis_url is not None and urlsplit(redis_url).scheme not in _REDIS_SCHEMES:
+        shown = common.mask_secrets(redis_url)
+        common.bad_input(f"--redis-url {shown!r}: use redis://, rediss:// or unix://")
 
     async def go() -> None:
-        async with _opened(config, database_url, allow) as (db, pool, _store, _log, ssrf):
+        async with (
+            _opened(config, database_url, allow) as (db, pool, _store, _log, ssrf),
+            _breaker_store(redis_url) as breaker_store,
+        ):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             with common.errors_handled(db.url):
-                dispatcher = Dispatcher(pool, config=settings, ssrf=ssrf)
+                dispatcher = Dispatcher(
+                    pool, config=settings, ssrf=ssrf, breaker_store=breaker_store
+                )
                 common.err.print(f"dispatching webhooks from {db.masked}")
                 try:
                     await dispatcher.run(stop)

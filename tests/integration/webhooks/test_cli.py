@@ -50,7 +50,7 @@ def test_endpoints_from_the_command_line(pg_dsn: str) -> None:
     assert code == 0
 
 
-async def test_run_delivers_until_sigterm_then_settles(pg_dsn: str) -> None:
+async def test_run_delivers_until_sigterm_then_settles(pg_dsn: str, redis_url: str) -> None:
     import asyncio
     import signal
     import subprocess
@@ -78,7 +78,7 @@ async def test_run_delivers_until_sigterm_then_settles(pg_dsn: str) -> None:
                     conn, [make_event("Ping", {"n": n}) for n in range(3)]
                 )
             argv = [sys.executable, "-m", "tether.cli", "webhooks", "run", "--database-url",
-                    pg_dsn, "--allow", "127.0.0.1"]  # fmt: skip
+                    pg_dsn, "--allow", "127.0.0.1", "--redis-url", redis_url]  # fmt: skip
             env = {k: v for k, v in __import__("os").environ.items() if k != "TETHER_SECRET_KEY"}
             proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
             await rx.wait_until(lambda: len(rx.verified) == 3, timeout=30)
@@ -86,6 +86,7 @@ async def test_run_delivers_until_sigterm_then_settles(pg_dsn: str) -> None:
             _, err = await asyncio.to_thread(proc.communicate, None, 30)
         assert proc.returncode == 0, err
         assert "stopped: 3 sent" in err
+        assert "circuit breakers shared through Redis" in err
         done = "SELECT count(*) FROM tether_webhook_deliveries WHERE state = 'done'"
         assert await pool.fetchval(done) == 3
     finally:
