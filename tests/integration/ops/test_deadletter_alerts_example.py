@@ -14,7 +14,12 @@ def test_example_runs() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "deadletter_alerts.py")],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for line in [

@@ -125,7 +125,24 @@ def test_command_checks_once_and_alerts(pg_dsn: str) -> None:
             result = await asyncio.to_thread(
                 CliRunner().invoke,
                 app,
-                ["monitor", "deadletters", "--once", "--json", "--threshold", "2", "--allow", "127.0.0.1", "--source", "outbox", "--source", "jobs", "--source", "webhooks", "--db", pg_dsn],
+                [
+                    "monitor",
+                    "deadletters",
+                    "--once",
+                    "--json",
+                    "--threshold",
+                    "2",
+                    "--allow",
+                    "127.0.0.1",
+                    "--source",
+                    "outbox",
+                    "--source",
+                    "jobs",
+                    "--source",
+                    "webhooks",
+                    "--db",
+                    pg_dsn,
+                ],
                 env={"TETHER_ALERT_WEBHOOK_URL": f"{rx.url}/alerts"},
             )
             return result.exit_code, [r.body.decode() for r in rx.requests], result.output
@@ -141,13 +158,27 @@ def test_command_checks_once_and_alerts(pg_dsn: str) -> None:
 @pytest.mark.slow
 def test_command_keeps_watching_until_sigterm(pg_dsn: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tether.cli", "monitor", "deadletters", "--interval", "1", "--db", pg_dsn],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tether.cli",
+            "monitor",
+            "deadletters",
+            "--interval",
+            "1",
+            "--db",
+            pg_dsn,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
     )
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # blocks until the first check (the test's timeout bounds it)
+        first = (
+            proc.stdout.readline()
+        )  # blocks until the first check (the test's timeout bounds it)
         assert first.strip() == "outbox: 0 dead (no alert due)", first + proc.stderr.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, proc.stderr.read()
@@ -159,18 +190,47 @@ def test_command_keeps_watching_until_sigterm(pg_dsn: str) -> None:
 def test_command_refuses_bad_input() -> None:
     pg_dsn = "postgresql://nobody@127.0.0.1:1/unused"  # refused before any connection
     runner = CliRunner()
-    unknown = runner.invoke(app, ["monitor", "deadletters", "--once", "--source", "nope", "--db", pg_dsn])
+    unknown = runner.invoke(
+        app, ["monitor", "deadletters", "--once", "--source", "nope", "--db", pg_dsn]
+    )
     assert unknown.exit_code == 2 and "known sources are" in unknown.output
     secret = runner.invoke(
         app,
-        ["monitor", "deadletters", "--once", "--db", pg_dsn, "--webhook-url", "https://example.com/a", "--webhook-secret", "nothex"],
+        [
+            "monitor",
+            "deadletters",
+            "--once",
+            "--db",
+            pg_dsn,
+            "--webhook-url",
+            "https://example.com/a",
+            "--webhook-secret",
+            "nothex",
+        ],
     )
-    assert secret.exit_code == 2 and "--webhook-secret" in secret.output and "nothex" not in secret.output
-    private = runner.invoke(app, ["monitor", "deadletters", "--once", "--db", pg_dsn, "--slack-webhook-url", "http://10.0.0.5/x"])
+    assert (
+        secret.exit_code == 2
+        and "--webhook-secret" in secret.output
+        and "nothex" not in secret.output
+    )
+    private = runner.invoke(
+        app,
+        [
+            "monitor",
+            "deadletters",
+            "--once",
+            "--db",
+            pg_dsn,
+            "--slack-webhook-url",
+            "http://10.0.0.5/x",
+        ],
+    )
     assert private.exit_code == 2 and "10.0.0.5" in private.output
 
 
-async def test_a_monitor_dying_after_the_send_but_before_the_commit_resends_the_same_id(pool: asyncpg.Pool) -> None:
+async def test_a_monitor_dying_after_the_send_but_before_the_commit_resends_the_same_id(
+    pool: asyncpg.Pool,
+) -> None:
     class DiesAfterSending:
         name = "webhook"
 

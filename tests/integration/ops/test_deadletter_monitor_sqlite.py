@@ -15,7 +15,9 @@ from tether.cli import app
 from tether.store.sqlite.ddl import migrate_sync
 
 
-def test_command_counts_sqlite_outbox_dead_letters_and_refuses_postgres_only_sources(tmp_path: Path) -> None:
+def test_command_counts_sqlite_outbox_dead_letters_and_refuses_postgres_only_sources(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "app.db"
     conn = sqlite3.connect(path)
     migrate_sync(conn)
@@ -28,12 +30,18 @@ def test_command_counts_sqlite_outbox_dead_letters_and_refuses_postgres_only_sou
             )
     conn.close()
     runner = CliRunner()
-    result = runner.invoke(app, ["monitor", "deadletters", "--once", "--json", "--db", f"sqlite:///{path}"])
+    result = runner.invoke(
+        app, ["monitor", "deadletters", "--once", "--json", "--db", f"sqlite:///{path}"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["counts"] == {"outbox": 2}
-    jobs = runner.invoke(app, ["monitor", "deadletters", "--once", "--source", "jobs", "--db", f"sqlite:///{path}"])
+    jobs = runner.invoke(
+        app, ["monitor", "deadletters", "--once", "--source", "jobs", "--db", f"sqlite:///{path}"]
+    )
     assert jobs.exit_code == 2 and "PostgreSQL, not SQLite" in jobs.output
-    missing = runner.invoke(app, ["monitor", "deadletters", "--once", "--db", f"sqlite:///{tmp_path / 'none.db'}"])
+    missing = runner.invoke(
+        app, ["monitor", "deadletters", "--once", "--db", f"sqlite:///{tmp_path / 'none.db'}"]
+    )
     assert missing.exit_code == 1 and "does not exist" in missing.output
 
 
@@ -61,5 +69,7 @@ def test_monitor_runs_without_prometheus_client() -> None:
         print(report.counts)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "{'outbox': 7}"
