@@ -36,4 +36,9 @@ async def main(dsn: str, allow: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    try:
+        import uvloop  # the "fast" extra, as a deployment would run it
+    except ImportError:
+        asyncio.run(main(sys.argv[1], sys.argv[2]))
+    else:
+        uvloop.run(main(sys.argv[1], sys.argv[2]))

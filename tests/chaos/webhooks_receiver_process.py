@@ -81,8 +81,8 @@ async def main(path: str) -> None:
 
 if __name__ == "__main__":
     try:
-        import uvloop  # the "fast" extra; plain asyncio otherwise
-
-        uvloop.run(main(sys.argv[1]))
+        import uvloop  # the "fast" extra, as a deployment would run it
     except ImportError:
         asyncio.run(main(sys.argv[1]))
+    else:
+        uvloop.run(main(sys.argv[1]))
