@@ -1,10 +1,12 @@
 """Fan-out of one publication to 1,000 and 10,000 WebSocket subscribers, and the memory of
 10,000 idle connections: Tether's gateway vs broadcaster + Starlette, in the same run.
 
-    .venv/bin/python benchmarks/realtime_fanout.py            # --sizes 1000,10000 --rounds 20
+    .venv/bin/python benchmarks/realtime_fanout.py --floor    # --sizes 1000,10000 --rounds 20
 
 Each contender runs alone in a server process (uvicorn, uvloop, one worker, in-memory
-fan-out: Tether's MemoryBackplane, broadcaster's memory:// backend). Client processes open
+fan-out: Tether's MemoryBackplane, broadcaster's memory:// backend). ``--floor`` adds a bare
+asyncio server writing one pre-built frame to every socket: what N socket writes and the
+clients' reading cost on this machine, below which no server gets. Client processes open
 the connections over loopback with a minimal raw WebSocket client (handshake, Tether's
 connect and subscribe commands, then only timestamps on data), so the clients cost as
 little as possible and the same for both. A publication carries the server's
