@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import Receive, Send
 
-from tether.realtime import channels, protocol
+from tether.realtime import channels, metrics, protocol
 from tether.realtime.access import Verdict
 from tether.realtime.backplane import BackplaneUnavailable, Position, Recovery
 from tether.realtime.hub import RESYNC, Sub
@@ -126,6 +126,7 @@ class Session:
         if self.close_code is None:
             self.close_code = code
             self._close_reason = reason
+            metrics.DISCONNECTS.labels(protocol.REASONS.get(code, str(int(code)))).inc()
             if code is Disconnect.SLOW:  # what is queued would never be read in time
                 self.pending.clear()
                 self.pending_bytes = 0

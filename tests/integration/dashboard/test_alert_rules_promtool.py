@@ -217,12 +217,15 @@ def test_workers_dispatchers_rescues_and_429s_fire(tmp_path: Path) -> None:
                      "values": "0+6000x25"},
                     {"series": 'tether_http_responses_total{job="api", status_class="5xx", method="GET"}',
                      "values": "0x5 0+300x20"},
+                    {"series": 'tether_realtime_disconnects_total{job="rt", reason="slow"}',
+                     "values": "0x5 0+5x25"},
                 ],
                 "alert_rule_test": [
                     quiet("TetherJobWorkerDown", "3m"),
                     quiet("TetherWebhookDispatcherDown", "10m"),
                     quiet("TetherRateLimitedOften", "5m"),
                     quiet("TetherHttpServerErrors", "5m"),
+                    quiet("TetherRealtimeSlowClients", "5m"),
                 ],
                 "promql_expr_test": [
                     firing("TetherJobWorkerDown", "5m", severity="critical", job="tether-worker",
@@ -230,6 +233,7 @@ def test_workers_dispatchers_rescues_and_429s_fire(tmp_path: Path) -> None:
                     firing("TetherJobsStalled", "20m", severity="critical"),
                     firing("TetherRateLimitedOften", "15m", severity="warning", limit="login"),
                     firing("TetherHttpServerErrors", "15m", severity="critical", job="api"),
+                    firing("TetherRealtimeSlowClients", "25m", severity="warning", job="rt"),
                 ],
             },
             {   # Stale-job rescues: 2 an hour on one queue, none on another.

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import websockets
+from prometheus_client import REGISTRY
 
 from tests.support.centrifuge_interop.serve import SECRET, serving, token
 from tether.realtime import Channel, ChannelAccess, Gateway, GatewaySettings, JwtVerifier, Kind
@@ -209,11 +210,18 @@ async def test_a_client_that_never_reads_is_cut_off_as_slow(gateway) -> None:
         # bound is measured on the transport's write buffer.
         assert all(session.transport is not None for session in gw.sessions)
         blob = b'{"pad":"' + b"x" * 30_000 + b'"}'
+        slow_before = REGISTRY.get_sample_value(
+            "tether_realtime_disconnects_total", {"reason": "slow"}
+        ) or 0.0
         async with asyncio.timeout(20):
             while gw.stats.slow == 0:
                 await gw.publish(Channel(Kind.ORG, "acme"), blob)
                 await asyncio.sleep(0)
         assert gw.stats.slow == 1
+        slow_after = REGISTRY.get_sample_value(
+            "tether_realtime_disconnects_total", {"reason": "slow"}
+        )
+        assert slow_after == slow_before + 1  # what the slow-client alert reads
         async with asyncio.timeout(15):  # the session goes, its subscription with it
             while gw.hub.subscribers():
                 await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ import tether.http.status_metrics  # responses by status class (tether-http rule
 import tether.jobs.metrics  # the jobs' counters (tether-workers rules)
 import tether.ops.deadletters
 import tether.ops.metrics  # registers the relay's metrics
+import tether.realtime.metrics  # the gateway's disconnects (tether-realtime rules)
 from tether.ops.alerts import DEFAULT_THRESHOLD
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "tether-alerts.yml"
