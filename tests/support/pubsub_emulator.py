@@ -1,4 +1,4 @@
-"""The Google Cloud Pub/Sub emulator, started once per test session on a free loopback port.
+"""The Google Cloud Pub/Sub emulator, started once per test module on a free loopback port.
 
 The emulator comes from Debian's package ``google-cloud-cli-pubsub-emulator`` (Google's apt
 repository; it needs Java). ``scripts/services`` installs it when apt can. Without it the tests
@@ -55,9 +55,12 @@ def _answers(host: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session", name="pubsub_emulator")
+# Module scope, not session: the emulator's JVM keeps burning CPU while idle, and under
+# pytest-xdist (files kept whole per worker) a session fixture would keep one running on each
+# worker that ever touched it until the whole run ends.
+@pytest.fixture(scope="module", name="pubsub_emulator")
 def pubsub_emulator_fixture() -> Iterator[str]:
-    """``host:port`` of a Pub/Sub emulator of this session (killed at the end)."""
+    """``host:port`` of a Pub/Sub emulator of this test module (killed at its end)."""
     if not BINARY.is_file():
         pytest.fail(
             f"the Pub/Sub emulator is not installed ({BINARY} is missing): install Debian's "
