@@ -1,7 +1,7 @@
 """Idempotency-Key and rate limiting in front of a FastAPI app, in one process, no services.
 
 Run: ``.venv/bin/python examples/http_edge_quickstart.py``. It prints what a retrying client
-sees; ``tests/integration/http/test_http_edge_quickstart.py`` checks the output.
+sees; ``tests/integration/test_examples.py`` checks the output.
 """
 
 from __future__ import annotations

@@ -7,19 +7,16 @@ once per driver, so their transactions share the pooler's server sessions.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 import pytest
 from examples.pooler_producers import ORDERS_PER_DRIVER, producers
 
+from tests.support.examples import run_example
+
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[3]
 DRIVERS = ["asyncpg", "psycopg", "psycopg-async", "sqlalchemy-asyncpg", "sqlalchemy-psycopg"]
 
 
@@ -43,16 +40,6 @@ async def test_producer_writes_every_event(
 
 
 def test_example_runs_through_the_pooler(pooled_dsn: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples/pooler_producers.py"), pooled_dsn],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    stdout = run_example("examples/pooler_producers.py", pooled_dsn)
     for driver in DRIVERS:
-        assert f"{driver}: {ORDERS_PER_DRIVER} events" in result.stdout
+        assert f"{driver}: {ORDERS_PER_DRIVER} events" in stdout

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tests.unit.webhooks.test_signing_examples import run_example
+from tests.support.examples import run_example
 
 
 def test_ai_scorer_with_rule_based_fallback() -> None:
-    assert run_example("examples/guard_ai_scorer.py").splitlines() == [
+    assert run_example("examples/guard_ai_scorer.py", stderr_empty=True).splitlines() == [
         "order o-1: score 0.12 from ai, circuit closed",
         "order o-2: score 0.1 from rules, circuit closed",
         "order o-3: score 0.1 from rules, circuit closed",
