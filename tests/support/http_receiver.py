@@ -33,39 +33,21 @@ class Answer:
 Responder = Callable[[Received], Answer]
 
 
-class Receiver:
-    """``requests`` holds every request answered 2xx in arrival order, ``rejected`` the others;
-    ``respond`` decides each answer (200 ``ok`` by default) and may be replaced while the
-    receiver runs."""
+class LoopbackServer:
+    """uvicorn serving a bare ASGI ``app`` on a free 127.0.0.1 port, in the caller's loop.
 
-    def __init__(self, respond: Responder | None = None) -> None:
-        self.requests: list[Received] = []  # answered 2xx
-        self.rejected: list[Received] = []  # answered anything else
-        self.respond: Responder = respond or (lambda _: Answer())
-        self._arrived = asyncio.Condition()
+    The socket is bound up front so ``port`` is known before ``start``."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            ws="none",
-            access_log=False,
+            app, interface="asgi3", lifespan="off", log_level="warning", ws="none", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def wait_for(self, n: int, timeout: float = 20.0) -> list[Received]:
-        async with asyncio.timeout(timeout), self._arrived:
-            await self._arrived.wait_for(lambda: len(self.requests) >= n)
-        return list(self.requests)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
@@ -80,17 +62,59 @@ class Receiver:
                 await self._task
         self._sock.close()
 
+
+async def read_body(receive: Any) -> bytes | None:
+    """The whole request body, or None when the client went away before sending it all."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def header_dict(scope: dict[str, Any]) -> dict[str, str]:
+    """Lower-case header names to values; a repeated header keeps its last value."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+class Receiver:
+    """``requests`` holds every request answered 2xx in arrival order, ``rejected`` the others;
+    ``respond`` decides each answer (200 ``ok`` by default) and may be replaced while the
+    receiver runs."""
+
+    def __init__(self, respond: Responder | None = None) -> None:
+        self.requests: list[Received] = []  # answered 2xx
+        self.rejected: list[Received] = []  # answered anything else
+        self.respond: Responder = respond or (lambda _: Answer())
+        self._arrived = asyncio.Condition()
+        self._server = LoopbackServer(self._app)
+        self.port = self._server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_for(self, n: int, timeout: float = 20.0) -> list[Received]:
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= n)
+        return list(self.requests)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request = Received(scope["method"], scope["path"], headers, b"".join(chunks))
+        body = await read_body(receive)
+        if body is None:
+            return
+        request = Received(scope["method"], scope["path"], header_dict(scope), body)
         answer = self.respond(request)
         if 200 <= answer.status < 300:
             async with self._arrived:

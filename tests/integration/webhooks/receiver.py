@@ -8,15 +8,15 @@ that does not verify is recorded in ``forged`` and answered 401.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.support.http_receiver import LoopbackServer, header_dict, read_body
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,8 @@ class Receiver:
         self.answered: list[tuple[Request, int]] = []  # every verified request and its status
         self.forged: list[Request] = []
         self.changed = asyncio.Condition()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app, interface="asgi3", lifespan="off", log_level="warning", access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
+        self._server = LoopbackServer(self._app)
+        self.port = self._server.port
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -80,16 +73,10 @@ class Receiver:
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the sender died mid-request (the chaos test kills it): nothing arrived
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request = Request(scope["path"], headers, b"".join(chunks))
+        body = await read_body(receive)
+        if body is None:
+            return  # the sender died mid-request (the chaos test kills it): nothing arrived
+        request = Request(scope["path"], header_dict(scope), body)
         verified = self.check(request)
         reply = self.respond(request) if verified else Reply(401, body=b"bad signature")
         if asyncio.iscoroutine(reply):
@@ -107,17 +94,10 @@ class Receiver:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        async with asyncio.timeout(10):
-            while not self._server.started:
-                await asyncio.sleep(0.01)
+        await self._server.start()
 
     async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            async with asyncio.timeout(10):
-                await self._task
-        self._sock.close()
+        await self._server.stop()
 
 
 @asynccontextmanager
