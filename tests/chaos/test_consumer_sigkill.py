@@ -18,6 +18,7 @@ import time
 import asyncpg
 import pytest
 
+from tests.support.chaos import reap
 from tests.support.consumers import broker_origin, dead_letters, read_line, spawn
 from tether.core.envelope import make_event
 
@@ -75,10 +76,5 @@ async def test_a_consumer_killed_mid_handler_loses_and_repeats_nothing(
             assert (rows, inbox) == (EVENTS, EVENTS)
             assert await dead_letters(broker, origin) == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        reap(procs)
         await conn.close()

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from tests.chaos import jobs_worker_process as program
+from tests.support.chaos import reap
 from tether.jobs import RECOVERED, JobCall, Jobs, JobStore
 from tether.queue.postgres import create_pool
 
@@ -98,11 +99,6 @@ async def test_sigkilled_workers_lose_and_repeat_no_job(pg_dsn: str) -> None:
         assert kills >= 3 and recovered > 0 and daily >= recovered
         assert await pool.fetchval("SELECT count(*) FROM tether_jobs WHERE result IS NULL") == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        reap(procs)
         await pool.close()
     assert isinstance(asyncpg, object)

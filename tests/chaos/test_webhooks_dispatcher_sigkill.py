@@ -29,6 +29,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.webhooks.conftest import LOOPBACK
+from tests.support.chaos import reap
 from tests.support.consumers import read_line
 from tether.core.envelope import make_event
 from tether.webhooks.journal import FLUSH_AT
@@ -154,12 +155,7 @@ async def test_sigkilled_dispatchers_lose_nothing_and_repeat_only_in_flight(pg_d
             f"after {KILLS} kills"
         )
     finally:
-        for p in [*procs, receiver]:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-            if p.stdout is not None:
-                p.stdout.close()
+        reap([*procs, receiver])
         arrivals.close()
         workdir.cleanup()
         await pool.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from tests.support.services import START_COMMANDS, answers
 
@@ -52,3 +52,14 @@ def guaranteed_restart(service: str) -> Iterator[None]:
         yield
     finally:
         start(service)
+
+
+def reap(procs: Iterable[subprocess.Popen[str]]) -> None:
+    """End a chaos test's child processes: kill those still running, wait for each (10 s at
+    most) and close its stdout pipe, so no process or pipe outlives the test."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
