@@ -25,7 +25,15 @@ from typing import Any, Final
 import httpcore
 import httpx
 
-from tether.net.ssrf import IPAddress, SsrfPolicy, UnsafeDestination, check_host, literal_address
+from tether.core.errors import ConfigError
+from tether.net.ssrf import (
+    IPAddress,
+    SsrfPolicy,
+    UnsafeDestination,
+    check_host,
+    check_url,
+    literal_address,
+)
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """Resolves ``(host, port)`` to IP address strings; the first usable one is connected to."""
@@ -236,6 +244,27 @@ def safe_client(
         headers=headers,
         **httpx_kwargs,
     )
+
+
+def checked_client(
+    url: str,
+    policy: SsrfPolicy | None = None,
+    *,
+    what: str,
+    connect_timeout: float = 5.0,
+    total_timeout: float = 15.0,
+) -> httpx.AsyncClient:
+    """A ``safe_client`` for a configured destination, checked now rather than at first send.
+
+    ``url`` is checked against ``policy`` (the default ``SsrfPolicy`` when None) so a refused
+    destination fails at setup as a ConfigError starting with ``what`` (``sink 'orders'``).
+    """
+    checked = policy if policy is not None else SsrfPolicy()
+    try:
+        check_url(url, checked)
+    except ValueError as exc:  # UnsafeDestination is a ValueError too
+        raise ConfigError(f"{what}: {exc}") from None
+    return safe_client(checked, connect_timeout=connect_timeout, total_timeout=total_timeout)
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> bytes:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tether.core.errors import ConfigError
 from tether.ops.alerts import Alert, AlertDeliveryError
 
 if TYPE_CHECKING:
@@ -25,12 +24,7 @@ USER_AGENT = "tether-alerts"
 def _client(url: str, policy: SsrfPolicy | None, what: str) -> httpx.AsyncClient:
     from tether import net
 
-    checked = policy if policy is not None else net.SsrfPolicy()
-    try:
-        net.check_url(url, checked)
-    except ValueError as exc:
-        raise ConfigError(f"{what}: {exc}") from None
-    return net.safe_client(checked, connect_timeout=5.0, total_timeout=15.0)
+    return net.checked_client(url, policy, what=what)
 
 
 def _where(url: str) -> str:

@@ -196,13 +196,12 @@ class HttpSink:
         """A sink with its own SSRF-guarded client; ConfigError when ``url`` is refused."""
         from tether import net
 
-        checked_policy = policy if policy is not None else net.SsrfPolicy()
-        try:
-            net.check_url(url, checked_policy)
-        except ValueError as exc:  # UnsafeDestination is a ValueError too
-            raise ConfigError(f"sink {options.get('name', 'http')!r}: {exc}") from None
-        client = net.safe_client(
-            checked_policy, connect_timeout=connect_timeout, total_timeout=total_timeout
+        client = net.checked_client(
+            url,
+            policy,
+            what=f"sink {options.get('name', 'http')!r}",
+            connect_timeout=connect_timeout,
+            total_timeout=total_timeout,
         )
         return cls(client, url, **options)
 

@@ -196,13 +196,12 @@ class SlackSink:
     ) -> SlackSink:
         from tether import net
 
-        checked_policy = policy if policy is not None else net.SsrfPolicy()
-        try:
-            net.check_url(webhook_url, checked_policy)
-        except ValueError as exc:
-            raise ConfigError(f"sink {options.get('name', 'slack')!r}: {exc}") from None
-        client = net.safe_client(
-            checked_policy, connect_timeout=connect_timeout, total_timeout=total_timeout
+        client = net.checked_client(
+            webhook_url,
+            policy,
+            what=f"sink {options.get('name', 'slack')!r}",
+            connect_timeout=connect_timeout,
+            total_timeout=total_timeout,
         )
         return cls(client, webhook_url, **options)
 
