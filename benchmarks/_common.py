@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import socket
 import statistics
 import sys
 import time
@@ -349,3 +350,46 @@ async def run_workers(
     if errors:
         print(f"  worker errors: {errors}", file=sys.stderr)
     return t_end - t0, reports
+
+
+def _serve_ok(sock: socket.socket, slow_prefix: str | None, slow_seconds: float) -> None:
+    import uvicorn
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        if slow_prefix is not None and scope["path"].startswith(slow_prefix):
+            await asyncio.sleep(slow_seconds)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(
+        app, interface="asgi3", lifespan="off", log_level="warning", access_log=False,
+        loop="uvloop",
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_ok_receiver(
+    slow_prefix: str | None = None, slow_seconds: float = 0.0
+) -> tuple[mp.Process, int]:
+    """A forked uvicorn process on a free loopback port answering every POST 200 ``ok``
+    (after ``slow_seconds`` when the path starts with ``slow_prefix``); returns it and the
+    port once the port accepts connections (10 s at most)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    proc = mp.get_context("fork").Process(
+        target=_serve_ok, args=(sock, slow_prefix, slow_seconds), daemon=True
+    )
+    proc.start()
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, port

@@ -16,58 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
-import socket
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit_json, print_table, use_uvloop
+from _common import emit_json, print_table, start_ok_receiver, use_uvloop
 
 from tether.core.envelope import Event, make_event
 from tether.net import SsrfPolicy
 from tether.sinks.http import HttpSink
 from tether.webhooks.signing import WebhookSecret
-
-
-def _serve(sock: socket.socket) -> None:
-    import uvicorn
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    config = uvicorn.Config(
-        app, interface="asgi3", lifespan="off", log_level="warning", access_log=False,
-        loop="uvloop",
-    )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-def start_receiver() -> tuple[mp.Process, int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    proc = mp.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
-    proc.start()
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, port
 
 
 def make_events(n: int) -> list[Event]:
@@ -124,7 +87,7 @@ async def run_bare(
 
 
 async def main(args: argparse.Namespace) -> None:
-    proc, port = start_receiver()
+    proc, port = start_ok_receiver()
     url = f"http://127.0.0.1:{port}/webhook/orders"
     events = make_events(args.events)
     rates: dict[str, list[float]] = {"tether": [], "bare": []}

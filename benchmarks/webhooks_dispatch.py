@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
-import socket
 import statistics
 import sys
 import time
@@ -31,7 +29,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit_json, print_table, temp_database, use_uvloop
+from _common import emit_json, print_table, start_ok_receiver, temp_database, use_uvloop
 
 from tether.core.envelope import make_event
 from tether.net import SsrfPolicy
@@ -47,42 +45,6 @@ SLOW_SECONDS = 2.0
 
 
 # --------------------------------------------------------------------------- the receiver
-
-
-def _serve(sock: socket.socket) -> None:
-    import uvicorn
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        if scope["path"].startswith("/slow"):
-            await asyncio.sleep(SLOW_SECONDS)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    config = uvicorn.Config(
-        app, interface="asgi3", lifespan="off", log_level="warning", access_log=False,
-        loop="uvloop",
-    )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-def start_receiver() -> tuple[mp.Process, int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    proc = mp.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
-    proc.start()
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, port
 
 
 # --------------------------------------------------------------------------- contenders
@@ -151,7 +113,7 @@ async def run_bare(url: str, bodies: list[bytes], concurrency: int) -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    receiver, port = start_receiver()
+    receiver, port = start_ok_receiver("/slow", SLOW_SECONDS)
     base = f"http://127.0.0.1:{port}"
     box = SecretBox(SecretBox.generate_key())
     n = args.deliveries
