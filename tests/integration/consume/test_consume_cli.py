@@ -15,12 +15,23 @@ from tests.chaos.consumer_process import open_source
 from tests.support.consumers import broker_origin
 from tests.support.services import AMQP_URL, NATS_URL, REDIS_URL
 from tether.cli import app
+from tether.commands import common
 from tether.consume import Consumer, RedeliveryPolicy
 from tether.core.envelope import Event, make_event
 
 pytestmark = pytest.mark.timeout(90)
 
 URLS = {"nats": NATS_URL, "rabbitmq": AMQP_URL, "redis": REDIS_URL}
+
+
+@pytest.fixture(autouse=True)
+def wide_tables() -> Any:
+    # The table must not squeeze cells to fit a width guessed from whatever terminal, if any,
+    # the test process has (a pytest-xdist worker has none); COLUMNS alone did not reach it there.
+    unset = common.out._width  # None: measured per print; restored so later tests measure again
+    common.out.width = 250
+    yield
+    common.out._width = unset
 
 
 def tether(*args: str) -> Result:

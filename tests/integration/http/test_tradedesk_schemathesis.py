@@ -38,7 +38,7 @@ from tests.integration.http.tradedesk_schemathesis_app import KEYS
 from tests.support import pg, services
 from tether.http.idempotency.keys import InvalidKeyError, parse_key
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.serial]
 
 SEED = 20_251_201
 EXAMPLES_PER_OPERATION = 25
