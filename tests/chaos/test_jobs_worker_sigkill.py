@@ -78,7 +78,8 @@ async def test_sigkilled_workers_lose_and_repeat_no_job(pg_dsn: str) -> None:
                 assert procs[i].wait(10) == -signal.SIGKILL
                 kills += 1
                 procs[i] = spawn(pg_dsn)
-                next_kill = time.monotonic() + rng.uniform(3.0, 5.0)
+                # 10,000 jobs now take about 10 s: kill often enough for several kills.
+                next_kill = time.monotonic() + rng.uniform(1.5, 3.0)
             await asyncio.sleep(0.25)
         elapsed = time.monotonic() - start
 

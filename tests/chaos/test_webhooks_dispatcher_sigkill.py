@@ -40,6 +40,7 @@ from tether.webhooks.store import EndpointStore
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
+IN_FLIGHT_S = 1.0  # how long before its logged arrival a request may have left its sender
 DELIVERIES = 5000
 KILLS = 4
 MAX_IN_FLIGHT = 32  # as tests/chaos/webhooks_dispatcher_process.py configures it
@@ -148,7 +149,10 @@ async def test_sigkilled_dispatchers_lose_nothing_and_repeat_only_in_flight(pg_d
         repeats = {w: times for w, times in by_id.items() if len(times) > 1}
         for times in repeats.values():
             first, again = times[0], times[1]
-            assert any(first < k < again for k in kills), "a repeat that no kill explains"
+            # In flight at a kill: sent before it, though the receiver may log it a little after
+            # (the bytes were already in its socket); sent again only after it.
+            explained = any(first - IN_FLIGHT_S < k < again for k in kills)
+            assert explained, f"a repeat that no kill explains: {times}, kills {kills}"
         assert sum(len(t) - 1 for t in repeats.values()) <= KILLS * (MAX_IN_FLIGHT + FLUSH_AT)
         print(
             f"{elapsed:.1f} s, {len(arrivals.records)} requests, {len(repeats)} repeated ids "
