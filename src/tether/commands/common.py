@@ -49,6 +49,39 @@ DatabaseOption = Annotated[
     ),
 ]
 
+# The dead-letter monitor's alert channels, shared by `tether monitor` and `tether worker`.
+AlertSlackOption = Annotated[
+    str | None,
+    typer.Option(
+        "--slack-webhook-url",
+        envvar="TETHER_ALERT_SLACK_WEBHOOK_URL",
+        help="Slack incoming webhook for alerts.",
+        show_default=False,
+    ),
+]
+AlertWebhookOption = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook-url",
+        envvar="TETHER_ALERT_WEBHOOK_URL",
+        help="URL that gets each alert as signed JSON.",
+        show_default=False,
+    ),
+]
+AlertSecretOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook-secret",
+        envvar="TETHER_ALERT_WEBHOOK_SECRET",
+        help="whsec_... secret(s) signing the webhook alerts.",
+        show_default=False,
+    ),
+]
+AlertAllowOption = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="Host or CIDR the alerts' SSRF guard lets through (repeatable)."),
+]
+
 
 FAILURE = 1
 BAD_INPUT = 2

@@ -195,37 +195,10 @@ def deadletters(
         list[str] | None,
         typer.Option("--source", help="A source to watch (repeatable; default: outbox)."),
     ] = None,
-    slack_webhook_url: Annotated[
-        str | None,
-        typer.Option(
-            "--slack-webhook-url",
-            envvar="TETHER_ALERT_SLACK_WEBHOOK_URL",
-            help="Slack incoming webhook for alerts.",
-            show_default=False,
-        ),
-    ] = None,
-    webhook_url: Annotated[
-        str | None,
-        typer.Option(
-            "--webhook-url",
-            envvar="TETHER_ALERT_WEBHOOK_URL",
-            help="URL that gets each alert as signed JSON.",
-            show_default=False,
-        ),
-    ] = None,
-    webhook_secret: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--webhook-secret",
-            envvar="TETHER_ALERT_WEBHOOK_SECRET",
-            help="whsec_... secret(s) signing the webhook alerts.",
-            show_default=False,
-        ),
-    ] = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option("--allow", help="Host or CIDR the SSRF guard lets through (repeatable)."),
-    ] = None,
+    slack_webhook_url: common.AlertSlackOption = None,
+    webhook_url: common.AlertWebhookOption = None,
+    webhook_secret: common.AlertSecretOption = None,
+    allow: common.AlertAllowOption = None,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", help="Serve the gauges for Prometheus on this port."),

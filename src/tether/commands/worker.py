@@ -154,37 +154,10 @@ def worker(
     schedules: Annotated[
         bool, typer.Option("--schedules/--no-schedules", help="Fire cron schedules.")
     ] = True,
-    slack_webhook_url: Annotated[
-        str | None,
-        typer.Option(
-            "--slack-webhook-url",
-            envvar="TETHER_ALERT_SLACK_WEBHOOK_URL",
-            help="Slack incoming webhook for the recovered-jobs alert (as the monitor's).",
-            show_default=False,
-        ),
-    ] = None,
-    webhook_url: Annotated[
-        str | None,
-        typer.Option(
-            "--webhook-url",
-            envvar="TETHER_ALERT_WEBHOOK_URL",
-            help="URL that gets the recovered-jobs alert as signed JSON (as the monitor's).",
-            show_default=False,
-        ),
-    ] = None,
-    webhook_secret: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--webhook-secret",
-            envvar="TETHER_ALERT_WEBHOOK_SECRET",
-            help="whsec_... secret(s) signing the webhook alerts.",
-            show_default=False,
-        ),
-    ] = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option("--allow", help="Host or CIDR the alerts' SSRF guard lets through."),
-    ] = None,
+    slack_webhook_url: common.AlertSlackOption = None,
+    webhook_url: common.AlertWebhookOption = None,
+    webhook_secret: common.AlertSecretOption = None,
+    allow: common.AlertAllowOption = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, ...")] = "INFO",
