@@ -182,7 +182,9 @@ async def test_relay_follows_a_new_stream_leader_without_a_restart(
     token = uuid.uuid4().hex[:10]
     stream, prefix = f"CLUSTER_{token}", f"cluster{token}"
     admin = await nats.connect(cluster.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-    js = admin.jetstream(timeout=2.0)
+    # Setup and checks only: a cluster that has just elected its meta leader can take more
+    # than 2 s to create a stream on a loaded machine (CI saw it time out).
+    js = admin.jetstream(timeout=10.0)
     await js.add_stream(
         StreamConfig(
             name=stream, subjects=[f"{prefix}.>"], num_replicas=3,

@@ -72,7 +72,9 @@ async def test_leaderless_stream_is_unavailable_and_missing_stream_fails_each_ev
     token = uuid.uuid4().hex[:10]
     stream, prefix = f"LEADERLESS_{token}", f"leaderless{token}"
     admin = await nats.connect(cluster.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-    js = admin.jetstream(timeout=2.0)
+    # Setup and checks only: a cluster that has just elected its meta leader can take more
+    # than 2 s to create a stream on a loaded machine (CI saw it time out).
+    js = admin.jetstream(timeout=10.0)
     # One replica, placed on n3: killing n3 leaves the stream without any leader while the
     # other two nodes keep the meta group (and so the stream's definition) answering.
     await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"], num_replicas=1))
