@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.guard.errors import BulkheadFull, CircuitOpen, GuardRejected, GuardTimeout
 from tether.guard.guard import Guard
+from tether.guard.inspect import BreakerInspector, CircuitView, view_of
 from tether.guard.policy import BreakerPolicy, State
 from tether.guard.store import BreakerStore, MemoryBreakerStore
 
@@ -19,16 +20,19 @@ if TYPE_CHECKING:
     from tether.guard.redis_store import RedisBreakerStore
 
 __all__ = [
+    "BreakerInspector",
     "BreakerPolicy",
     "BreakerStore",
     "BulkheadFull",
     "CircuitOpen",
+    "CircuitView",
     "Guard",
     "GuardRejected",
     "GuardTimeout",
     "MemoryBreakerStore",
     "RedisBreakerStore",
     "State",
+    "view_of",
 ]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ import redis.exceptions
 from redis.commands.core import AsyncScript
 
 from tether.guard.metrics import GUARD_STORE_ERRORS
-from tether.guard.policy import Admission, BreakerPolicy, State
+from tether.guard.policy import Admission, BreakerPolicy, Record, State
 from tether.guard.store import MemoryBreakerStore
 
 log = logging.getLogger("tether.guard")
@@ -109,6 +109,27 @@ class RedisBreakerStore:
     async def state(self, name: str, policy: BreakerPolicy, now: float) -> State:
         return await self._state_step("state", name, policy, now, self._local.state)
 
+    async def records(self, names: Sequence[str]) -> dict[str, Record | None]:
+        """The stored records of ``names`` in one round trip (a pipeline of ``HMGET``, no
+        script, nothing written). Unlike the deciding steps this does not fall back to local
+        state: it raises the Redis error (or ``TimeoutError`` after ``timeout_s``), since a
+        view must not show this process's guess as the shared state."""
+        if not names:
+            return {}
+        async with asyncio.timeout(self._timeout_s):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hmget(self._prefix + name, _FIELDS)
+                rows = cast(list[list[Any]], await pipe.execute())
+        return {name: _record(row) for name, row in zip(names, rows, strict=True)}
+
+    async def reset(self, name: str) -> bool:
+        """Delete the circuit's record: every instance sees it closed with no failures.
+        Raises when Redis does not answer (an operator must know the reset did not happen)."""
+        async with asyncio.timeout(self._timeout_s):
+            deleted = await self._client.delete(self._prefix + name)
+        return bool(deleted)
+
     @property
     def degraded(self) -> bool:
         """True while decisions are made on local state because Redis did not answer."""
@@ -170,3 +191,25 @@ class RedisBreakerStore:
         state = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
         retry = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
         return bool(int(raw[0])), cast(State, state), float(retry)
+
+
+_FIELDS: Final = ("s", "f", "ws", "ou", "p", "ps")  # the hash fields the script writes
+
+
+def _record(row: list[Any]) -> Record | None:
+    """A record from the script's hash fields (``HMGET`` order), None when none is stored."""
+    if row[0] is None:
+        return None
+    text = [v.decode() if isinstance(v, bytes) else v for v in row]
+
+    def number(value: str | None) -> float:
+        return float(value) if value else 0.0
+
+    return Record(
+        state=cast(State, text[0]),
+        failures=int(number(text[1])),
+        window_start=number(text[2]),
+        open_until=number(text[3]),
+        probes=int(number(text[4])),
+        probing_since=number(text[5]),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from tether.guard.policy import (
@@ -25,7 +26,9 @@ class BreakerStore(Protocol):
 
     async def failure(self, name: str, policy: BreakerPolicy, now: float) -> State: ...
 
-    async def state(self, name: str, policy: BreakerPolicy, now: float) -> State: ...
+    async def state(self, name: str, policy: BreakerPolicy, now: float) -> State:
+        """The state at ``now``, read only: nothing is written (not even what time changed)."""
+        ...
 
 
 class MemoryBreakerStore:
@@ -51,6 +54,13 @@ class MemoryBreakerStore:
 
     async def state(self, name: str, policy: BreakerPolicy, now: float) -> State:
         return current(self._get(name), policy, now).state
+
+    async def records(self, names: Sequence[str]) -> dict[str, Record | None]:
+        """Stored records as they are (:class:`tether.guard.inspect.BreakerInspector`)."""
+        return {name: self._records.get(name) for name in names}
+
+    async def reset(self, name: str) -> bool:
+        return self._records.pop(name, None) is not None
 
     def _get(self, name: str) -> Record:
         return self._records.get(name) or Record()

@@ -43,7 +43,7 @@ from tether.queue.postgres import PostgresQueue
 from tether.queue.worker import default_worker_name
 from tether.store.sqlfile import queries
 from tether.webhooks import sender
-from tether.webhooks.gates import Gates
+from tether.webhooks.gates import Gates, breaker_name
 from tether.webhooks.journal import Journal
 from tether.webhooks.model import Endpoint, Priority
 from tether.webhooks.schedule import FixedWait, RetrySchedule
@@ -149,7 +149,7 @@ class Dispatcher:
         policy = guard.BreakerPolicy() if breaker == "default" else breaker
         # One metrics label for every endpoint: an id per label would grow without bound.
         return guard.Guard(
-            f"webhook:{endpoint_id}",
+            breaker_name(endpoint_id),
             breaker=policy,
             store=self._breaker_store,
             metrics_name="webhooks",

@@ -18,6 +18,12 @@ MIN_BUSY_WAIT = 0.05
 MAX_BUSY_WAIT = 5.0
 
 
+def breaker_name(endpoint_id: uuid.UUID) -> str:
+    """The circuit breaker's name for an endpoint: the dispatchers' guards decide under it
+    and the dashboard reads and resets it (in a shared store, the key's suffix)."""
+    return f"webhook:{endpoint_id}"
+
+
 @dataclass(slots=True)
 class TokenBucket:
     """``rate`` requests per second with a burst of ``max(1, rate)``."""
