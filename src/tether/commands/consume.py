@@ -1,17 +1,15 @@
 """``tether consume dlq``: list and replay what consumers dead-lettered on a broker.
 
-The broker adapters live in :mod:`tether.consume`; each one offers
-``dead_letter_box(url, source, consumer)``, imported here only when its broker is named, so the
-command works with just the extras of the brokers in use.
+The broker adapters live in :mod:`tether.consume`; :mod:`tether.consume.boxes` opens the one
+named (the dashboard's consumer dead-letter page opens them the same way), importing it only
+then, so the command works with just the extras of the brokers in use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -19,27 +17,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether.commands import common
+from tether.consume import boxes
+from tether.consume.boxes import Broker
 from tether.consume.port import DeadLetter, DeadLetterBox
-from tether.core.errors import ConfigError
 
 app = typer.Typer(help="Consumers' dead letters on the broker.", no_args_is_help=True)
 dlq = typer.Typer(help="List and replay a consumer's dead letters.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
 
 
-class Broker(StrEnum):
-    nats = "nats"
-    rabbitmq = "rabbitmq"
-    redis = "redis"
-
-
-_MODULES = {
-    Broker.nats: ("tether.consume.jetstream", "nats"),
-    Broker.rabbitmq: ("tether.consume.rabbitmq", "rabbitmq"),
-    Broker.redis: ("tether.consume.redis_streams", "redis"),
-}
-_SOURCE_HELP = "JetStream stream, RabbitMQ exchange or Redis stream key the consumer reads."
-_CONSUMER_HELP = "Durable consumer (JetStream), queue (RabbitMQ) or group (Redis)."
+_SOURCE_HELP = boxes.SOURCE_HELP
+_CONSUMER_HELP = boxes.CONSUMER_HELP
 
 BrokerOpt = Annotated[Broker, typer.Option("--broker", help="Which broker.", show_default=False)]
 UrlOpt = Annotated[
@@ -57,19 +45,8 @@ async def _with_box(
     consumer: str,
     work: Callable[[DeadLetterBox], Awaitable[Any]],
 ) -> Any:
-    module_name, extra = _MODULES[broker]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"--broker {broker.value} needs the {extra} extra: "
-            f"pip install 'tether[{extra}]' ({exc})"
-        ) from None
-    box: DeadLetterBox = await module.dead_letter_box(url, source, consumer)
-    try:
+    async with boxes.dead_letter_box(broker, url, source, consumer) as box:
         return await work(box)
-    finally:
-        await box.close()
 
 
 def _run(broker: Broker, url: str, work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:

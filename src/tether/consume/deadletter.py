@@ -45,8 +45,13 @@ def original_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def read_dead_letter(
-    dlq_id: str, headers: Mapping[str, str], attributes: Mapping[str, str]
+    dlq_id: str,
+    headers: Mapping[str, str],
+    attributes: Mapping[str, str],
+    original: Mapping[str, str] | None = None,
 ) -> DeadLetter:
+    """``headers`` carry the failure record, ``attributes`` the CloudEvents attributes and
+    ``original`` the original message's headers (shown, as a replay sends them)."""
     deliveries = headers.get(DELIVERIES, "0")
     return DeadLetter(
         id=dlq_id,
@@ -57,6 +62,7 @@ def read_dead_letter(
         reason=headers.get(REASON, ""),
         deliveries=int(deliveries) if deliveries.isdigit() else 0,
         failed_at=headers.get(FAILED_AT, ""),
+        headers=dict(original or {}),
     )
 
 

@@ -443,7 +443,10 @@ class JetStreamDeadLetters:
             raise ConfigError(f"limit must be 1 to 100000, got {limit!r}")
         letters: list[DeadLetter] = []
         async for seq, headers, _ in self._walk():
-            letters.append(deadletter.read_dead_letter(str(seq), *_split(headers)))
+            original = {
+                k: wire.decode_value(v) for k, v in deadletter.original_headers(headers).items()
+            }
+            letters.append(deadletter.read_dead_letter(str(seq), *_split(headers), original))
             if len(letters) >= limit:
                 break
         return letters

@@ -82,6 +82,9 @@ class DeadLetter:
     reason: str
     deliveries: int
     failed_at: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The original message's headers as a replay sends them (the failure record left out),
+    values as text."""
 
 
 @runtime_checkable

@@ -681,6 +681,7 @@ def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         topo.dlq_id(headers, message.message_id, message.body),
         topo.dead_letter_headers(headers),
         attributes,
+        {k: topo.text(v) for k, v in topo.replayed(headers).items()},
     )
 
 

@@ -429,11 +429,8 @@ class RedisDeadLetterBox:
         for entry_id, fields in entries:
             pairs = _pairs(fields)
             every = {_text(k): _text(v) for k, v in pairs if k != b"data"}
-            letters.append(
-                deadletter.read_dead_letter(
-                    _text(entry_id), every, deadletter.original_headers(every)
-                )
-            )
+            original = deadletter.original_headers(every)
+            letters.append(deadletter.read_dead_letter(_text(entry_id), every, original, original))
         return letters
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
