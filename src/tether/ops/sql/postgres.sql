@@ -16,3 +16,72 @@ FOR UPDATE SKIP LOCKED
 UPDATE tether_alert_state
 SET level = :level, generation = generation + 1, updated_at = now()
 WHERE source = :source AND channel = :channel
+
+-- The runner registry (tether.ops.runners) on PostgreSQL.
+
+-- name: runner_register
+INSERT INTO tether_runners (id, kind, name, host, pid, started_at, heartbeat_at, interval_s, stats)
+VALUES (:id, :kind, :name, :host, :pid, :now, :now, :interval_s, :stats::jsonb)
+
+-- name: runner_beat
+UPDATE tether_runners SET heartbeat_at = :now, stats = :stats::jsonb WHERE id = :id
+
+-- name: runner_stop
+UPDATE tether_runners SET heartbeat_at = :now, stopped_at = :now, stats = :stats::jsonb
+WHERE id = :id
+
+-- name: runner_point
+-- Two beats in the same microsecond (a frozen clock in tests) keep the later stats.
+INSERT INTO tether_runner_beats (runner_id, at, stats) VALUES (:id, :now, :stats::jsonb)
+ON CONFLICT (runner_id, at) DO UPDATE SET stats = excluded.stats
+
+-- name: runner_list
+-- Runners still beating (alive or late) and those heard of within the window.
+SELECT id, kind, name, host, pid, started_at, heartbeat_at, interval_s, stopped_at, stats::text
+FROM tether_runners
+WHERE coalesce(stopped_at, heartbeat_at) >= :cutoff
+   OR (stopped_at IS NULL AND heartbeat_at >= :now::timestamptz - make_interval(secs => 6 * interval_s))
+ORDER BY kind, started_at DESC
+
+-- name: runner_history
+-- Per bucket, kind and stat: for a counter (name ending in _total) the sum of its increases
+-- between each runner's consecutive beats (a counter below its previous value was reset by a
+-- restart: its whole value is the increase), per second; for a gauge its highest value. Each
+-- runner's last beat before the window is read too, as the base of its first increase inside.
+WITH beats AS (
+    SELECT b.runner_id, r.kind, b.at, b.stats
+    FROM tether_runner_beats b JOIN tether_runners r ON r.id = b.runner_id
+    WHERE b.at >= :since
+    UNION ALL
+    SELECT r.id, r.kind, prior.at, prior.stats
+    FROM tether_runners r
+    CROSS JOIN LATERAL (
+        SELECT b.at, b.stats FROM tether_runner_beats b
+        WHERE b.runner_id = r.id AND b.at < :since
+        ORDER BY b.at DESC LIMIT 1
+    ) prior
+),
+points AS (
+    SELECT beats.kind, beats.at, s.key, s.value::float8 AS value,
+           lag(s.value::float8) OVER (PARTITION BY beats.runner_id, s.key ORDER BY beats.at)
+               AS before
+    FROM beats CROSS JOIN LATERAL jsonb_each_text(beats.stats) s
+)
+SELECT to_timestamp(floor(extract(epoch FROM at) / :bucket_s::int) * :bucket_s::int) AS at,
+       kind, key, right(key, 6) = '_total' AS counter,
+       CASE WHEN right(key, 6) = '_total'
+            THEN sum(CASE WHEN before IS NULL THEN 0
+                          WHEN value >= before THEN value - before
+                          ELSE value END) / :bucket_s::int
+            ELSE max(value) END AS value
+FROM points
+WHERE at >= :since
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3
+
+-- name: runner_prune_beats
+DELETE FROM tether_runner_beats WHERE at < :cutoff
+
+-- name: runner_prune_runners
+-- Their points go with them (ON DELETE CASCADE).
+DELETE FROM tether_runners WHERE coalesce(stopped_at, heartbeat_at) < :cutoff

@@ -1,0 +1,160 @@
+"""What a runner wraps its loop in: register on entry, beat every interval, stop on exit.
+
+The registry is a window onto the runner, never a reason for it to stop: a relay must keep
+publishing while the database that holds the registry is briefly unreachable. So a failed
+registration at start does not refuse the start (the host runs, and the heartbeat keeps trying
+to register every interval), and a failed beat is logged and tried again at the next interval.
+Failures are logged at most once a minute, and the recovery once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from tether.ops.runners.errors import UnknownRunner
+from tether.ops.runners.model import RunnerRegistry, checked_runner, default_name
+
+log = logging.getLogger("tether.ops.runners")
+
+_LOG_EVERY_S = 60.0
+
+
+def _no_stats() -> Mapping[str, float]:
+    return {}
+
+
+class Heartbeat:
+    """``async with Heartbeat(registry, "relay", name, interval_s=10.0, stats=counters): ...``
+
+    ``stats`` is called at each beat and returns the runner's counters (names ending in
+    ``_total``) and gauges. ``name`` defaults to ``<host>:<pid>``. Each call to the registry is
+    given at most one interval (at least a second), so a hung database delays no beat for long.
+    """
+
+    def __init__(
+        self,
+        registry: RunnerRegistry,
+        kind: str,
+        name: str | None = None,
+        *,
+        interval_s: float = 10.0,
+        stats: Callable[[], Mapping[str, float]] = _no_stats,
+    ) -> None:
+        self.name = name or default_name()
+        checked_runner(kind, self.name, interval_s)
+        self.registry = registry
+        self.kind = kind
+        self.interval_s = float(interval_s)
+        self._stats = stats
+        self._last_stats: Mapping[str, float] = {}
+        self.runner_id: uuid.UUID | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failing_since: float | None = None
+        self._logged_at = 0.0
+
+    @property
+    def timeout_s(self) -> float:
+        return max(self.interval_s, 1.0)
+
+    def _read_stats(self) -> Mapping[str, float]:
+        try:
+            self._last_stats = dict(self._stats())
+        except Exception:
+            # A broken stats callable must not stop the beats: the runner is still alive.
+            log.exception(
+                "runner %s: reading its stats failed; beating with the last ones", self.name
+            )
+        return self._last_stats
+
+    def _failed(self, action: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._logged_at >= _LOG_EVERY_S:
+            self._logged_at = now
+            log.warning(
+                "runner %s (%s): %s failed, retrying every %.0f s: %s",
+                self.name,
+                self.kind,
+                action,
+                self.interval_s,
+                error or type(error).__name__,
+            )
+
+    def _succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.info(
+                "runner %s (%s): the registry answers again after %.0f s",
+                self.name,
+                self.kind,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+            self._logged_at = 0.0
+
+    async def _register(self) -> None:
+        self.runner_id = await asyncio.wait_for(
+            self.registry.register(self.kind, self.name, self.interval_s, self._read_stats()),
+            self.timeout_s,
+        )
+
+    async def pulse(self) -> None:
+        """One beat now (registering first if not yet registered); failures are logged."""
+        action = "registering" if self.runner_id is None else "beating"
+        try:
+            if self.runner_id is None:
+                await self._register()
+            else:
+                try:
+                    await asyncio.wait_for(
+                        self.registry.beat(self.runner_id, self._read_stats()), self.timeout_s
+                    )
+                except UnknownRunner:
+                    # Pruned after the registry went long without hearing from it: start over.
+                    self.runner_id = None
+                    await self._register()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._failed(action, error)
+        else:
+            self._succeeded()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.pulse()
+
+    async def __aenter__(self) -> Heartbeat:
+        await self.pulse()
+        self._task = asyncio.create_task(self._run(), name=f"tether-heartbeat-{self.kind}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.runner_id is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self.registry.stop(self.runner_id, self._read_stats()), self.timeout_s
+            )
+        except Exception as error:
+            # The runner stops either way; the registry will show it lost instead of stopped.
+            log.warning(
+                "runner %s (%s): marking it stopped failed: %s", self.name, self.kind, error
+            )

@@ -1,0 +1,122 @@
+"""The runner registry in PostgreSQL (``tether_runners`` and ``tether_runner_beats``, migration
+0015), shared by every process of a deployment, over an asyncpg pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from tether.core.clock import SYSTEM_CLOCK, Clock
+from tether.ops.runners.errors import UnknownRunner
+from tether.ops.runners.model import (
+    KEEP_HISTORY,
+    KEEP_RUNNERS,
+    HistoryPoint,
+    RunnerInfo,
+    checked_bucket,
+    checked_runner,
+    checked_stats,
+    this_host,
+)
+from tether.store.sqlfile import queries
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+class PostgresRunnerRegistry:
+    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._sql = queries("tether.ops", "postgres")
+
+    def _args(self, statement: str, /, **values: Any) -> tuple[Any, ...]:
+        """The statement and its arguments, to splat into an asyncpg call."""
+        query = self._sql[statement]
+        return (query.numbered, *query.args(values))
+
+    async def register(
+        self, kind: str, name: str, interval_s: float, stats: Mapping[str, float]
+    ) -> uuid.UUID:
+        checked_runner(kind, name, interval_s)
+        values = json.dumps(checked_stats(stats))
+        await self.prune()
+        runner_id = uuid.uuid4()
+        now = self._clock.now()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                *self._args(
+                    "runner_register",
+                    id=runner_id,
+                    kind=kind,
+                    name=name,
+                    host=this_host(),
+                    pid=os.getpid(),
+                    now=now,
+                    interval_s=float(interval_s),
+                    stats=values,
+                )
+            )
+            await conn.execute(*self._args("runner_point", id=runner_id, now=now, stats=values))
+        return runner_id
+
+    async def _update(
+        self, statement: str, runner_id: uuid.UUID, stats: Mapping[str, float]
+    ) -> None:
+        values = json.dumps(checked_stats(stats))
+        now = self._clock.now()
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(*self._args(statement, id=runner_id, now=now, stats=values))
+            if status.split()[-1] == "0":
+                raise UnknownRunner(runner_id)
+            await conn.execute(*self._args("runner_point", id=runner_id, now=now, stats=values))
+
+    async def beat(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
+        await self._update("runner_beat", runner_id, stats)
+
+    async def stop(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
+        await self._update("runner_stop", runner_id, stats)
+
+    async def runners(self, *, gone_for: timedelta = timedelta(hours=24)) -> list[RunnerInfo]:
+        now = self._clock.now()
+        rows = await self._pool.fetch(*self._args("runner_list", now=now, cutoff=now - gone_for))
+        return [
+            RunnerInfo(
+                id=row["id"],
+                kind=row["kind"],
+                name=row["name"],
+                host=row["host"],
+                pid=row["pid"],
+                started_at=row["started_at"],
+                heartbeat_at=row["heartbeat_at"],
+                interval_s=float(row["interval_s"]),
+                stopped_at=row["stopped_at"],
+                stats={k: float(v) for k, v in json.loads(row["stats"]).items()},
+            )
+            for row in rows
+        ]
+
+    async def history(self, since: datetime, bucket_s: int) -> list[HistoryPoint]:
+        bucket = checked_bucket(bucket_s)
+        rows = await self._pool.fetch(*self._args("runner_history", since=since, bucket_s=bucket))
+        points: dict[tuple[datetime, str], HistoryPoint] = {}
+        for row in rows:
+            key = (row["at"], row["kind"])
+            point = points.get(key)
+            if point is None:
+                point = points[key] = HistoryPoint(row["at"], row["kind"], {}, {})
+            (point.rates if row["counter"] else point.gauges)[row["key"]] = float(row["value"])
+        return list(points.values())
+
+    async def prune(self, older_than: timedelta = KEEP_HISTORY) -> int:
+        now = self._clock.now()
+        async with self._pool.acquire() as conn:
+            runners = await conn.execute(
+                *self._args("runner_prune_runners", cutoff=now - KEEP_RUNNERS)
+            )
+            beats = await conn.execute(*self._args("runner_prune_beats", cutoff=now - older_than))
+        return int(runners.split()[-1]) + int(beats.split()[-1])
