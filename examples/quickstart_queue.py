@@ -38,7 +38,9 @@ async def main(path: str) -> None:
     await worker.run_once()  # or `await worker.run(stop_event)` as a service
 
     dead = ItemFilter(error="mail server")
-    print("dead letters:", [i.payload for i in await queue.list(dead)])
+    letters = await queue.list(dead)
+    print("dead letters:", [i.payload for i in letters])
+    print("its error:", (await queue.get_dead(letters[0].id)).last_error)  # one, by id
     print("replayed:", await queue.replay(dead))
     print("stats:", (await queue.stats()).pending, "pending")
 

@@ -918,3 +918,27 @@ async def test_outbox_dead_letters_are_listed_replayed_and_purged(h: Harness) ->
     assert (await outbox.get(ids[0])).state is ItemState.PENDING
     assert await outbox.purge(ItemFilter(extra={"topic": "orders"})) == 1
     assert (await outbox.stats()).pending == 2
+
+
+async def test_get_dead_finds_dead_items_only(h: Harness) -> None:
+    # On the outbox (ids indexed for dead rows only) and on a queue table alike.
+    dead_id, pending_id = uuid.uuid4(), uuid.uuid4()
+    for event_id, state in ((dead_id, "'dead'"), (pending_id, "'pending'")):
+        await h.execute(
+            OUTBOX_ROW_PG.format(id=event_id, type="OrderPlaced").replace("'dead'", state),
+            OUTBOX_ROW_SQLITE.replace("{id}", str(event_id))
+            .replace("{type}", "OrderPlaced")
+            .replace("'dead'", state),
+        )
+    outbox = await h.queue(spec=OUTBOX, queue=None)
+    assert await outbox.get_dead(dead_id) == await outbox.get(dead_id)
+    for absent in (pending_id, uuid.uuid4()):
+        with pytest.raises(NotFoundError, match="no dead item with id"):
+            await outbox.get_dead(absent)
+    q = await h.queue()
+    [item_id] = await q.enqueue(items(1))
+    with pytest.raises(NotFoundError):
+        await q.get_dead(item_id)
+    [c] = await claim_all(q)
+    await q.dead_letter(c, "poison message")
+    assert await q.get_dead(item_id) == await q.get(item_id)

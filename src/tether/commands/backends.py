@@ -100,8 +100,8 @@ class OutboxAdmin:
     async def list(self, f: ItemFilter, limit: int) -> list[Item]:
         return await self.engine.list(f, limit=limit)
 
-    async def get(self, id: uuid.UUID) -> Item:
-        return await self.engine.get(id)
+    async def get_dead(self, id: uuid.UUID) -> Item:
+        return await self.engine.get_dead(id)
 
 
 def parse_tenant(tenant: str | None) -> str | None:

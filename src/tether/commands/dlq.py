@@ -223,16 +223,18 @@ def show(
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
 ) -> None:
-    """Everything about one event: envelope, error history and payload."""
+    """Everything about one dead event: envelope, error history and payload."""
     (parsed,) = parse_ids([event_id], label="EVENT_ID ") or []
     scope = parse_tenant(tenant)
     db = _open(config, database_url)
 
     async def get(admin: OutboxAdmin) -> Item:
-        item = await admin.get(parsed)
+        # Dead rows only: the outbox indexes no other row by id, so a look-up of any state
+        # would read the whole table.
+        item = await admin.get_dead(parsed)
         if scope is not None and item.extra.get("tenant_id") != scope:
             # A role that bypasses row-level security would see it: answer as if it were absent.
-            raise NotFoundError(f"no item with id {parsed} in {admin.engine.spec.name}")
+            raise NotFoundError(f"no dead item with id {parsed} in {admin.engine.spec.name}")
         return item
 
     with common.errors_handled(db.url):

@@ -258,6 +258,14 @@ class Engine(ABC):
             raise NotFoundError(f"no item with id {id} in {self.spec.name}")
         return self._item(rows[0])
 
+    async def get_dead(self, id: uuid.UUID) -> Item:
+        """The dead item with this id, read through an index on every table (:meth:`get`
+        reads the whole outbox: it indexes the ids of dead rows only)."""
+        rows = await self._rows("get_dead", {"id": id})
+        if not rows:
+            raise NotFoundError(f"no dead item with id {id} in {self.spec.name}")
+        return self._item(rows[0])
+
     async def _archive(self, archive: str, clause: str, params: dict[str, Any]) -> int:
         """Move one batch of finished rows into ``archive``; returns how many moved."""
         return await self._count("sweep_archive", params, {"where": clause, "archive": archive})

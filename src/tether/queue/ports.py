@@ -168,6 +168,11 @@ class ItemAdmin(Protocol):
         """Raise :class:`NotFoundError` when no item has this id."""
         ...
 
+    async def get_dead(self, id: uuid.UUID) -> Item:
+        """Raise :class:`NotFoundError` when no dead item has this id. Indexed on every
+        table, where :meth:`get` scans the outbox (which indexes dead rows' ids only)."""
+        ...
+
     async def replay(
         self, filter: ItemFilter | None = None, *, progress: Progress | None = None
     ) -> int:

@@ -67,7 +67,7 @@ def test_dlq_list_and_show_stay_inside_the_tenant(cli: CliRunner, db: TenancyDb)
     assert listed(cli, db.admin) == {ids[0], ids[1], ids[4]}
     for dsn in (db.app, db.admin):
         shown = invoke(cli, "dlq", "show", ids[4], "--db", dsn, "--tenant", "acme", "--json")
-        assert shown.exit_code != 0 and "no item with id" in shown.output
+        assert shown.exit_code != 0 and "no dead item with id" in shown.output
         mine = invoke(cli, "dlq", "show", ids[0], "--db", dsn, "--tenant", "acme", "--json")
         assert mine.exit_code == 0 and json.loads(mine.stdout)["tenant_id"] == "acme"
 

@@ -97,9 +97,12 @@ def test_dlq_list_filters_and_show(cli: CliRunner, pg_dsn: str) -> None:
     ] == {"order": 4}
 
 
-def test_dlq_show_unknown_id(cli: CliRunner, pg_dsn: str) -> None:
+def test_dlq_show_unknown_or_live_id(cli: CliRunner, pg_dsn: str) -> None:
+    ids = seed(pg_dsn, 3, dead={0})
     result = invoke(cli, "dlq", "show", "01a2088b-650b-7332-a76c-c65c43c1c36f", "--db", pg_dsn)
-    assert result.exit_code == 1 and "no item with id" in result.stderr
+    assert result.exit_code == 1 and "no dead item with id" in result.stderr
+    pending = invoke(cli, "dlq", "show", ids[1], "--db", pg_dsn)  # not a dead letter
+    assert pending.exit_code == 1 and f"no dead item with id {ids[1]}" in pending.stderr
 
 
 def test_dlq_replay_needs_confirmation_then_replays(cli: CliRunner, pg_dsn: str) -> None:

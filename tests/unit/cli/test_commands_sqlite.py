@@ -32,6 +32,10 @@ def test_sqlite_migrate_status_dlq_relay(cli: CliRunner, tmp_path: Path) -> None
     assert (status["pending"], status["dead"]) == (2, 1)
     listed = json.loads(invoke(cli, "dlq", "list", "--db", url, "--json").stdout)
     assert [e["id"] for e in listed] == [str(refs[0].id)]
+    shown = json.loads(invoke(cli, "dlq", "show", str(refs[0].id), "--db", url, "--json").stdout)
+    assert (shown["state"], shown["last_error"]) == ("dead", "refused")
+    live = invoke(cli, "dlq", "show", str(refs[1].id), "--db", url)
+    assert live.exit_code == 1 and "no dead item with id" in live.stderr
     replayed = invoke(cli, "dlq", "replay", "--error-contains", "refused", "--yes", "--db", url)
     assert replayed.exit_code == 0 and "Replayed 1 event(s)" in replayed.stdout
     relayed = invoke(cli, "relay", "--db", url, "--log-sink", "--drain")

@@ -12,6 +12,7 @@ import aiosqlite
 from tether.outbox import producer
 from tether.outbox.table import OUTBOX
 from tether.queue import ItemFilter
+from tether.queue.spec import ITEMS, render
 from tether.queue.sqlite import SqliteQueue, open_database
 from tether.store.sqlite import ddl
 
@@ -67,3 +68,17 @@ async def test_add_event_rows_are_served_by_the_outbox_admin(tmp_path: Path) -> 
     assert (item.id, item.payload, item.partition_key) == (ref.id, {"total": 3}, "order:7")
     assert (await outbox.stats()).pending == 1
     await outbox.close()
+
+
+def test_a_dead_item_is_read_by_id_through_an_index(tmp_path: Path) -> None:
+    # `tether dlq show` on SQLite: the outbox's id index covers finished rows only.
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    ddl.migrate_sync(conn)
+    for spec, index in (
+        (OUTBOX, "tether_outbox_finished_id"),
+        (ITEMS, "sqlite_autoindex_tether_items"),
+    ):
+        sql = render("sqlite", "get_dead", spec).sql
+        plan = " ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", {"id": "x"}))
+        assert f"USING INDEX {index}" in plan, plan
+    conn.close()

@@ -94,6 +94,12 @@ SELECT count(*) AS n FROM {table} WHERE {where}
 -- name: get
 SELECT {columns} FROM {table} WHERE id = :id
 
+-- name: get_dead
+-- The state is a constant, not a parameter, so the planner proves the outbox's dead-only id
+-- index (tether_outbox_dead_id, WHERE state = 'dead') usable even in a generic plan: that
+-- table indexes no other row by id, and a look-up by id alone reads the whole table.
+SELECT {columns} FROM {table} WHERE id = :id AND state = 'dead'
+
 -- name: replay
 -- In batches, so a large dead-letter queue is replayed in short transactions. The lease token
 -- is cleared on tables that have one (the spec fills the placeholder).

@@ -63,6 +63,12 @@ SELECT count(*) AS n FROM {table} WHERE {where}
 -- name: get
 SELECT {columns} FROM {table} WHERE id = :id
 
+-- name: get_dead
+-- SQLite uses a partial index only when the query carries the index's own WHERE term: the
+-- outbox's id index covers finished rows (tether_outbox_finished_id, WHERE state IN ('done',
+-- 'dead')), so that term is written out before narrowing to dead rows.
+SELECT {columns} FROM {table} WHERE id = :id AND state IN ('done', 'dead') AND state = 'dead'
+
 -- name: replay
 UPDATE {table}
 SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL {release_lease}
