@@ -1,4 +1,4 @@
-"""10,000 jobs, 4 worker processes, a random one SIGKILLed every 3-5 s and restarted:
+"""10,000 jobs, 4 worker processes, a random one SIGKILLed every 1.5-3 s and restarted:
 every job's side effect, written in the job's own transaction, is there exactly once, every
 job is done, none stays running, and the killed workers' jobs came back through stale-job
 recovery (lease expiry)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import difflib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,8 +23,19 @@ from pydantic import BaseModel, ValidationError
 from tether.core import jsonutil
 from tether.core.envelope import Event, is_name
 from tether.core.errors import ConfigError, EventValidationError
+from tether.ops import instruments
 
 Unknown = Literal["accept", "refuse"]
+log = logging.getLogger("tether.catalog")
+UNKNOWN_ACCEPTED = instruments.counter(
+    "tether_catalog_unknown_events_total",
+    "Events of a type the event catalog does not register, let through because it accepts "
+    "unknown types, by where they were seen (produce or consume)",
+    ["where"],
+)
+# Types are logged once each; past this many distinct names (a flood of made-up types from a
+# broker), further ones are only counted.
+_LOGGED_UNKNOWN_MAX = 1_000
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Takes a payload of version ``n`` (a dict) and returns it in the shape of version ``n + 1``."""
 M = TypeVar("M", bound=type[BaseModel])
@@ -135,6 +147,7 @@ class EventCatalog:
         self.version = version
         self._types: dict[str, dict[int, EventType]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._unknown_logged: set[str] = set()
 
     # -- registration ---------------------------------------------------------------------
 
@@ -266,6 +279,7 @@ class EventCatalog:
         if not versions:
             if self.unknown == "refuse":
                 raise self.unknown_type(type)
+            self._accepted_unknown(type, "produce")
             return None
         number = max(versions) if version is None else version
         entry = versions.get(number)
@@ -298,6 +312,7 @@ class EventCatalog:
         if not versions:
             if self.unknown == "refuse":
                 raise self.unknown_type(event.type)
+            self._accepted_unknown(event.type, "consume")
             return event
         current = versions[max(versions)]
         if event.version > current.version:
@@ -312,6 +327,19 @@ class EventCatalog:
         if event.version == current.version and checked == event.payload:
             return event  # already in shape: keep the bytes as received
         return dataclasses.replace(event, data=jsonutil.dumps(checked), version=current.version)
+
+    def _accepted_unknown(self, type: str, where: str) -> None:
+        """Accepting is a choice, never silence: a warning the first time each type passes,
+        and a counter every time (alert on it to find types nobody registered)."""
+        UNKNOWN_ACCEPTED.labels(where).inc()
+        if type in self._unknown_logged or len(self._unknown_logged) >= _LOGGED_UNKNOWN_MAX:
+            return
+        self._unknown_logged.add(type)
+        log.warning(
+            "event type %r is not in the event catalog %r; let through unchecked (%s) because "
+            "the catalog accepts unknown types: register it, or use unknown='refuse'",
+            type, self.title, where,
+        )  # fmt: skip
 
     def _step(self, type: str, version: int, payload: Any) -> Any:
         fn = self._upcasters.get((type, version))

@@ -77,3 +77,41 @@ async def test_handle_skips_repeats(conn: Any) -> None:
     async with Tx(conn):
         assert await inbox.handle(conn, eid, work) is None
     assert runs == [1]
+
+
+async def test_handle_event_upcasts_with_a_catalog_and_skips_repeats(conn: Any) -> None:
+    from pydantic import BaseModel
+
+    from tether.catalog import EventCatalog
+    from tether.core.envelope import Event, make_event
+    from tether.core.errors import EventValidationError
+
+    class PlacedV1(BaseModel):
+        total: int
+
+    class PlacedV2(BaseModel):
+        total_cents: int
+
+    catalog = EventCatalog()
+    catalog.register(model=PlacedV1, type="OrderPlaced", version=1, topic="order")
+    catalog.register(model=PlacedV2, type="OrderPlaced", version=2, topic="order")
+    catalog.add_upcaster("OrderPlaced", 1, lambda p: {"total_cents": p["total"] * 100})
+    inbox, seen = Inbox("billing", catalog=catalog), []
+
+    async def handler(event: Event) -> str:
+        seen.append((event.version, event.payload))
+        return "done"
+
+    old = make_event("OrderPlaced", {"total": 12}, topic="order", version=1)
+    async with Tx(conn):
+        assert await inbox.handle_event(conn, old, handler) == "done"
+    async with Tx(conn):
+        assert await inbox.handle_event(conn, old, handler) is None  # a repeat
+    assert seen == [(2, {"total_cents": 1200})]
+
+    broken = make_event("OrderPlaced", {"sum": 1}, topic="order", version=1)
+    with pytest.raises(EventValidationError, match="upcaster OrderPlaced v1->v2 failed"):
+        async with Tx(conn):
+            await inbox.handle_event(conn, broken, handler)
+    async with Tx(conn):  # refused before any inbox row: once fixed, it is processed
+        assert await Inbox("billing").first_time(conn, broken.id)

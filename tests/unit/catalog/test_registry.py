@@ -209,3 +209,27 @@ def test_types_are_listed_by_topic_type_and_version() -> None:
     ]
     current = catalog.current("OrderPlaced")
     assert current is not None and current.version == 3
+
+
+def test_an_accepted_unknown_type_is_logged_once_per_type_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def seen(where: str) -> float:
+        value = REGISTRY.get_sample_value("tether_catalog_unknown_events_total", {"where": where})
+        return value or 0.0
+
+    catalog = three_versions()
+    before_produce, before_consume = seen("produce"), seen("consume")
+    with caplog.at_level("WARNING", logger="tether.catalog"):
+        for _ in range(3):
+            assert catalog.validate("ShipmentLost", None, {"a": 1}) == {"a": 1}
+        event = make_event("ShipmentLost", {"a": 1})
+        assert catalog.upcast(event) is event
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tether.catalog"]
+    assert len(warnings) == 1, warnings
+    assert "'ShipmentLost' is not in the event catalog" in warnings[0]
+    assert "unknown='refuse'" in warnings[0]
+    assert seen("produce") - before_produce == 3
+    assert seen("consume") - before_consume == 1
