@@ -31,12 +31,15 @@ from starlette.templating import Jinja2Templates
 
 from tether.authz import Authz
 from tether.core.errors import ConfigError
-from tether.dashboard import actions, queries
+from tether.dashboard import actions, history, queries
 from tether.dashboard.auth import Guard, OpsCap, TokenUsers, csrf_ok, csrf_token, user_of
+from tether.dashboard.history_cache import HistoryCache
 from tether.dashboard.kinds import KINDS, BadFilter, DeadFilter, kind_of, parse_filter, parse_uuid
 from tether.dashboard.realtime_view import realtime_snapshot
-from tether.dashboard.series import Series
+from tether.dashboard.runners_view import rate_now, runner_rows
+from tether.dashboard.series import PendingAges
 from tether.http.ratelimit import Algorithm, Limit, MemoryRateLimitStore
+from tether.ops.runners import PostgresRunnerRegistry, RunnerRegistry
 
 _HERE = resources.files(__name__.rsplit(".", 1)[0])
 LOGIN_LIMIT = Limit("dashboard-login", 10, 300.0)  # attempts per client address, 5 minutes
@@ -66,6 +69,7 @@ class DashboardSettings:
     https_only: bool = False
     session_max_age: int = 8 * 3600
     gateway: Any = None  # a running tether.realtime Gateway in this process, if any
+    runners: Any = None  # a tether.ops.runners RunnerRegistry (None: the database's)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -119,11 +123,13 @@ class Dashboard:
         self.settings = settings
         self.guard = Guard(authz, settings.org)
         self.db = _Pool(settings.dsn, pool)
-        self.series = Series(settings.refresh_seconds)
+        self.series = PendingAges(settings.refresh_seconds)
+        self.history = HistoryCache()
         self.logins = MemoryRateLimitStore()  # per process: attempts per client address
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.filters["age"] = _age
         self.templates.env.filters["when"] = _when
+        self.templates.env.filters["number"] = _number
 
     # --- plumbing ------------------------------------------------------------------------
     def page(
@@ -202,21 +208,38 @@ class Dashboard:
         return RedirectResponse(request.url_for("login"), status_code=303)
 
     # --- overview ------------------------------------------------------------------------
+    async def registry(self) -> RunnerRegistry:
+        if self.settings.runners is not None:
+            return self.settings.runners  # type: ignore[no-any-return]
+        return PostgresRunnerRegistry(await self.db.get())
+
     async def _overview_data(self) -> dict[str, Any]:
         pool = await self.db.get()
         counts = await queries.table_counts(pool)
         if self.series.due():
             await self.series.add(counts)
-        return {"counts": counts, "runners": await queries.runners(pool)}
+        infos = await (await self.registry()).runners()
+        return {"counts": counts, "runners": runner_rows(infos, datetime.now(UTC))}
 
     async def overview(self, request: Request) -> Response:
-        return self.page(request, "overview.html", await self._overview_data())
+        shown = history.parse_range(request.query_params.get("range"))
+        data = await self._overview_data()
+        return self.page(
+            request, "overview.html", {**data, "range": shown, "ranges": list(history.RANGES)}
+        )
 
     async def overview_part(self, request: Request) -> Response:
         return self.page(request, "_overview.html", await self._overview_data())
 
     async def series_json(self, request: Request) -> Response:
-        return JSONResponse(self.series.chart(), headers={"cache-control": "no-store"})
+        """The chart's data over ``?range=`` (1h, 6h, 24h) from the registry's history."""
+        shown = history.parse_range(request.query_params.get("range"))
+        now = datetime.now(UTC)
+        since = now - shown.span
+        points = await self.history.points(await self.registry(), since, now, shown.bucket_s)
+        oldest = self.series.since(since.timestamp())
+        data = history.chart(points, since, now, shown.bucket_s, oldest)
+        return JSONResponse(data, headers={"cache-control": "no-store"})
 
     # --- dead letters --------------------------------------------------------------------
     def _filter(self, request: Request) -> DeadFilter:
@@ -368,7 +391,13 @@ class Dashboard:
         return self.page(request, "jobs.html", data)
 
     async def realtime(self, request: Request) -> Response:
-        return self.page(request, "realtime.html", {"rt": realtime_snapshot(self.settings.gateway)})
+        """Every real-time gateway in the registry, and this process's gateway in detail."""
+        infos = await (await self.registry()).runners()
+        gateways = runner_rows(infos, datetime.now(UTC), kind="realtime-gateway")
+        beats = await queries.last_beats(await self.db.get(), [g.info.id for g in gateways])
+        rates = {g.info.id: rate_now(beats.get(g.info.id, []), "messages_total") for g in gateways}
+        rt = realtime_snapshot(self.settings.gateway)
+        return self.page(request, "realtime.html", {"rt": rt, "gateways": gateways, "rates": rates})
 
     def routes(self) -> list[Route | Mount]:
         v = self.viewer
@@ -416,6 +445,10 @@ def _age(value: timedelta | float | None) -> str:
     if s < 172800:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} d"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def _when(value: datetime | None) -> str:

@@ -306,40 +306,6 @@ async def table_counts(pool: asyncpg.Pool) -> list[TableCounts]:
     return out
 
 
-# --- who is running ---------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Runner:
-    role: str  # relay (a database session), job worker, webhook dispatcher
-    name: str
-    count: int
-    last_seen: datetime | None
-
-
-async def runners(pool: asyncpg.Pool) -> list[Runner]:
-    """Relays (their database sessions name themselves tether-relay), and job workers and
-    webhook dispatchers by the items they hold now (claimed rows: a partial index each)."""
-    async with pool.acquire() as conn:
-        sessions = await conn.fetch(
-            "SELECT application_name AS name, count(*) AS n, "
-            "max(greatest(backend_start, state_change)) AS seen FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name LIKE 'tether-%' "
-            "AND application_name <> 'tether-dashboard' GROUP BY 1 ORDER BY 1"
-        )
-        workers = await conn.fetch(
-            "SELECT worker AS name, count(*) AS n, max(heartbeat_at) AS seen FROM tether_jobs "
-            "WHERE state = 'claimed' GROUP BY 1 ORDER BY 1 LIMIT 200"
-        )
-        dispatchers = await conn.fetch(
-            "SELECT worker AS name, count(*) AS n, max(available_at) AS seen "
-            "FROM tether_webhook_deliveries WHERE state = 'claimed' GROUP BY 1 ORDER BY 1 LIMIT 200"
-        )
-    return (
-        [Runner("database session", r["name"], r["n"], r["seen"]) for r in sessions]
-        + [Runner("job worker", r["name"] or "?", r["n"], r["seen"]) for r in workers]
-        + [Runner("webhook dispatcher", r["name"] or "?", r["n"], r["seen"]) for r in dispatchers]
-    )
-
-
 # --- webhooks and jobs ------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class EndpointRow:
@@ -409,3 +375,27 @@ async def recoveries(pool: asyncpg.Pool, since: date) -> list[tuple[date, str, i
         since,
     )
     return [(r["day"], r["queue"], int(r["recovered"])) for r in rows]
+
+
+# --- runner registry --------------------------------------------------------------------------
+async def last_beats(
+    pool: asyncpg.Pool, runner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[datetime, dict[str, float]]]]:
+    """The last two heartbeats of each runner, newest first (two look-ups each on the beats'
+    (runner_id, at) key), so a page can show a counter's rate now rather than over a life."""
+    if not runner_ids:
+        return {}
+    rows = await pool.fetch(
+        "SELECT r.id, b.at, b.stats FROM unnest($1::uuid[]) AS r(id) CROSS JOIN LATERAL ("
+        "SELECT at, stats FROM tether_runner_beats WHERE runner_id = r.id "
+        "ORDER BY at DESC LIMIT 2) b",
+        list(runner_ids)[:500],
+    )
+    out: dict[uuid.UUID, list[tuple[datetime, dict[str, float]]]] = {}
+    for r in rows:
+        stats = r["stats"]
+        data = orjson.loads(stats) if isinstance(stats, str | bytes) else stats
+        out.setdefault(r["id"], []).append((r["at"], {k: float(v) for k, v in data.items()}))
+    for beats in out.values():
+        beats.sort(key=lambda b: b[0], reverse=True)
+    return out

@@ -81,3 +81,48 @@ async def load(conn: Any, *, dead: int, done: int, outbox_done: int, other: int)
             await conn.execute(statement)
     # VACUUM as autovacuum would have: the visibility map lets counts read the index alone.
     await conn.execute("VACUUM ANALYZE")
+
+
+# The registry as a deployment leaves it: ``$1`` runners of every kind (one in ten lost, one in
+# ten stopped) beating every ``$3`` seconds for ``$2`` hours, counters growing by the beat.
+RUNNERS = """
+INSERT INTO tether_runners (id, kind, name, host, pid, started_at, heartbeat_at, interval_s,
+                            stopped_at, stats)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(r), 12, '0'))::uuid,
+       (ARRAY['relay', 'job-worker', 'webhook-dispatcher', 'realtime-gateway',
+              'consumer'])[1 + r % 5],
+       'runner-' || r, 'host-' || (r % 4), 1000 + r, now() - make_interval(hours => $2::int),
+       CASE WHEN r % 10 = 3 THEN now() - interval '2 hours' ELSE now() END, $3::int,
+       CASE WHEN r % 10 = 7 THEN now() - interval '1 hour' END,
+       jsonb_build_object('published_total', 1000, 'done_total', 1000, 'lag_s', 0.5)
+FROM generate_series(1, $1::int) r
+"""
+
+BEATS = """
+INSERT INTO tether_runner_beats (runner_id, at, stats)
+SELECT r.id, now() - make_interval(secs => b * $2::int),
+       CASE r.kind
+         WHEN 'relay' THEN jsonb_build_object('published_total', 100000 - b * 3,
+              'failed_total', 500 - b / 100, 'dead_total', 100 - b / 1000, 'lag_s', b % 7 / 10.0)
+         WHEN 'job-worker' THEN jsonb_build_object('done_total', 100000 - b * 2,
+              'failed_total', 500 - b / 100, 'dead_total', 100 - b / 1000, 'rescued_total', 3,
+              'in_flight', b % 5)
+         WHEN 'webhook-dispatcher' THEN jsonb_build_object('delivered_total', 100000 - b,
+              'failed_total', 500 - b / 100, 'dead_total', 100 - b / 1000, 'in_flight', b % 3)
+         WHEN 'realtime-gateway' THEN jsonb_build_object('connections', 100 + b % 50,
+              'channels', 40, 'messages_total', 1000000 - b * 20, 'disconnects_total', 50)
+         ELSE jsonb_build_object('handled_total', 100000 - b, 'retried_total', 30,
+              'dead_total', 10)
+       END
+FROM tether_runners r, generate_series(0, $1::int * 3600 / $2::int) b
+WHERE now() - make_interval(secs => b * $2::int) <= r.heartbeat_at
+"""
+
+
+async def load_runners(conn: Any, *, runners: int, hours: int, every_s: int) -> int:
+    """The registry of ``runners`` runners with ``hours`` of beats every ``every_s`` seconds;
+    then ANALYZE. Returns how many beats were written."""
+    await conn.execute(RUNNERS, runners, hours, every_s)
+    await conn.execute(BEATS, hours, every_s)
+    await conn.execute("ANALYZE tether_runners, tether_runner_beats")
+    return int(await conn.fetchval("SELECT count(*) FROM tether_runner_beats"))

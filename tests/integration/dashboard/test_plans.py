@@ -14,14 +14,18 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.integration.dashboard.rows import load
+from tests.integration.dashboard.rows import load, load_runners
 from tether.dashboard import actions, queries
 from tether.dashboard.kinds import parse_filter
+from tether.ops.runners import PostgresRunnerRegistry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ENDPOINT_3 = "00000000-0000-4000-8000-00000000e003"  # rows.py: i = 52 is dead there
-BIG = ("tether_outbox", "tether_jobs", "tether_webhook_deliveries", "tether_webhook_attempts")
+BIG = (
+    "tether_outbox", "tether_jobs", "tether_webhook_deliveries", "tether_webhook_attempts",
+    "tether_runner_beats",
+)  # fmt: skip
 
 
 class Explaining:
@@ -73,6 +77,8 @@ async def explaining(pg_dsn: str) -> AsyncIterator[Explaining]:
     conn = await asyncpg.connect(pg_dsn)
     try:
         await load(conn, dead=12_000, done=15_000, outbox_done=5_000, other=6_000)
+        # 20 runners beating every 10 s for 6 hours: 40,000 beats, the chart's hour a sixth.
+        await load_runners(conn, runners=20, hours=6, every_s=10)
         yield Explaining(conn)
     finally:
         await conn.close()
@@ -119,7 +125,15 @@ async def test_every_page_statement_reads_through_an_index(explaining: Explainin
     assert jobs.dead.exact and jobs.dead.value == 6_000
     assert not jobs.done.exact and 10_000 < jobs.done.value < 20_000
     assert outbox.oldest_pending is not None and outbox.last_seq is not None
-    await queries.runners(db)
+    # The runners table, the chart's last hour (the dashboard reads longer ranges once, then
+    # their last buckets: history_cache.py) and the realtime page's last two beats of each.
+    registry = PostgresRunnerRegistry(db)
+    runners = await registry.runners()
+    assert len(runners) == 20
+    assert await registry.history(now - timedelta(hours=1), 30)
+    assert await registry.history(now - timedelta(minutes=2), 30)
+    beats = await queries.last_beats(db, [r.id for r in runners if r.kind == "realtime-gateway"])
+    assert len(beats) == 4 and all(len(b) == 2 for b in beats.values())
     rows, nxt = await queries.endpoints(db, None, 20)
     assert len(rows) == 20 and nxt is not None
     await queries.endpoints(db, nxt, 20)
@@ -137,6 +151,7 @@ async def test_every_page_statement_reads_through_an_index(explaining: Explainin
         for t in BIG
     }
     assert sizes["tether_outbox"] > 15_000 and sizes["tether_jobs"] > 15_000
+    assert sizes["tether_runner_beats"] > 15_000
     for sql, plan in explaining.plans:
         assert "OFFSET" not in sql.upper(), sql
         if sql.startswith("SELECT count(*) FROM") and "state IN ('dead')" in sql:

@@ -1,6 +1,7 @@
-// Tether dashboard: the throughput/lag chart (uPlot) and a guard that keeps htmx from
-// replacing the dead-letter rows while some are selected. No inline scripts (the pages send
-// a Content-Security-Policy without 'unsafe-inline').
+// Tether dashboard: the throughput/lag chart (uPlot; lines whose name ends " s" go on the
+// seconds axis) and a guard that keeps htmx from replacing the dead-letter rows while some
+// are selected. No inline scripts (the pages send a Content-Security-Policy without
+// 'unsafe-inline').
 "use strict";
 
 document.addEventListener("htmx:beforeRequest", function (evt) {
@@ -27,11 +28,11 @@ document.addEventListener("htmx:beforeRequest", function (evt) {
       if (plot) plot.destroy();
       names = keys;
       var series = [{}].concat(keys.map(function (k, i) {
-        return { label: k, stroke: palette[i % palette.length], width: 1.5, scale: /lag s$/.test(k) ? "s" : "rate", spanGaps: true };
+        return { label: k, stroke: palette[i % palette.length], width: 1.5, scale: / s$/.test(k) ? "s" : "rate", spanGaps: false };
       }));
       plot = new uPlot({
         width: Math.max(400, box.clientWidth - 20), height: 300, series: series,
-        axes: [{}, { scale: "rate", label: "rows/s" }, { scale: "s", side: 1, label: "lag s", grid: { show: false } }],
+        axes: [{}, { scale: "rate", label: "per second" }, { scale: "s", side: 1, label: "seconds", grid: { show: false } }],
         scales: { rate: {}, s: {} },
       }, columns, box);
     }
