@@ -17,10 +17,11 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from tether.commands import common
+from tether.commands import common, heartbeat
 from tether.config import Database, Settings
 from tether.core.errors import SinkUnavailableError
 from tether.ops import instruments
+from tether.ops.runners import RunnerRegistry
 from tether.outbox.ports import OutboxStore
 from tether.outbox.relay import Relay, RelayConfig
 from tether.outbox.routing import Router
@@ -102,8 +103,16 @@ async def open_store(db: Database, connections: int) -> OutboxStore:
 
 @contextlib.asynccontextmanager
 async def relay_for(
-    cfg: Settings, db: Database, stop: asyncio.Event, *, patient: bool
+    cfg: Settings,
+    db: Database,
+    stop: asyncio.Event,
+    *,
+    patient: bool,
+    runners: RunnerRegistry | None = None,
+    name: str | None = None,
+    heartbeat_s: float = 10.0,
 ) -> AsyncIterator[Relay | None]:
+    """``runners``: the registry the relay beats in while it runs (None: it does not register)."""
     sinks = await open_sinks(cfg, stop, patient)
     if sinks is None:
         yield None
@@ -118,7 +127,15 @@ async def relay_for(
             yield None
             return
         try:
-            yield Relay(store, sinks, router=router, config=relay_config(cfg))
+            yield Relay(
+                store,
+                sinks,
+                router=router,
+                config=relay_config(cfg),
+                registry=runners,
+                name=name,
+                registry_interval_s=heartbeat_s,
+            )
         finally:
             await store.close()
     finally:
@@ -143,13 +160,33 @@ async def drain(relay: Relay, stop: asyncio.Event) -> None:
             return
 
 
-async def serve(cfg: Settings, db: Database, *, drain_only: bool) -> None:
+async def serve(
+    cfg: Settings,
+    db: Database,
+    *,
+    drain_only: bool,
+    name: str | None = None,
+    heartbeat_s: float = 10.0,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(stop, sig))
     try:
-        async with relay_for(cfg, db, stop, patient=not drain_only) as relay:
+        # A --drain run is a one-off: it does not register as a runner.
+        beats = 0.0 if drain_only else heartbeat_s
+        async with (
+            heartbeat.runner_registry(db, beats) as runners,
+            relay_for(
+                cfg,
+                db,
+                stop,
+                patient=not drain_only,
+                runners=runners,
+                name=name,
+                heartbeat_s=beats or 10.0,
+            ) as relay,
+        ):
             if relay is None:
                 log.info("relay stopped before it could connect")
                 return
@@ -220,6 +257,8 @@ def relay(
     drain_only: Annotated[
         bool, typer.Option("--drain", help="Exit once nothing is due instead of running on.")
     ] = False,
+    name: heartbeat.RunnerNameOption = None,
+    heartbeat_s: heartbeat.HeartbeatOption = 10.0,
 ) -> None:
     """Publish outbox events to the sinks (runs until SIGTERM/SIGINT; logs to stderr)."""
     cfg = common.settings(
@@ -235,6 +274,7 @@ def relay(
         },
     )
     db = common.database(cfg)
+    heartbeat_s = heartbeat.checked_heartbeat(heartbeat_s)
     if not cfg.sinks.enabled():
         common.bad_input(no_sink_message())
     with _logging_to_stderr(cfg.log_level), common.errors_handled(db.url):
@@ -244,4 +284,12 @@ def relay(
             except OSError as exc:
                 common.fail(f"cannot serve metrics on port {cfg.metrics_port}: {exc}")
             log.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
-        common.run(serve(cfg, db, drain_only=drain_only))
+        common.run(
+            serve(
+                cfg,
+                db,
+                drain_only=drain_only,
+                name=name,
+                heartbeat_s=heartbeat_s,
+            )
+        )

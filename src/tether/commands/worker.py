@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from tether.commands import common
+from tether.commands import common, heartbeat
 from tether.config import Database
 
 log = logging.getLogger("tether.cli.worker")
@@ -78,7 +78,9 @@ def load_registry(apps: list[str]) -> object:
     return chosen
 
 
-async def serve(db: Database, apps: list[str], options: dict[str, object]) -> None:
+async def serve(
+    db: Database, apps: list[str], options: dict[str, object], heartbeat_s: float = 10.0
+) -> None:
     from tether.jobs import JobRegistry, Jobs, JobStore, JobWorker
 
     registry = load_registry(apps)
@@ -98,14 +100,17 @@ async def serve(db: Database, apps: list[str], options: dict[str, object]) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(stop, sig))
     try:
-        worker = JobWorker(
-            Jobs(store, registry),
-            queues=queues,  # type: ignore[arg-type]
-            concurrency=concurrency,
-            **options,  # type: ignore[arg-type]
-        )
-        print(f"worker {worker.name} serving {worker.queues}", file=sys.stderr, flush=True)
-        await worker.run(stop)
+        async with heartbeat.runner_registry(db, heartbeat_s) as runners:
+            worker = JobWorker(
+                Jobs(store, registry),
+                queues=queues,  # type: ignore[arg-type]
+                concurrency=concurrency,
+                registry=runners,
+                registry_interval_s=heartbeat_s or 10.0,
+                **options,  # type: ignore[arg-type]
+            )
+            print(f"worker {worker.name} serving {worker.queues}", file=sys.stderr, flush=True)
+            await worker.run(stop)
         stats = worker.stats
         print(
             f"worker stopped: {stats.completed} done, {stats.failed} retried, {stats.dead} dead, "
@@ -161,10 +166,13 @@ def worker(
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, ...")] = "INFO",
+    name: heartbeat.RunnerNameOption = None,
+    heartbeat_s: heartbeat.HeartbeatOption = 10.0,
 ) -> None:
     """Run background jobs (tether.jobs) until SIGTERM/SIGINT; logs to stderr."""
     cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
     db = common.database(cfg)
+    heartbeat_s = heartbeat.checked_heartbeat(heartbeat_s)
     if db.kind != "postgres":
         common.bad_input("tether worker needs PostgreSQL: jobs live in tether_jobs there")
     if level := logging.getLevelName(log_level.upper()):
@@ -191,6 +199,8 @@ def worker(
         "grace": timedelta(seconds=grace),
         "recovery_alert_threshold": alert_threshold,
         "schedules": schedules,
+        # Its name in claimed jobs and in the runner registry.
+        "name": name,
     }
     with common.errors_handled(db.url):
-        common.run(serve(db, app, options))
+        common.run(serve(db, app, options, heartbeat_s))

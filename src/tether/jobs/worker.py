@@ -34,6 +34,7 @@ from tether.jobs.schedules import Scheduler
 from tether.jobs.store import Recovered
 from tether.ops.alerts import AlertChannel
 from tether.ops.alerts_state import AlertState, PostgresAlertState
+from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.queue import Claimed
 from tether.queue.postgres import _wrapped as wrapped
 from tether.queue.worker import Defer, default_worker_name
@@ -188,8 +189,15 @@ class JobWorker:
         keep_results: bool = True,
         schedules: bool = True,
         prefetch: int | None = None,
+        registry: RunnerRegistry | None = None,
+        registry_interval_s: float = 10.0,
     ) -> None:
+        """``registry``: :meth:`run` registers the worker there as ``name`` and beats its
+        counters every ``registry_interval_s`` seconds (not to be confused with
+        ``heartbeat_every``, which extends the leases of the jobs it runs)."""
         self.jobs = jobs
+        self.registry = registry
+        self.registry_interval_s = registry_interval_s
         self.queues = self._queues(jobs, queues, concurrency)
         if stale_after <= timedelta(0) or grace < timedelta(0) or poll_interval <= 0:
             raise ConfigError("stale_after and poll_interval must be positive, grace not negative")
@@ -707,8 +715,29 @@ class JobWorker:
         for conn in spare:
             await self.jobs.store.pool.release(conn)
 
+    def runner_stats(self) -> dict[str, float]:
+        """What the worker reports to the runner registry at each beat."""
+        s = self.stats
+        return {
+            "done_total": s.completed,
+            "failed_total": s.failed,
+            "dead_total": s.dead,
+            "rescued_total": s.recovered,
+            "in_flight": sum(self._active.values()),
+        }
+
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully (see the module doc)."""
+        async with maybe_heartbeat(
+            self.registry,
+            "job-worker",
+            self.name,
+            interval_s=self.registry_interval_s,
+            stats=self.runner_stats,
+        ):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         self._stopping.clear()
         self._serving = True
         background = [

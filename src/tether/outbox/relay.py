@@ -38,6 +38,7 @@ from tether.core.backoff import RetryPolicy
 from tether.core.clock import utcnow
 from tether.core.errors import ConfigError, SinkUnavailableError
 from tether.ops import metrics, tracing
+from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.outbox.ports import ClaimedEvent, OutboxStore, Retry
 from tether.outbox.routing import Router
 from tether.sinks import pause
@@ -93,6 +94,8 @@ class RelayStats:
     dead: int = 0
     loop_errors: int = 0
     last_error: str | None = None
+    # Age of the oldest event in the last batch when it was claimed (0 after an empty one).
+    lag_s: float = 0.0
 
     def add(self, report: BatchReport) -> None:
         self.batches += 1
@@ -100,6 +103,16 @@ class RelayStats:
         self.retried += report.retried
         self.deferred += report.deferred
         self.dead += report.dead
+
+    def runner_stats(self) -> dict[str, float]:
+        """What the relay reports to the runner registry at each beat."""
+        return {
+            "published_total": self.published,
+            "failed_total": self.retried,
+            "deferred_total": self.deferred,
+            "dead_total": self.dead,
+            "lag_s": self.lag_s,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +138,12 @@ class Relay:
         router: Router | None = None,
         config: RelayConfig | None = None,
         rng: random.Random | None = None,
+        registry: RunnerRegistry | None = None,
+        name: str | None = None,
+        registry_interval_s: float = 10.0,
     ) -> None:
+        """``registry``: :meth:`run` registers the relay there (as ``name``, by default
+        ``<host>:<pid>``) and beats its counters every ``registry_interval_s`` seconds."""
         names = [s.name for s in sinks]
         if not sinks:
             raise ConfigError("a relay needs at least one sink")
@@ -144,13 +162,19 @@ class Relay:
         self.pauses = pause.SinkPauses()
         self.stats = RelayStats()
         self.batch_done = asyncio.Event()
+        self._registry = registry
+        self._name = name
+        self._registry_interval_s = registry_interval_s
 
     async def run_once(self) -> BatchReport:
         """Claim one batch, publish it, settle it. Returns what happened."""
         started = time.perf_counter()
         async with self._store.claim(self.config.batch_size, run=self.config.per_key_run) as batch:
             if not batch.events:
+                self.stats.lag_s = 0.0
                 return BatchReport()
+            oldest = min(c.event.created_at for c in batch.events)
+            self.stats.lag_s = max((utcnow() - oldest).total_seconds(), 0.0)
             tracing.claimed(batch.events)  # each event's wait as a span of its trace
             tx = getattr(batch, "connection", None) if self._in_tx else None
             published, retries, report = await self._deliver(batch.events, tx)
@@ -162,7 +186,14 @@ class Relay:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run ``config.concurrency`` claim loops until ``stop`` is set."""
         stop = stop or asyncio.Event()
-        await asyncio.gather(*(self._loop(stop) for _ in range(self.config.concurrency)))
+        async with maybe_heartbeat(
+            self._registry,
+            "relay",
+            self._name,
+            interval_s=self._registry_interval_s,
+            stats=self.stats.runner_stats,
+        ):
+            await asyncio.gather(*(self._loop(stop) for _ in range(self.config.concurrency)))
 
     async def _loop(self, stop: asyncio.Event) -> None:
         last_work = time.monotonic()

@@ -11,7 +11,7 @@ and each kind's throughput over time (docs/operations.md, "Runner registry").
 from __future__ import annotations
 
 from tether.ops.runners.errors import UnknownRunner
-from tether.ops.runners.heartbeat import Heartbeat
+from tether.ops.runners.heartbeat import Heartbeat, maybe_heartbeat
 from tether.ops.runners.memory import MemoryRunnerRegistry
 from tether.ops.runners.model import (
     ALIVE_INTERVALS,
@@ -44,4 +44,5 @@ __all__ = [
     "RunnerStatus",
     "UnknownRunner",
     "default_name",
+    "maybe_heartbeat",
 ]

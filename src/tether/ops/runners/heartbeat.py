@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 
 from tether.ops.runners.errors import UnknownRunner
@@ -158,3 +158,21 @@ class Heartbeat:
             log.warning(
                 "runner %s (%s): marking it stopped failed: %s", self.name, self.kind, error
             )
+
+
+@contextlib.asynccontextmanager
+async def maybe_heartbeat(
+    registry: RunnerRegistry | None,
+    kind: str,
+    name: str | None = None,
+    *,
+    interval_s: float = 10.0,
+    stats: Callable[[], Mapping[str, float]] = _no_stats,
+) -> AsyncIterator[Heartbeat | None]:
+    """A :class:`Heartbeat` around the block when there is a registry, else nothing: how the
+    library's runners (Relay, Worker, Dispatcher, Gateway, ConsumerRunner) take theirs."""
+    if registry is None:
+        yield None
+        return
+    async with Heartbeat(registry, kind, name, interval_s=interval_s, stats=stats) as beat:
+        yield beat

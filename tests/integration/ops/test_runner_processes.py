@@ -1,0 +1,117 @@
+"""Real ``tether relay`` and ``tether worker`` processes in the runner registry: they register
+at start, beat while idle, are marked stopped by SIGTERM, and once SIGKILLed turn late, then
+lost. Beats every 0.3 s keep each test to a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from tether.ops.runners import PostgresRunnerRegistry, RunnerInfo
+
+BEAT = 0.3
+
+
+@pytest.fixture
+async def registry(pg_dsn: str) -> AsyncIterator[PostgresRunnerRegistry]:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    try:
+        yield PostgresRunnerRegistry(pool)
+    finally:
+        await pool.close()
+
+
+def spawn(dsn: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env["TETHER_DATABASE_URL"] = dsn
+    command = [sys.executable, "-m", "tether.cli", *args, "--heartbeat", str(BEAT)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+async def until(
+    registry: PostgresRunnerRegistry,
+    proc: subprocess.Popen[str],
+    check: Callable[[RunnerInfo, datetime], bool],
+    what: str,
+    timeout: float = 20.0,
+) -> RunnerInfo:
+    deadline = time.monotonic() + timeout
+    seen: list[RunnerInfo] = []
+    while time.monotonic() < deadline:
+        seen = await registry.runners()
+        now = datetime.now(UTC)
+        for info in seen:
+            if info.pid == proc.pid and check(info, now):
+                return info
+        await asyncio.sleep(0.1)
+    stderr = ""
+    if proc.poll() is not None and proc.stderr is not None:
+        stderr = proc.stderr.read()
+    raise AssertionError(f"no runner {what} within {timeout} s: {seen} {stderr}")
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+async def test_an_idle_relay_beats_and_sigterm_marks_it_stopped(
+    pg_dsn: str, registry: PostgresRunnerRegistry
+) -> None:
+    proc = spawn(pg_dsn, "relay", "--log-sink", "--name", "relay-under-test")
+    try:
+        info = await until(
+            registry,
+            proc,
+            # Beaten since it registered, with nothing to publish.
+            lambda i, now: i.heartbeat_at > i.started_at and i.status(now) == "alive",
+            "beating",
+        )
+        assert (info.kind, info.name) == ("relay", "relay-under-test")
+        assert info.status(datetime.now(UTC)) == "alive"
+        assert info.stats["published_total"] == 0
+        assert {"failed_total", "dead_total", "lag_s"} <= info.stats.keys()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+        [info] = [i for i in await registry.runners() if i.pid == proc.pid]
+        assert info.status(datetime.now(UTC)) == "stopped"
+    finally:
+        reap(proc)
+
+
+async def test_a_killed_worker_turns_late_then_lost(
+    pg_dsn: str, registry: PostgresRunnerRegistry
+) -> None:
+    app = "tests.integration.jobs.sample_app"
+    proc = spawn(pg_dsn, "worker", "--app", app, "--name", "worker-under-test")
+    try:
+        info = await until(registry, proc, lambda i, now: i.status(now) == "alive", "alive")
+        assert (info.kind, info.name) == ("job-worker", "worker-under-test")
+        assert info.stats == {
+            "done_total": 0,
+            "failed_total": 0,
+            "dead_total": 0,
+            "rescued_total": 0,
+            "in_flight": 0,
+        }
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(proc.wait, 10)
+        await until(registry, proc, lambda i, now: i.status(now) == "late", "late", 5)
+        info = await until(registry, proc, lambda i, now: i.status(now) == "lost", "lost", 5)
+        assert info.stopped_at is None
+    finally:
+        reap(proc)
