@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tether.commands import common
+from tether.commands import breakers, common
 
 SECRET_ENV = "TETHER_DASHBOARD_SECRET"  # noqa: S105 (a variable name, not a secret)
 
@@ -59,11 +59,31 @@ def dashboard(
             help="Send the session cookie over HTTPS only (use behind TLS).",
         ),
     ] = False,
+    webhooks_redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar=breakers.REDIS_URL_ENV,
+            help="The Redis the webhook dispatchers share their circuit breakers through "
+            "(their --redis-url): shows each endpoint's live circuit.",
+            show_default=False,
+        ),
+    ] = None,
+    consumer_dlqs: Annotated[
+        Path | None,
+        typer.Option(
+            "--consumer-dlqs",
+            envvar="TETHER_DASHBOARD_CONSUMER_DLQS",
+            help="File of consumers whose broker dead letters to show: "
+            "'<broker> <url> <source> <consumer>' per line.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option("--check", help="Check the settings and exit.")] = False,
 ) -> None:
     """Serve the admin dashboard: dead letters, replay and purge, health, webhooks, jobs."""
     from tether.core.errors import ConfigError
     from tether.dashboard import DashboardSettings, TokenUsers
+    from tether.dashboard.broker_dlq import parse_consumer_dlqs
 
     cfg = common.settings(config, {"database_url": (database_url, "--database-url")})
     db = common.database(cfg)
@@ -80,25 +100,42 @@ def dashboard(
             common.bad_input(f"--users {users}: {exc.strerror or exc}")
         except ConfigError as exc:
             common.bad_input(str(exc))
+    breakers.check_redis_url("--webhooks-redis-url", webhooks_redis_url)
+    consumers = []
+    if consumer_dlqs is not None:
+        try:
+            consumers = parse_consumer_dlqs(consumer_dlqs.read_text(), str(consumer_dlqs))
+        except OSError as exc:
+            common.bad_input(f"--consumer-dlqs {consumer_dlqs}: {exc.strerror or exc}")
+        except ConfigError as exc:
+            common.bad_input(str(exc))
     try:
         settings = DashboardSettings(
             db.url, secret, users=tokens, org=org, refresh_seconds=refresh,
-            https_only=secure_cookies,
+            https_only=secure_cookies, consumer_dlqs=consumers,
         )  # fmt: skip
     except ConfigError as exc:
         common.bad_input(str(exc))
     if check:
+        circuits = "as the delivery table records them"
+        if webhooks_redis_url:
+            circuits = f"live from Redis at {common.mask_secrets(webhooks_redis_url)}"
         common.out.print(
             f"dashboard settings are valid: http://{host}:{port}/ on {db.masked}, "
-            f"{len(tokens) if tokens else 0} login token(s)",
+            f"{len(tokens) if tokens else 0} login token(s), {len(consumers)} consumer(s), "
+            f"circuits {circuits}",
             markup=False,
         )
         return
     with common.errors_handled(db.url):
-        asyncio.run(_serve(settings, authz_url or db.url, host, port))
+        asyncio.run(_serve(settings, authz_url or db.url, host, port, webhooks_redis_url))
 
 
-async def _serve(settings: Any, authz_url: str, host: str, port: int) -> None:
+async def _serve(
+    settings: Any, authz_url: str, host: str, port: int, webhooks_redis_url: str | None
+) -> None:
+    import dataclasses
+
     import uvicorn
 
     from tether.authz import Authz, InvalidationWatcher, Registry, SqlAuthzStore, listen_dsn_of
@@ -108,12 +145,16 @@ async def _serve(settings: Any, authz_url: str, host: str, port: int) -> None:
     authz = Authz(store, Registry(OpsCap))
     assert authz.cache is not None
     watcher = InvalidationWatcher(store, authz.cache, listen_dsn=listen_dsn_of(store))
+    flag = "--webhooks-redis-url"
     try:
         await authz.sync()
         await watcher.start()
-        app = create_dashboard(settings, authz)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
-        await uvicorn.Server(config).serve()
+        async with breakers.shared_breaker_store(flag, webhooks_redis_url, required=False) as bs:
+            app = create_dashboard(dataclasses.replace(settings, breaker_store=bs), authz)
+            config = uvicorn.Config(
+                app, host=host, port=port, log_level="info", proxy_headers=False
+            )
+            await uvicorn.Server(config).serve()
     finally:
         await watcher.stop()
         await store.close()

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 import typer
 
-from tether.commands import common
+from tether.commands import breakers, common
 from tether.commands.backends import parse_tenant, tenant_session
 from tether.commands.dlq import age, parse_when
 
@@ -329,35 +328,6 @@ def recover(
     common.out.print(f"replaying {_run(config, database_url, None, act, tenant=who)} deliveries")
 
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-@asynccontextmanager
-async def _breaker_store(redis_url: str | None) -> AsyncIterator[Any]:
-    """A RedisBreakerStore on ``redis_url`` (checked reachable once), or None without one."""
-    if redis_url is None:
-        yield None
-        return
-    try:
-        import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
-
-        from tether.guard import RedisBreakerStore
-    except ImportError:
-        common.bad_input("--redis-url needs the redis extra: pip install 'tether[redis]'")
-    shown = common.mask_secrets(redis_url)
-    client = aioredis.from_url(redis_url)
-    try:
-        try:
-            await client.ping()
-        except (RedisError, OSError) as exc:
-            common.fail(f"--redis-url {shown}: Redis unreachable: {exc}")  # fail() masks
-        common.err.print(f"circuit breakers shared through Redis at {shown}")
-        yield RedisBreakerStore(client)
-    finally:
-        await client.aclose()
-
-
 @app.command("run")
 def run(  # noqa: PLR0917 (one parameter per flag)
     max_in_flight: Annotated[int, typer.Option(help="Requests in flight at most.")] = 64,
@@ -366,7 +336,7 @@ def run(  # noqa: PLR0917 (one parameter per flag)
     redis_url: Annotated[
         str | None,
         typer.Option(
-            envvar="TETHER_WEBHOOKS_REDIS_URL",
+            envvar=breakers.REDIS_URL_ENV,
             help="Redis that shares each endpoint's circuit breaker among dispatchers "
             "(tether.guard.RedisBreakerStore). Without it each process keeps its own.",
             show_default=False,
@@ -386,14 +356,12 @@ def run(  # noqa: PLR0917 (one parameter per flag)
         settings = DispatcherConfig(max_in_flight=max_in_flight, lease=held)
     except ConfigError as exc:
         common.bad_input(str(exc))
-    if redis_url is not None and urlsplit(redis_url).scheme not in _REDIS_SCHEMES:
-        shown = common.mask_secrets(redis_url)
-        common.bad_input(f"--redis-url {shown!r}: use redis://, rediss:// or unix://")
+    breakers.check_redis_url("--redis-url", redis_url)
 
     async def go() -> None:
         async with (
             _opened(config, database_url, allow) as (db, pool, _store, _log, ssrf),
-            _breaker_store(redis_url) as breaker_store,
+            breakers.shared_breaker_store("--redis-url", redis_url, required=True) as breaker_store,
         ):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -7,5 +7,14 @@ It needs the ``dashboard`` extra (Jinja2, itsdangerous, python-multipart) and Po
 
 from tether.dashboard.app import DashboardSettings, create_dashboard
 from tether.dashboard.auth import OpsCap, TokenUsers, digest
+from tether.dashboard.broker_dlq import ConsumerDlq, parse_consumer_dlqs
 
-__all__ = ["DashboardSettings", "OpsCap", "TokenUsers", "create_dashboard", "digest"]
+__all__ = [
+    "ConsumerDlq",
+    "DashboardSettings",
+    "OpsCap",
+    "TokenUsers",
+    "create_dashboard",
+    "digest",
+    "parse_consumer_dlqs",
+]

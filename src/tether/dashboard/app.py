@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -31,7 +31,7 @@ from starlette.templating import Jinja2Templates
 
 from tether.authz import Authz
 from tether.core.errors import ConfigError
-from tether.dashboard import actions, history, queries
+from tether.dashboard import actions, broker_dlq, broker_dlq_pages, circuits, history, queries
 from tether.dashboard.auth import Guard, OpsCap, TokenUsers, csrf_ok, csrf_token, user_of
 from tether.dashboard.history_cache import HistoryCache
 from tether.dashboard.kinds import KINDS, BadFilter, DeadFilter, kind_of, parse_filter, parse_uuid
@@ -69,6 +69,9 @@ class DashboardSettings:
     https_only: bool = False
     session_max_age: int = 8 * 3600
     gateway: Any = None  # a running tether.realtime Gateway in this process, if any
+    breaker_store: Any = None  # the webhook dispatchers' shared breaker store (RedisBreakerStore)
+    breaker_policy: Any = None  # their tether.guard.BreakerPolicy (None: its defaults)
+    consumer_dlqs: Sequence[broker_dlq.ConsumerDlq] = ()  # consumers whose broker DLQs are shown
     runners: Any = None  # a tether.ops.runners RunnerRegistry (None: the database's)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +82,8 @@ class DashboardSettings:
             raise ConfigError(f"dashboard page_size: 1..500, got {self.page_size}")
         if not 1 <= self.refresh_seconds <= 3600:
             raise ConfigError(f"dashboard refresh_seconds: 1..3600, got {self.refresh_seconds}")
+        circuits.check_store(self.breaker_store)
+        object.__setattr__(self, "consumer_dlqs", broker_dlq.checked(self.consumer_dlqs))
 
 
 class Refused(Exception):
@@ -358,7 +363,8 @@ class Dashboard:
         cursor = None
         if nxt is not None:
             cursor = urlencode({"after_cursor": f"{nxt[0]}|{nxt[1].isoformat()}|{nxt[2]}"})
-        return self.page(request, "webhooks.html", {"endpoints": rows, "next": cursor})
+        live = await circuits.for_page(self, [r.id for r in rows])
+        return self.page(request, "webhooks.html", {"endpoints": rows, "next": cursor, **live})
 
     async def endpoint(self, request: Request) -> Response:
         id = parse_uuid("id", request.path_params["id"])
@@ -377,7 +383,8 @@ class Dashboard:
             raise Refused(404, f"No endpoint {id}")
         log, nxt = await queries.endpoint_attempts(pool, id, before, self.settings.page_size)
         more = None if nxt is None else urlencode({"before": nxt.isoformat()})
-        return self.page(request, "endpoint.html", {"ep": ep, "log": log, "next": more})
+        live = await circuits.for_page(self, [ep.id])
+        return self.page(request, "endpoint.html", {"ep": ep, "log": log, "next": more, **live})
 
     async def jobs(self, request: Request) -> Response:
         pool = await self.db.get()
@@ -417,6 +424,8 @@ class Dashboard:
             Route("/webhooks/{id}", v(self.endpoint), name="endpoint"),
             Route("/jobs", v(self.jobs), name="jobs"),
             Route("/realtime", v(self.realtime), name="realtime"),
+            *circuits.routes(self),
+            *broker_dlq_pages.routes(self),
             Mount("/static", app=StaticFiles(directory=str(_HERE / "static")), name="static"),
         ]
 

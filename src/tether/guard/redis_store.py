@@ -131,6 +131,16 @@ class RedisBreakerStore:
         return bool(deleted)
 
     @property
+    def where(self) -> str:
+        """The Redis and key prefix of these circuits, for messages (never a password)."""
+        kwargs = self._client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            at = f"unix://{kwargs['path']}"
+        else:
+            at = f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"
+        return f"{at}/{kwargs.get('db', 0)} {self._prefix}*"
+
+    @property
     def degraded(self) -> bool:
         """True while decisions are made on local state because Redis did not answer."""
         return self._away_until > 0
