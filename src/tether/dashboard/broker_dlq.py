@@ -39,7 +39,7 @@ class ConsumerDlq:
     """One consumer's dead-letter destination: the fields ``tether consume dlq`` takes."""
 
     broker: Broker
-    url: str
+    url: str = field(repr=False)  # may carry a password: shown only through shown_url
     source: str
     consumer: str
 
