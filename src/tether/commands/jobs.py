@@ -336,7 +336,15 @@ def handoff(
         ),
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, max=10_000)] = 100,
-    lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a claim holds.")] = 60,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            min=1,
+            help="Seconds a claim holds without a heartbeat "
+            "(the runner heartbeats every lease/3, at most 5 s).",
+        ),
+    ] = 60,
     unordered: Annotated[
         bool,
         typer.Option(

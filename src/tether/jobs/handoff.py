@@ -22,6 +22,13 @@ sink contract wants no two events of one call to share a partition key, so a bat
 published in rounds of distinct keys, one after the other: jobs of one key reach the broker
 in claim order.
 
+While a batch is published and settled its jobs are heartbeated like a worker's running
+jobs (:class:`~tether.jobs.held.HeldJobs`), so a publish slower than the lease is not taken for
+a dead runner and recovered; a job the heartbeat finds recovered or cancelled elsewhere is left
+out of the rounds not yet published. Serving (``run``), the completions of a full batch's last
+round and the claim of the queue's next batch are one statement (``settle_and_claim``); that
+batch is heartbeated while it waits its turn and given back with no attempt spent at stop.
+
 A job handed off ends ``done`` with no result; ``tether jobs list/show/retry/cancel`` see and
 act on hand-off queues like any other. Run the runner next to (or instead of) a worker; a
 queue must not be served by both, or a worker would run jobs meant for the broker.
@@ -45,6 +52,7 @@ from tether.core.errors import (
     StoreError,
 )
 from tether.jobs.client import Jobs
+from tether.jobs.held import HeldJobs, heartbeat_period
 from tether.queue import Claimed
 from tether.queue.worker import default_worker_name
 from tether.sinks.base import Outcome, Sink
@@ -63,7 +71,7 @@ class HandoffStats:
     dead: int = 0
     deferred: int = 0
     unavailable: int = 0  # calls that found the broker down
-    lost: int = 0  # leases lost before the outcome was written
+    lost: int = 0  # leases lost before the outcome was written, or before the publish
 
 
 def job_event(claimed: Claimed, *, ordered: bool = True) -> Event:
@@ -105,10 +113,12 @@ class HandoffRunner:
     """Hands the jobs of ``queues`` to ``sink``. Embeddable: ``await runner.run(stop)``;
     ``run_once()`` claims and publishes one batch per queue (tests, scripts).
 
-    ``lease`` must outlast a publish (the sink's own timeouts); ``unavailable_wait`` is how
-    long jobs wait, unspent, while the broker is down. ``ordered=False`` gives each job
-    without a de-duplication key its own partition key (its id): a batch then goes out in one
-    call instead of one call per job, ~20x faster, with no order between jobs.
+    Held jobs are heartbeated every ``heartbeat_every`` (default: a third of ``lease``, at
+    most 5 s), so ``lease`` is how long the jobs of a runner that died wait before stale-job
+    recovery hands them out again, not a bound on a publish. ``unavailable_wait`` is how long
+    jobs wait, unspent, while the broker is down. ``ordered=False`` gives each job without a
+    de-duplication key its own partition key (its id): a batch then goes out in one call
+    instead of one call per job, ~20x faster, with no order between jobs.
     """
 
     def __init__(
@@ -124,6 +134,7 @@ class HandoffRunner:
         recover_every: timedelta = timedelta(seconds=5),
         name: str | None = None,
         ordered: bool = True,
+        heartbeat_every: timedelta | None = None,
     ) -> None:
         if not queues:
             raise ConfigError("a hand-off runner needs at least one queue")
@@ -150,22 +161,67 @@ class HandoffRunner:
         self.name = name or default_worker_name()
         self.ordered = ordered
         self.stats = HandoffStats()
+        every = heartbeat_period(lease, heartbeat_every)
+        self.held = HeldJobs(jobs.store, lease=lease, every=every, owner=f"hand-off {self.name}")
+        # Serving: a queue's next batch, claimed in the statement that settled its last one.
+        self._ahead: dict[str, list[Claimed]] = {}
+        self._stop: asyncio.Event | None = None
 
     # -- one batch ---------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Claim up to ``batch`` jobs per queue and hand them off; how many were claimed.
         Raises :class:`SinkUnavailableError` (after deferring the jobs) if the broker is down."""
         total = 0
-        for queue in self.queues:
-            claimed = await self.jobs.store.claim(
-                queue, self.batch, lease=self.lease, worker=self.name
-            )
-            total += len(claimed)
-            if claimed:
-                await self._hand_off(claimed)
+        async with self.held.beating():
+            for queue in self.queues:
+                if queue in self._ahead:
+                    claimed = self._ahead.pop(queue)
+                else:
+                    claimed = await self.jobs.store.claim(
+                        queue, self.batch, lease=self.lease, worker=self.name
+                    )
+                    self.held.add(claimed)
+                total += len(claimed)
+                try:
+                    await self._hand_off(queue, claimed)
+                finally:
+                    # Settled, or left to stale-job recovery when an error cut the batch
+                    # short: never heartbeated on by a runner that no longer works on them.
+                    for c in claimed:
+                        self.held.let_go(c)
         return total
 
-    async def _hand_off(self, claimed: Sequence[Claimed]) -> None:
+    def _claims_ahead(self, claimed: Sequence[Claimed]) -> bool:
+        """Whether the last round's completions also claim the queue's next batch: only while
+        serving and not stopping, and after a full batch (more is likely waiting)."""
+        serving = self._stop is not None and not self._stop.is_set()
+        return serving and len(claimed) >= self.batch
+
+    async def _complete(self, queue: str, done: list[Claimed], ahead: bool) -> None:
+        for c in done:
+            self.held.let_go(c)
+        finished = [(c, None) for c in done]
+        if ahead:
+            lost, batch = await self.jobs.store.settle_and_claim(
+                finished, queue=queue, limit=self.batch, lease=self.lease, worker=self.name
+            )
+            self.held.add(batch)
+            self._ahead[queue] = batch
+        elif done:
+            lost = await self.jobs.store.complete_many(finished)
+        else:
+            return
+        self.stats.lost += len(lost)
+        self.stats.published += len(done) - len(lost)
+
+    def _still_held(self, call: list[tuple[Claimed, Event]]) -> list[tuple[Claimed, Event]]:
+        """The jobs of a round not yet published whose lease the heartbeat still finds: the
+        others were recovered or cancelled meanwhile and are someone else's now."""
+        kept = [(c, e) for c, e in call if self.held.holds(c)]
+        self.stats.lost += len(call) - len(kept)
+        return kept
+
+    async def _hand_off(self, queue: str, claimed: Sequence[Claimed]) -> None:
         ready: list[tuple[Claimed, Event]] = []
         for c in claimed:
             try:
@@ -174,12 +230,16 @@ class HandoffRunner:
                 await self._settle(c, Outcome.failed(f"cannot be handed off: {exc}",
                                                      retryable=False))  # fmt: skip
         calls = rounds(ready)
-        for i, call in enumerate(calls):
+        ahead = self._claims_ahead(claimed)
+        for i, whole in enumerate(calls):
+            call = self._still_held(whole)
+            if not call:
+                continue
             try:
                 outcomes = await self.sink.publish([e for _, e in call])
             except SinkUnavailableError as exc:
                 self.stats.unavailable += 1
-                rest = [c for later in calls[i:] for c, _ in later]
+                rest = self._rest(call, calls[i + 1 :])
                 reason = f"broker unavailable (sink {self.sink.name!r}): {exc}"
                 await asyncio.gather(*(self._defer(c, self.unavailable_wait, reason)
                                        for c in rest))  # fmt: skip
@@ -189,7 +249,7 @@ class HandoffRunner:
                 await asyncio.gather(*(self._settle(c, Outcome.failed(error)) for c, _ in call))
                 continue
             if len(outcomes) != len(call):  # a broken adapter: keep the jobs, spend nothing
-                rest = [c for later in calls[i:] for c, _ in later]
+                rest = self._rest(call, calls[i + 1 :])
                 reason = f"sink {self.sink.name!r} broke its contract (outcome count)"
                 await asyncio.gather(*(self._defer(c, self.unavailable_wait, reason)
                                        for c in rest))  # fmt: skip
@@ -198,15 +258,19 @@ class HandoffRunner:
                     f"{len(call)} events"
                 )
             done = [c for (c, _), o in zip(call, outcomes, strict=True) if o.ok]
-            if done:
-                lost = await self.jobs.store.complete_many([(c, None) for c in done])
-                self.stats.lost += len(lost)
-                self.stats.published += len(done) - len(lost)
+            await self._complete(queue, done, ahead and i == len(calls) - 1)
             await asyncio.gather(*(self._settle(c, o) for (c, _), o in
                                    zip(call, outcomes, strict=True) if not o.ok))  # fmt: skip
 
+    def _rest(
+        self, call: list[tuple[Claimed, Event]], later: list[list[tuple[Claimed, Event]]]
+    ) -> list[Claimed]:
+        """The jobs of this call and of the later rounds still held, to give back unspent."""
+        return [c for c, _ in call] + [c for r in later for c, _ in self._still_held(r)]
+
     async def _settle(self, c: Claimed, outcome: Outcome) -> None:
         """A sink's refusal, written through the engine's lease-checked transitions."""
+        self.held.let_go(c)
         error = outcome.error or "refused by the sink (no reason given)"
         if outcome.defer_s is not None:
             await self._defer(c, timedelta(seconds=outcome.defer_s), error)
@@ -231,6 +295,7 @@ class HandoffRunner:
             self.stats.retried += 1
 
     async def _defer(self, c: Claimed, wait: timedelta, reason: str) -> None:
+        self.held.let_go(c)
         try:
             await self.jobs.store.engine.defer(c, delay=wait, reason=reason)
         except (LeaseLostError, StoreError) as exc:
@@ -244,6 +309,22 @@ class HandoffRunner:
         """Hand off until ``stop`` is set. A claim or publish in progress finishes first (the
         sink's timeouts bound it); stale jobs of any queue are recovered every
         ``recover_every``, as a worker does."""
+        self._stop = stop
+        try:
+            async with self.held.beating():
+                await self._serve(stop)
+        finally:
+            self._stop = None
+            await self._give_back_ahead()
+
+    async def _give_back_ahead(self) -> None:
+        """Batches claimed ahead and never published go back at once, no attempt spent."""
+        ahead = [c for batch in self._ahead.values() for c in batch]
+        self._ahead.clear()
+        reason = "released: its hand-off runner stopped"
+        await asyncio.gather(*(self._defer(c, timedelta(0), reason) for c in ahead))
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_recovery = 0.0
         while not stop.is_set():
