@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from tests.integration.dashboard.support import (
 )
 from tests.integration.webhooks.conftest import LOOPBACK
 from tests.integration.webhooks.receiver import Receiver, Reply, Request
+from tether.core.clock import FrozenClock
+from tether.ops.runners import PostgresRunnerRegistry
 from tether.outbox import add_event
 from tether.outbox.relay import Relay
 from tether.outbox.store_pg import PostgresOutboxStore
@@ -140,6 +143,39 @@ async def colour_shares(page: Page, png: bytes, *colours: tuple[int, int, int]) 
     return await page.evaluate(COLOUR_SHARE_JS, [b64, [list(c) for c in colours], 40])
 
 
+async def runners_and_chart(page: Page, base: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """The overview lists a beating relay as alive (green badge) and one that stopped beating
+    long ago as lost (red badge), and draws the chart from the registry's history."""
+    clock = FrozenClock(datetime.now(UTC))
+    registry = PostgresRunnerRegistry(pool, clock=clock)
+    start = clock.now()
+    clock.set(start - timedelta(hours=2))
+    await registry.register("job-worker", "worker-gone", 10, {"done_total": 0})
+    clock.set(start - timedelta(seconds=20))
+    relay = await registry.register("relay", "relay-live", 10, {"published_total": 0})
+    clock.set(start)
+    await registry.beat(relay, {"published_total": 600, "lag_s": 0.4})
+    await page.goto(base + "/")
+    live = page.locator("#runners tr[data-name=relay-live] .badge")
+    gone = page.locator("#runners tr[data-name=worker-gone] .badge")
+    await expect(live).to_have_text("alive")
+    await expect(gone).to_have_text("lost")
+    await expect(page.locator("#chart canvas")).to_have_count(1, timeout=10_000)
+    await expect(page.locator("#chart")).not_to_have_attribute("data-points", "0")
+    await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+    seen = await colour_shares(
+        page, await shot_of(page, "#runners tr[data-name=relay-live] .badge"), GREEN, RED
+    )
+    assert seen["shares"][0] > 0.02 and seen["shares"][1] == 0, seen
+    seen = await colour_shares(
+        page, await shot_of(page, "#runners tr[data-name=worker-gone] .badge"), GREEN, RED
+    )
+    assert seen["shares"][1] > 0.02 and seen["shares"][0] == 0, seen
+    chart = await shot_of(page, "#chart canvas")
+    assert len(chart) > 5_000  # a drawn plot, not an empty box
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 async def test_viewer_reads_and_operator_replays_a_dead_webhook_delivery(
     pg_dsn: str, browser: Browser, tmp_path: Path
 ) -> None:
@@ -211,9 +247,7 @@ async def test_viewer_reads_and_operator_replays_a_dead_webhook_delivery(
                 await dispatcher.close()
             assert [r.json["data"] for r in rx.verified] == [{"order": 1}]
             assert viewer.errors == [] and operator.errors == []  # type: ignore[attr-defined]
-            # The overview shows the chart drawn from two samples at least.
-            await operator.goto(base + "/")
-            await expect(operator.locator("#chart canvas")).to_have_count(1, timeout=10_000)
+            await runners_and_chart(operator, base, pool, tmp_path)
         actions = [r for r in records if r.correlation_id]
         assert [(r.user, r.capability, r.allowed) for r in actions] == [
             ("vera", "ops:replay", False),

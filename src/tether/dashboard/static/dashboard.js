@@ -37,10 +37,18 @@ document.addEventListener("htmx:beforeRequest", function (evt) {
       }, columns, box);
     }
 
+    // How many buckets have a figure (the tests read it: a drawn line, not an empty range).
+    function reported(data) {
+      var lines = Object.keys(data.series).map(function (k) { return data.series[k]; });
+      return data.x.filter(function (_, i) {
+        return lines.some(function (line) { return line[i] !== null; });
+      }).length;
+    }
+
     function poll() {
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (data) { if (data) { box.dataset.points = String(data.x.length); draw(data); } })
+        .then(function (data) { if (data) { box.dataset.points = String(reported(data)); draw(data); } })
         .catch(function () {})
         .finally(function () { setTimeout(poll, every); });
     }
