@@ -1,4 +1,5 @@
-"""The admin dashboard mounted in a FastAPI app: log in, find a dead job, replay it.
+"""The admin dashboard mounted in a FastAPI app: log in, find a dead job, replay it, see the
+runners.
 
 Run: ``.venv/bin/python examples/dashboard_mount.py [ADMIN_DSN]`` (default
 ``postgresql://postgres@127.0.0.1:5432/postgres``): it creates a scratch database, applies
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from tether.authz import Authz, Registry, SqlAuthzStore
 from tether.dashboard import DashboardSettings, OpsCap, TokenUsers, create_dashboard, digest
 from tether.jobs import JobRegistry, Jobs, JobStore, JobWorker
+from tether.ops.runners import Heartbeat, PostgresRunnerRegistry
 from tether.store import migrations
 
 jobs_registry = JobRegistry()
@@ -84,6 +86,17 @@ async def demo(dsn: str) -> None:
             "/ops/actions/run", data={**form, "id": ids, "shown_at": shown_at.group(1)}
         )
         print("replay:", done.status_code, (await client.get(done.headers["location"])).status_code)
+
+        # 5. Runners beat into the registry (the database's: the dashboard reads it by default);
+        #    the overview lists each one, idle ones too, with its status and key figures.
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        runners = PostgresRunnerRegistry(pool)
+        stats = {"done_total": 1.0, "in_flight": 0.0}
+        async with Heartbeat(runners, "job-worker", "invoices-worker", stats=lambda: stats):
+            overview = await client.get("/ops/")
+            row = re.search(r'data-name="invoices-worker" data-status="(\w+)"', overview.text)
+            print("runner:", row.group(1) if row else None)
+        await pool.close()
     while await worker.run_once():
         pass
     print("result:", await job_store.result(uuid.UUID(ids[0])))
