@@ -332,9 +332,7 @@ def _shown(key: str, value: object, field: FieldInfo) -> str:
     return repr(value)
 
 
-def _explain(
-    exc: ValidationError, merged: Sourced, leaves: Mapping[str, FieldInfo]
-) -> ConfigError:
+def _explain(exc: ValidationError, merged: Sourced, leaves: Mapping[str, FieldInfo]) -> ConfigError:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]

@@ -163,7 +163,9 @@ async def jetstream_harness(nats_url: str, own: bool = True) -> AsyncGenerator[H
         for seq in range(1, (await js.stream_info(stream)).state.last_seq + 1):
             msg = await js.get_msg(stream, seq)
             headers = msg.headers or {}
-            attrs = {k[3:]: decode_header_value(v) for k, v in headers.items() if k.startswith("ce-")}
+            attrs = {
+                k[3:]: decode_header_value(v) for k, v in headers.items() if k.startswith("ce-")
+            }
             assert headers["Nats-Msg-Id"] == attrs["id"]
             out.append(Stored(attrs, orjson.loads(msg.data or b"null")))
         return out
@@ -416,7 +418,10 @@ async def http_harness() -> AsyncGenerator[Harness, None]:
         out = []
         for request in receiver.requests:
             event = from_http_event(HTTPMessage(request.headers, request.body))
-            attrs = {k: v.isoformat() if k == "time" else str(v) for k, v in event.get_attributes().items()}
+            attrs = {
+                k: v.isoformat() if k == "time" else str(v)
+                for k, v in event.get_attributes().items()
+            }
             assert request.headers["x-idempotency-key"] == attrs["id"]
             out.append(Stored(attrs, event.get_data()))
         return out

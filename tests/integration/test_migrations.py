@@ -20,13 +20,26 @@ from tether.store.postgres import ddl as schema
 
 def dump(dsn: str) -> str:
     out = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--exclude-table", migrations.VERSION_TABLE, dsn],
+        [
+            "pg_dump",
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-table",
+            migrations.VERSION_TABLE,
+            dsn,
+        ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     # Session settings and comments differ between runs; the DDL must not.
-    lines = [ln for ln in out.splitlines() if ln and not ln.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict"))]
+    lines = [
+        ln
+        for ln in out.splitlines()
+        if ln
+        and not ln.startswith(("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict"))
+    ]
     return re.sub(r"\n+", "\n", "\n".join(lines))
 
 
@@ -47,7 +60,10 @@ def test_downgrade_to_base_and_back(empty_pg_dsn: str) -> None:
     migrations.upgrade(empty_pg_dsn, "head")
     migrations.downgrade(empty_pg_dsn, "base")
     with psycopg.connect(empty_pg_dsn) as conn:
-        left = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'tether_%%' AND tablename <> %s", (migrations.VERSION_TABLE,)).fetchall()
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'tether_%%' AND tablename <> %s",
+            (migrations.VERSION_TABLE,),
+        ).fetchall()
     assert left == []
     migrations.upgrade(empty_pg_dsn, "head")
 

@@ -65,4 +65,6 @@ def test_block_comes_from_an_example(doc: Path, n: int, block: str) -> None:
         rest = [ln for ln in code if ln not in imports]
         missing = [ln for ln in imports if not _import_found(ln, lines)]
         assert not missing, f"{doc.name} block {n}: imports not in any example: {missing}"
-        assert "\n".join(rest) in flat, f"{doc.name} block {n}: this code is in no example:\n{chunk}"
+        assert "\n".join(rest) in flat, (
+            f"{doc.name} block {n}: this code is in no example:\n{chunk}"
+        )

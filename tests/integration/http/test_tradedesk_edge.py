@@ -61,7 +61,9 @@ async def test_policies_of_one_plan_have_distinct_names(tmp_path: Path) -> None:
 
 
 def documented_uvicorn_commands() -> list[str]:
-    texts = [p.read_text() for p in [ROOT / "docs" / "http-edge.md", *ROOT.glob("examples/**/*.py")]]
+    texts = [
+        p.read_text() for p in [ROOT / "docs" / "http-edge.md", *ROOT.glob("examples/**/*.py")]
+    ]
     found = [m for t in texts for m in re.findall(r"uvicorn (examples\.[^`\n]+)", t)]
     assert found, "no documented uvicorn command"
     return found
@@ -84,7 +86,9 @@ async def test_openapi_declares_the_idempotency_key_and_every_answer(app: FastAP
     match = operation(doc, "/matches", "post")
     headers = {p["name"]: p for p in match["parameters"] if p["in"] == "header"}
     assert headers["Idempotency-Key"]["required"] is True
-    assert {"400", "401", "403", "404", "409", "413", "422", "429", "503"} <= set(match["responses"])
+    assert {"400", "401", "403", "404", "409", "413", "422", "429", "503"} <= set(
+        match["responses"]
+    )
     assert "application/problem+json" in match["responses"]["422"]["content"]
     assert "Retry-After" in match["responses"]["429"]["headers"]
     partner = operation(doc, "/partners", "post")

@@ -141,9 +141,7 @@ async def test_a_write_answers_exactly_what_a_read_returns(
     assert listed.status_code == 200 and listed.json() == [made.json()]
 
 
-async def test_an_offer_matched_in_full_still_lists(
-    client: httpx.AsyncClient, seller: int
-) -> None:
+async def test_an_offer_matched_in_full_still_lists(client: httpx.AsyncClient, seller: int) -> None:
     buyer = await client.post("/partners", json={"name": "B", "kind": "buyer"}, headers=ACME)
     made = await client.post("/availabilities", json=offer(seller, quantity="5"), headers=ACME)
     need = {"partner_id": buyer.json()["id"], "commodity": "wheat", "quantity": "5"}

@@ -37,7 +37,12 @@ async def sink_for(receiver: Receiver, **options: object) -> HttpSink:
 
 def order(i: int = 0, **kw: object):  # type: ignore[no-untyped-def]
     return make_event(
-        "OrderPlaced", {"n": i}, aggregate_type="order", aggregate_id=f"o-{i}", tenant_id="acme", **kw  # type: ignore[arg-type]
+        "OrderPlaced",
+        {"n": i},
+        aggregate_type="order",
+        aggregate_id=f"o-{i}",
+        tenant_id="acme",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -79,7 +84,17 @@ async def test_signed_requests_verify_with_the_standardwebhooks_package(receiver
     await sink.close()
 
 
-ANSWERS = [(500, True), (502, True), (503, True), (408, True), (429, True), (400, False), (404, False), (410, False), (302, False)]
+ANSWERS = [
+    (500, True),
+    (502, True),
+    (503, True),
+    (408, True),
+    (429, True),
+    (400, False),
+    (404, False),
+    (410, False),
+    (302, False),
+]
 
 
 async def test_each_answer_maps_to_an_outcome() -> None:
@@ -97,7 +112,8 @@ async def test_each_answer_maps_to_an_outcome() -> None:
             assert f"HTTP {status}" in (outcome.error or "")
             assert "/webhook" not in (outcome.error or "")  # the URL's path may be a secret
             await sink.close()
-        assert len(receiver.rejected) == len(ANSWERS)  # one request each: a redirect is never followed
+        # One request each: a redirect is never followed.
+        assert len(receiver.rejected) == len(ANSWERS)
 
 
 async def test_one_refused_event_leaves_the_others_delivered() -> None:
@@ -168,7 +184,11 @@ async def test_settings_open_a_working_sink(receiver: Receiver) -> None:
     from tether.sinks.http import PLUGIN, HttpSettings
 
     secret = WebhookSecret.generate()
-    settings = HttpSettings(url=f"{receiver.url}/hook", allow=("127.0.0.1",), secrets=(str(secret),))  # type: ignore[arg-type]
+    settings = HttpSettings(
+        url=f"{receiver.url}/hook",
+        allow=("127.0.0.1",),
+        secrets=(str(secret),),  # type: ignore[arg-type]
+    )
     sink = await PLUGIN.open_sink(settings)
     event = order(3)
     assert (await sink.publish([event]))[0].ok

@@ -87,13 +87,17 @@ async def test_slack_pace_defers_a_burst_and_drops_nothing(pg_dsn: str) -> None:
     slack._PACERS.clear()
     expected = await load(pg_dsn, 3)
     async with receiving() as receiver:
-        sink = await SlackSink.connect(f"{receiver.url}/services/T/B/x", policy=LOOPBACK, max_wait=1.0)
+        sink = await SlackSink.connect(
+            f"{receiver.url}/services/T/B/x", policy=LOOPBACK, max_wait=1.0
+        )
 
         async def all_arrived() -> bool:
             return len(receiver.requests) >= len(expected)
 
         relay = await relay_until(pg_dsn, sink, all_arrived)
-        got = ids(receiver, lambda r: orjson.loads(r.body)["blocks"][-1]["elements"][0]["text"].split()[1])
+        got = ids(
+            receiver, lambda r: orjson.loads(r.body)["blocks"][-1]["elements"][0]["text"].split()[1]
+        )
         gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:])]
     assert relay.stats.dead == 0 and relay.stats.retried == 0, relay.stats
     assert sorted(got) == sorted(expected)

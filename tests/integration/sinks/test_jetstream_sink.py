@@ -40,8 +40,11 @@ async def stream(nats_url: str) -> AsyncIterator[Stream]:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     s = Stream(f"SINKIT_{token}", f"sinkit{token}", js, nc)
-    await js.add_stream(StreamConfig(name=s.name, subjects=[f"{s.prefix}.>"], max_msgs=50,
-                                     discard=DiscardPolicy.NEW))
+    await js.add_stream(
+        StreamConfig(
+            name=s.name, subjects=[f"{s.prefix}.>"], max_msgs=50, discard=DiscardPolicy.NEW
+        )
+    )
     try:
         yield s
     finally:
@@ -50,8 +53,10 @@ async def stream(nats_url: str) -> AsyncIterator[Stream]:
 
 
 def evs(n: int, **kw: Any) -> list[Event]:
-    return [make_event("OrderPlaced", {"n": i}, aggregate_type="order", aggregate_id=i, **kw)
-            for i in range(n)]
+    return [
+        make_event("OrderPlaced", {"n": i}, aggregate_type="order", aggregate_id=i, **kw)
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -62,8 +67,9 @@ def evs(n: int, **kw: Any) -> list[Event]:
 async def test_every_write_and_ack_path_publishes_and_dedups(
     nats_url: str, stream: Stream, raw_frames: bool, fast_acks: bool
 ) -> None:
-    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
-                                       raw_frames=raw_frames, fast_acks=fast_acks)
+    sink = await JetStreamSink.connect(
+        nats_url, subject_prefix=stream.prefix, raw_frames=raw_frames, fast_acks=fast_acks
+    )
     try:
         batch = evs(10, tenant_id="acme")
         assert all(o.ok for o in await sink.publish(batch))
@@ -83,13 +89,11 @@ async def test_every_write_and_ack_path_publishes_and_dedups(
 async def test_stream_limit_refusal_is_retryable(
     nats_url: str, stream: Stream, fast_acks: bool
 ) -> None:
-    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
-                                       fast_acks=fast_acks)
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix, fast_acks=fast_acks)
     try:
         outcomes = await sink.publish(evs(60))
         assert [o.ok for o in outcomes] == [True] * 50 + [False] * 10
-        assert all(o.retryable and o.error and "maximum messages" in o.error
-                   for o in outcomes[50:])
+        assert all(o.retryable and o.error and "maximum messages" in o.error for o in outcomes[50:])
     finally:
         await sink.close()
 
@@ -119,9 +123,7 @@ async def test_event_over_max_payload_fails_alone_and_connection_survives(
         await sink.close()
 
 
-async def test_invalid_subject_fails_the_event_not_the_batch(
-    nats_url: str, stream: Stream
-) -> None:
+async def test_invalid_subject_fails_the_event_not_the_batch(nats_url: str, stream: Stream) -> None:
     sink = await JetStreamSink.connect(
         nats_url, subject=lambda e: f"{stream.prefix}.{e.type}" + (" bad" if e.type == "X" else "")
     )
@@ -160,7 +162,9 @@ async def test_recovers_after_the_connection_comes_back(nats_url: str, stream: S
         back.set()
 
     sink = await JetStreamSink.connect(
-        proxy.url, subject_prefix=stream.prefix, reconnect_time_wait=0.1,
+        proxy.url,
+        subject_prefix=stream.prefix,
+        reconnect_time_wait=0.1,
         reconnected_cb=reconnected,
     )
     try:
@@ -194,8 +198,9 @@ async def test_connect_to_nothing_is_unavailable() -> None:
 
 async def test_ensure_stream(nats_url: str, stream: Stream) -> None:
     name = f"ENSURE_{uuid.uuid4().hex[:12]}"
-    sink = await JetStreamSink.connect(nats_url, subject_prefix=name.lower(), stream=name,
-                                       duplicate_window=30)
+    sink = await JetStreamSink.connect(
+        nats_url, subject_prefix=name.lower(), stream=name, duplicate_window=30
+    )
     try:
         info = await stream.js.stream_info(name)
         assert info.config.subjects == [f"{name.lower()}.>"]
@@ -236,8 +241,7 @@ async def test_docs_example(nats_url: str) -> None:
 async def test_ack_hook_takes_the_acks_only_when_asked(
     nats_url: str, stream: Stream, fast_acks: bool
 ) -> None:
-    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix,
-                                       fast_acks=fast_acks)
+    sink = await JetStreamSink.connect(nats_url, subject_prefix=stream.prefix, fast_acks=fast_acks)
     try:
         assert sink._sub is not None
         through_subscription = 0

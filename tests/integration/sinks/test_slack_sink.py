@@ -37,7 +37,9 @@ def slack_shape_problems(request: Received) -> list[str]:
         if block["type"] == "section":
             if "text" in block and len(block["text"]["text"]) > 3000:
                 problems.append("section text over 3000")
-            if len(block.get("fields", [])) > 10 or any(len(f["text"]) > 2000 for f in block.get("fields", [])):
+            if len(block.get("fields", [])) > 10 or any(
+                len(f["text"]) > 2000 for f in block.get("fields", [])
+            ):
                 problems.append("fields")
     if any(c in request.body.decode() for c in "<>"):
         problems.append("unescaped < or >")
@@ -50,7 +52,10 @@ def fake_slack(request: Received) -> Answer:
 
 
 def events(n: int) -> list[Event]:
-    return [make_event("Note", {"i": i, "html": "<i>&</i>", "pad": "y" * 4000}, tenant_id="acme") for i in range(n)]
+    return [
+        make_event("Note", {"i": i, "html": "<i>&</i>", "pad": "y" * 4000}, tenant_id="acme")
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +64,11 @@ def fresh_pacers() -> None:
 
 
 async def connect(receiver: Receiver, **options: object) -> SlackSink:
-    return await SlackSink.connect(f"{receiver.url}/services/T0/B0/secret", policy=LOOPBACK, **options)  # type: ignore[arg-type]
+    return await SlackSink.connect(
+        f"{receiver.url}/services/T0/B0/secret",
+        policy=LOOPBACK,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 async def test_messages_have_slacks_shape_and_one_per_second() -> None:
@@ -85,7 +94,9 @@ async def test_a_batch_past_max_wait_is_deferred_and_nothing_is_sent_twice() -> 
         await asyncio.sleep(paced.defer_s)  # what the relay does: wait, offer it again
         [outcome] = await sink.publish(batch[1:])
         assert outcome.ok
-        sent_ids = [orjson.loads(r.body)["blocks"][-1]["elements"][0]["text"] for r in receiver.requests]
+        sent_ids = [
+            orjson.loads(r.body)["blocks"][-1]["elements"][0]["text"] for r in receiver.requests
+        ]
         assert len(sent_ids) == 2 and len(set(sent_ids)) == 2  # every event once, none dropped
         await sink.close()
 
@@ -113,7 +124,9 @@ async def test_429_blocks_the_webhook_for_retry_after() -> None:
         await sink.close()
 
 
-@pytest.mark.parametrize(("status", "retryable"), [(400, False), (404, False), (410, False), (500, True)])
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(400, False), (404, False), (410, False), (500, True)]
+)
 async def test_slack_errors_map_to_outcomes(status: int, retryable: bool) -> None:
     async with receiving(lambda r: Answer(status, body=b"no_service")) as receiver:
         sink = await connect(receiver)

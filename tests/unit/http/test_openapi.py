@@ -49,7 +49,10 @@ def test_idempotency_declares_the_header_and_answers_where_the_policy_applies() 
     app = build()
     policy = IdempotencyPolicy(routes=(RouteRule("/payments", Mode.REQUIRED),))
     openapi.document(app, policy)
-    pay, amend = operation(app, "/payments", "post"), operation(app, "/payments/{payment_id}", "patch")
+    pay, amend = (
+        operation(app, "/payments", "post"),
+        operation(app, "/payments/{payment_id}", "patch"),
+    )
     assert key_header(pay) is not None and key_header(pay)["required"] is True  # type: ignore[index]
     assert key_header(amend) is not None and key_header(amend)["required"] is False  # type: ignore[index]
     assert key_header(operation(app, "/payments", "get")) is None

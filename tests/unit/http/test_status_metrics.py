@@ -27,19 +27,32 @@ async def answer(request: Request) -> PlainTextResponse:
     return PlainTextResponse("x", status_code=code)
 
 
-APP = ResponseStatusMetrics(Starlette(routes=[Route("/{code:int}", answer, methods=["GET", "POST"])]))
+APP = ResponseStatusMetrics(
+    Starlette(routes=[Route("/{code:int}", answer, methods=["GET", "POST"])])
+)
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"), [(200, "2xx"), (204, "2xx"), (302, "3xx"), (404, "4xx"), (429, "429"),
-                             (503, "5xx"), (99, "1xx"), (700, "5xx")]
+    ("status", "expected"),
+    [
+        (200, "2xx"),
+        (204, "2xx"),
+        (302, "3xx"),
+        (404, "4xx"),
+        (429, "429"),
+        (503, "5xx"),
+        (99, "1xx"),
+        (700, "5xx"),
+    ],
 )
 def test_status_classes(status: int, expected: str) -> None:
     assert status_class(status) == expected
 
 
 async def test_counts_each_response_once_and_a_crash_as_5xx() -> None:
-    before = {k: count(*k) for k in [("2xx", "GET"), ("429", "POST"), ("5xx", "GET"), ("4xx", "other")]}
+    before = {
+        k: count(*k) for k in [("2xx", "GET"), ("429", "POST"), ("5xx", "GET"), ("4xx", "other")]
+    }
     transport = httpx.ASGITransport(app=APP, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         assert (await client.get("/200")).status_code == 200

@@ -13,7 +13,7 @@ from tether.sinks.http import HttpSettings, check_headers, cloudevent_headers, r
 
 
 def test_ce_headers_are_percent_encoded_per_the_http_binding() -> None:
-    event = make_event("OrderPlaced", {}, aggregate_id="100% Zoë \"x\"", user_id="Zoë-7")
+    event = make_event("OrderPlaced", {}, aggregate_id='100% Zoë "x"', user_id="Zoë-7")
     headers = cloudevent_headers(event)
     assert headers["ce-subject"] == "100%25%20Zo%C3%AB%20%22x%22"
     assert unquote(headers["ce-userid"]) == "Zoë-7"
@@ -50,15 +50,21 @@ def test_custom_headers_are_checked(headers: dict[str, str], problem: str) -> No
 
 
 def test_where_hides_the_path() -> None:
-    assert where("https://n8n.example.com:5678/webhook/6f1c-secret") == "https://n8n.example.com:5678"
+    assert (
+        where("https://n8n.example.com:5678/webhook/6f1c-secret") == "https://n8n.example.com:5678"
+    )
 
 
-async def test_bad_secrets_and_headers_are_refused_when_the_sink_opens_without_echoing_them() -> None:
+async def test_bad_secrets_and_headers_are_refused_when_the_sink_opens_without_echoing_them() -> (
+    None
+):
     # Not by the model: a settings error quotes the value it refused, and these are secrets.
     from tether.sinks.http import PLUGIN
 
     bad = HttpSettings(url="https://n8n.example.com/webhook/x", secrets=("sk_live_topsecret",))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"sinks\.http\.secrets: secret 1: a webhook secret must start") as info:
+    with pytest.raises(
+        ConfigError, match=r"sinks\.http\.secrets: secret 1: a webhook secret must start"
+    ) as info:
         await PLUGIN.open_sink(bad)
     assert "topsecret" not in str(info.value)
     header = HttpSettings(url="https://n8n.example.com/x", headers={"X-Idempotency-Key": "1"})  # type: ignore[dict-item]

@@ -13,8 +13,16 @@ from tether.core.errors import ConfigError
 from tether.sinks import _nats_wire as wire
 
 FULL = make_event(
-    "OrderPlaced", {"a": 1}, aggregate_type="order", aggregate_id="o-1", tenant_id="acme",
-    user_id="u-1", correlation_id="c-1", causation_id="k-1", version=2, source="shop",
+    "OrderPlaced",
+    {"a": 1},
+    aggregate_type="order",
+    aggregate_id="o-1",
+    tenant_id="acme",
+    user_id="u-1",
+    correlation_id="c-1",
+    causation_id="k-1",
+    version=2,
+    source="shop",
     traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 )
 BARE = make_event("Ping", {})
@@ -156,17 +164,30 @@ def test_topic_characters_make_valid_subjects() -> None:
     [
         (b'{"stream":"S", "seq":1}', None, True, True, None),
         (b'{"stream":"S", "seq":1,"duplicate": true}', None, True, True, None),
-        (b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},'
-         b'"stream":"S","seq":0}', None, False, True, "maximum messages exceeded"),
-        (b'{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum'
-         b' allowed"},"stream":"S","seq":0}', None, False, False, "message size"),
+        (
+            b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},'
+            b'"stream":"S","seq":0}',
+            None,
+            False,
+            True,
+            "maximum messages exceeded",
+        ),
+        (
+            b'{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum'
+            b' allowed"},"stream":"S","seq":0}',
+            None,
+            False,
+            False,
+            "message size",
+        ),
         (b"", "503", False, True, "no JetStream stream listens"),
         (b"garbage", None, False, True, "unexpected"),
         (b'{"error": 1}', None, False, True, "unreadable"),
     ],
 )
-def test_parse_ack(data: bytes, status: str | None, ok: bool, retryable: bool,
-                   text: str | None) -> None:
+def test_parse_ack(
+    data: bytes, status: str | None, ok: bool, retryable: bool, text: str | None
+) -> None:
     ack = wire.parse_ack(data, status, "p.order")
     assert ack.ok is ok
     assert ack.duplicate is (b"duplicate" in data)

@@ -16,7 +16,10 @@ def test_message_has_header_fields_code_and_context() -> None:
     body = render(event)
     assert body["text"] == "OrderPlaced · order/o-1"
     header, fields, code, context = body["blocks"]
-    assert header == {"type": "header", "text": {"type": "plain_text", "text": "OrderPlaced · order/o-1"}}
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "OrderPlaced · order/o-1"},
+    }
     texts = [f["text"] for f in fields["fields"]]
     assert texts[:3] == ["*Type*\nOrderPlaced", "*Subject*\norder/o-1", "*Tenant*\nacme"]
     assert texts[3].startswith("*Time*\n")

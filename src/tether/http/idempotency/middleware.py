@@ -106,7 +106,10 @@ class _Responder:
             fingerprint = await self._read_body()
         except _BodyTooLarge:
             await problem.send_problem(
-                self.send, 413, "idempotency-body-too-large", "Request body too large",
+                self.send,
+                413,
+                "idempotency-body-too-large",
+                "Request body too large",
                 f"keyed requests are buffered up to {policy.max_body_bytes} bytes",
             )
             return
@@ -121,7 +124,10 @@ class _Responder:
         except StoreError as exc:
             log.warning("idempotency store unavailable: %s", exc)
             await problem.send_problem(
-                self.send, 503, "idempotency-store-unavailable", "Service Unavailable",
+                self.send,
+                503,
+                "idempotency-store-unavailable",
+                "Service Unavailable",
                 "the idempotency store cannot be reached; retry with the same key",
                 headers=[(b"retry-after", b"1")],
             )
@@ -134,13 +140,19 @@ class _Responder:
     async def _refuse(self, begin: Begin) -> None:
         if begin.outcome is Outcome.MISMATCH:
             await problem.send_problem(
-                self.send, 422, "idempotency-key-reused", "Idempotency-Key reused",
+                self.send,
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
                 "this key was already used with a different request; use a new key",
             )
         elif begin.outcome is Outcome.IN_FLIGHT:
             retry = str(max(1, math.ceil(begin.retry_after))).encode()
             await problem.send_problem(
-                self.send, 409, "idempotency-in-flight", "Request in progress",
+                self.send,
+                409,
+                "idempotency-in-flight",
+                "Request in progress",
                 "a request with this key is still being processed; retry later",
                 headers=[(b"retry-after", retry)],
             )

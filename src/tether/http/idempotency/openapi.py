@@ -1,8 +1,8 @@
 """The Idempotency-Key header and the middleware's own answers, in the OpenAPI document.
 
-    policy = IdempotencyPolicy(routes=(RouteRule("/matches", Mode.REQUIRED),))
-    app.add_middleware(IdempotencyMiddleware, store=store, policy=policy)
-    document(app, policy)  # every operation the policy covers declares the header and answers
+policy = IdempotencyPolicy(routes=(RouteRule("/matches", Mode.REQUIRED),))
+app.add_middleware(IdempotencyMiddleware, store=store, policy=policy)
+document(app, policy)  # every operation the policy covers declares the header and answers
 """
 
 from __future__ import annotations

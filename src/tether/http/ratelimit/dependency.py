@@ -1,8 +1,8 @@
 """Per-route rate limits as a FastAPI dependency, so they can run after authentication.
 
-    limiter = RateLimiter(RedisRateLimitStore(redis))
-    install(app)  # renders RateLimitExceeded as the 429 JSON body
-    @app.post("/quotes", dependencies=[Depends(RateLimit(limiter, Rule(by_user(), STRICT)))])
+limiter = RateLimiter(RedisRateLimitStore(redis))
+install(app)  # renders RateLimitExceeded as the 429 JSON body
+@app.post("/quotes", dependencies=[Depends(RateLimit(limiter, Rule(by_user(), STRICT)))])
 """
 
 from __future__ import annotations

@@ -34,9 +34,7 @@ def policy_header(decisions: Sequence[Decision]) -> bytes:
 
 
 def ratelimit_header(decisions: Sequence[Decision]) -> bytes:
-    items = (
-        f'"{d.policy_name}";r={d.remaining};t={seconds_until_allowed(d)}' for d in decisions
-    )
+    items = (f'"{d.policy_name}";r={d.remaining};t={seconds_until_allowed(d)}' for d in decisions)
     return ", ".join(items).encode()
 
 

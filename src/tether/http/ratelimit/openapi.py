@@ -1,7 +1,7 @@
 """The rate limiter's answers (429, and 503 when fail-closed) in the OpenAPI document.
 
-    app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=rules)
-    document(app, limiter)  # every operation declares them, with the RateLimit fields
+app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=rules)
+document(app, limiter)  # every operation declares them, with the RateLimit fields
 """
 
 from __future__ import annotations

@@ -45,8 +45,11 @@ class PostgresIdempotencyStore:
         if self._tenancy:
             token = f"{check_tenant_id(tenant)} {token}"
         params = {
-            "scope_key": key, "tenant_id": tenant, "fingerprint": fingerprint,
-            "token": token, "lease_ttl": lease_ttl,
+            "scope_key": key,
+            "tenant_id": tenant,
+            "fingerprint": fingerprint,
+            "token": token,
+            "lease_ttl": lease_ttl,
         }
         try:
             async with self._engine.begin() as conn:
@@ -108,8 +111,11 @@ async def _complete(
     record_ttl: float,
 ) -> bool:
     params = {
-        "scope_key": key, "token": token, "status_code": response.status,
-        "headers": response.headers_json().decode(), "body": response.body,
+        "scope_key": key,
+        "token": token,
+        "status_code": response.status,
+        "headers": response.headers_json().decode(),
+        "body": response.body,
         "record_ttl": record_ttl,
     }
     return (await conn.execute(_Q["complete"], params)).first() is not None
