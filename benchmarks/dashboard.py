@@ -3,14 +3,19 @@
 count(*) totals).
 
     .venv/bin/python benchmarks/dashboard.py [--dead 1000000] [--done 1000000] [--requests 30]
+        [--runners 20] [--runner-hours 24] [--beat 10]
 
 A temporary database gets Tether's schema, then generate_series rows (not timed; the loader
 is the plan tests' one, tests/integration/dashboard/rows.py): ``--dead`` dead outbox events,
 ``--done`` finished jobs, and ``--other`` dead jobs, webhook deliveries (a quarter dead) and
-delivery attempts; VACUUM ANALYZE and CHECKPOINT. Each page is then requested ``--requests``
+delivery attempts; a runner registry of ``--runners`` runners of every kind (one in ten lost, one
+in ten stopped) that beat every ``--beat`` seconds for ``--runner-hours`` hours (20 x 24 h x 10 s:
+171,000 beats); VACUUM ANALYZE and CHECKPOINT. Each page is then requested ``--requests``
 times in this process through the ASGI app (routing, capability check, queries, template),
 one request at a time, after two warm-up requests. The deep page is the dead-letter page that
-starts 90% of the way down the list (a keyset cursor there).
+starts 90% of the way down the list (a keyset cursor there). The chart data of each range is
+timed warm (the dashboard keeps the closed buckets it has read and rereads the last few) and
+cold: a fresh cache each request, as after a restart, ``--cold`` requests.
 
 Peer: the same three reads an admin page usually makes instead, timed as SQL only (no HTML,
 so the peer is favoured): the deep page by ``OFFSET``, the list's total by ``count(*)``, and
@@ -33,10 +38,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _common as common
-from tests.integration.dashboard.rows import ENDPOINT, load
+from tests.integration.dashboard.rows import ENDPOINT, load, load_runners
 
 from tether.authz import Authz, Registry, SqlAuthzStore
 from tether.dashboard import DashboardSettings, OpsCap, TokenUsers, create_dashboard, digest
+from tether.dashboard.history_cache import HistoryCache
 from tether.dashboard.queries import Cursor
 from tether.store.postgres import ddl
 
@@ -46,12 +52,16 @@ TARGET_MS = 300.0
 FILTERED = {"kind": "outbox", "tenant": "tenant-7", "type": "Type7", "error": "code 3"}
 
 
-async def prepare(dsn: str, dead: int, done: int, other: int) -> None:
+async def prepare(dsn: str, args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(ddl.full_schema_sql())
         started = time.perf_counter()
-        await load(conn, dead=dead, done=done, outbox_done=0, other=other)
+        await load(conn, dead=args.dead, done=args.done, outbox_done=0, other=args.other)
+        beats = await load_runners(
+            conn, runners=args.runners, hours=args.runner_hours, every_s=args.beat
+        )
+        print(f"{beats:,} runner beats", flush=True)
         await conn.execute("CHECKPOINT")
         print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     finally:
@@ -75,7 +85,7 @@ def figures(ms: list[float]) -> dict[str, float]:
 
 async def main(args: argparse.Namespace) -> None:
     async with common.temp_database("tether_bench_dash") as dsn:
-        await prepare(dsn, args.dead, args.done, args.other)
+        await prepare(dsn, args)
         store = SqlAuthzStore.from_url(dsn)
         authz = Authz(store, Registry(OpsCap))
         await authz.sync()
@@ -92,14 +102,16 @@ async def main(args: argparse.Namespace) -> None:
                 csrf = login.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
                 r = await c.post("/login", data={"token": TOKEN, "csrf": csrf})
                 assert r.status_code == 303, r.text
-                await run(c, pool, args)
+                await run(c, pool, args, app.state.dashboard)
         finally:
             await pool.close()
             await app.state.dashboard.db.close()
             await store.close()
 
 
-async def run(c: httpx.AsyncClient, pool: asyncpg.Pool, args: argparse.Namespace) -> None:
+async def run(
+    c: httpx.AsyncClient, pool: asyncpg.Pool, args: argparse.Namespace, dashboard: Any
+) -> None:
     # The cursor 90% of the way down the dead outbox list, and an item to open.
     deep_at = int(args.dead * 0.9)
     row = await pool.fetchrow(
@@ -134,13 +146,24 @@ async def run(c: httpx.AsyncClient, pool: asyncpg.Pool, args: argparse.Namespace
         "webhook endpoints": lambda: c.get("/webhooks"),
         "endpoint delivery log": lambda: c.get(f"/webhooks/{ENDPOINT.replace('e001', 'e002')}"),
         "jobs (rescues)": lambda: c.get("/jobs"),
-        "chart data": lambda: c.get("/api/series"),
+        "realtime (gateways)": lambda: c.get("/realtime"),
+        "chart data 1h": lambda: c.get("/api/series?range=1h"),
+        "chart data 6h": lambda: c.get("/api/series?range=6h"),
+        "chart data 24h": lambda: c.get("/api/series?range=24h"),
     }
     results: dict[str, dict[str, float]] = {}
     for name, call in pages.items():
         first = await call()
         assert first.status_code == 200, (name, first.status_code, first.text[:300])
         results[name] = figures(await timed(call, args.requests))
+
+    async def cold(span: str) -> Any:
+        dashboard.history = HistoryCache()  # as after a restart
+        return await c.get(f"/api/series?range={span}")
+
+    for span in ("1h", "6h", "24h"):
+        ms = await timed(lambda span=span: cold(span), args.cold)
+        results[f"chart data {span}, cold"] = figures(ms)
 
     peer_sql = {
         "deep page by OFFSET": (
@@ -159,8 +182,12 @@ async def run(c: httpx.AsyncClient, pool: asyncpg.Pool, args: argparse.Namespace
     for name, sql in peer_sql.items():
         peer[name] = figures(await timed(lambda sql=sql: pool.fetch(sql), n_peer))
 
-    rows = [[n, f["p50"], f["p95"], "yes" if f["p95"] <= TARGET_MS else "NO"]
-            for n, f in results.items()]  # fmt: skip
+    # The cold chart reads are what the first viewer after a restart waits for once per range;
+    # they are reported, not held to the page target.
+    def verdict(name: str, p95: float) -> str:
+        return "—" if "cold" in name else "yes" if p95 <= TARGET_MS else "NO"
+
+    rows = [[n, f["p50"], f["p95"], verdict(n, f["p95"])] for n, f in results.items()]
     common.print_table(
         f"Dashboard pages, {args.dead:,} dead letters, {args.done:,} finished jobs "
         f"({args.requests} requests each; {common.load_note()})",
@@ -181,12 +208,15 @@ async def run(c: httpx.AsyncClient, pool: asyncpg.Pool, args: argparse.Namespace
         "overview": round(peer["overview by count(*) GROUP BY state"]["p95"]
                           / results["overview"]["p95"], 1),
     }  # fmt: skip
-    worst = max(f["p95"] for f in results.values())
+    worst = max(f["p95"] for n, f in results.items() if "cold" not in n)
     common.emit_json(
         {
             "bench": "dashboard",
             "dead": args.dead,
             "done_jobs": args.done,
+            "runners": args.runners,
+            "runner_hours": args.runner_hours,
+            "beat_s": args.beat,
             "tether": results,
             "tether_worst_p95_ms": worst,
             "target_met": worst <= TARGET_MS,
@@ -203,4 +233,8 @@ if __name__ == "__main__":
     parser.add_argument("--done", type=int, default=1_000_000)
     parser.add_argument("--other", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--runners", type=int, default=20)
+    parser.add_argument("--runner-hours", type=int, default=24)
+    parser.add_argument("--beat", type=int, default=10, help="seconds between a runner's beats")
+    parser.add_argument("--cold", type=int, default=5, help="cold chart reads per range")
     asyncio.run(main(parser.parse_args()))
