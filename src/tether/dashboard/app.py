@@ -402,7 +402,12 @@ class Dashboard:
         infos = await (await self.registry()).runners()
         gateways = runner_rows(infos, datetime.now(UTC), kind="realtime-gateway")
         beats = await queries.last_beats(await self.db.get(), [g.info.id for g in gateways])
-        rates = {g.info.id: rate_now(beats.get(g.info.id, []), "messages_total") for g in gateways}
+        # A rate is now's only while the gateway beats; a lost one's last rate is history.
+        rates = {
+            g.info.id: rate_now(beats.get(g.info.id, []), "messages_total")
+            if g.status in ("alive", "late") else None
+            for g in gateways
+        }  # fmt: skip
         rt = realtime_snapshot(self.settings.gateway)
         return self.page(request, "realtime.html", {"rt": rt, "gateways": gateways, "rates": rates})
 
