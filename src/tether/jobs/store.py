@@ -97,6 +97,20 @@ class Recovered:
     worker: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A job claimed by ``settle_and_claim_rows``: its row as the claim returned it (the
+    columns of ``JOBS``), under ``lease_token`` until ``lease_expires_at``."""
+
+    row: Mapping[str, Any]
+    lease_token: uuid.UUID
+    lease_expires_at: datetime
+
+
+def _run_order(claim: ClaimedRow) -> tuple[int, int]:
+    return -int(claim.row["priority"]), int(claim.row["seq"])
+
+
 def _q(name: str) -> Query:
     return queries("tether.jobs", "postgres")[name]
 
@@ -260,50 +274,73 @@ class JobStore:
         """Complete ``finished`` and claim up to ``limit`` jobs of ``queue`` in ONE statement
         (on ``conn`` when given, else a pooled connection). Returns (lost, claimed): the
         finished jobs whose lease was lost (their results discarded) and the new claims."""
+        results = [r for _, r in finished] if keep else None
+        done, claims = await self.settle_and_claim_rows(
+            [c.item.seq for c, _ in finished], [c.lease_token for c, _ in finished], results,
+            queue=queue, limit=limit, lease=lease, worker=worker, conn=conn,
+        )  # fmt: skip
+        lost = [c for c, _ in finished if c.item.seq not in done]
+        return lost, [Claimed(self.item(r.row), r.lease_token, r.lease_expires_at) for r in claims]
+
+    async def settle_and_claim_rows(
+        self,
+        seqs: Sequence[int],
+        tokens: Sequence[uuid.UUID],
+        results: Sequence[Any] | None,
+        *,
+        queue: str,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        conn: Any = None,
+    ) -> tuple[set[int], list[ClaimedRow]]:
+        """``settle_and_claim`` for the worker's hot path: the finished jobs as their seqs and
+        lease tokens with their ``results`` (None: delete the rows instead of keeping them),
+        answered with the seqs actually settled and the claimed rows as stored, in the order to
+        run them (priority, then seq). No engine ``Item`` is built per job here: the worker
+        makes one from the row only when a job fails or is deferred."""
         now = self.clock.now()
         token = uuid.uuid4()
         until = now + lease
         values: dict[str, Any] = {
             "now": now, "queue": queue, "limit": limit, "lease_until": until,
-            "token": token, "worker": worker,
-            "seqs": [c.item.seq for c, _ in finished],
-            "tokens": [c.lease_token for c, _ in finished],
+            "token": token, "worker": worker, "seqs": seqs, "tokens": tokens,
         }  # fmt: skip
-        if keep:
-            values["results"] = [
-                None if r is None else jsonutil.dumps(r).decode() for _, r in finished
-            ]
-        query = _render("settle_and_claim" if keep else "settle_delete_and_claim")
+        if results is not None:
+            values["results"] = [None if r is None else jsonutil.dumps(r).decode() for r in results]
+        query = _render("settle_and_claim" if results is not None else "settle_delete_and_claim")
         async with wrapped("settle and claim"):
             target = conn if conn is not None else self.pool
             rows = await target.fetch(query.numbered, *query.args(values))
         done: set[int] = set()
-        items = []
+        claimed = []
         for r in rows:
             if r["done_seqs"] is not None:
                 done.update(r["done_seqs"])
             if r["seq"] is not None:
-                items.append(self.item(cast(Mapping[str, Any], r)))
-        lost = [c for c, _ in finished if c.item.seq not in done]
-        if len(items) > 1:
-            items.sort(key=lambda i: (-int(i.extra["priority"]), i.seq))
-        return lost, [Claimed(i, token, until) for i in items]
+                claimed.append(ClaimedRow(cast(Mapping[str, Any], r), token, until))
+        if len(claimed) > 1:
+            claimed.sort(key=_run_order)
+        return done, claimed
 
-    async def heartbeat_many(self, batch: Sequence[Claimed], lease: timedelta) -> set[int]:
-        """Push the leases of ``batch`` forward; returns the seqs still held."""
-        if not batch:
+    async def heartbeat_leases(
+        self, seqs: Sequence[int], tokens: Sequence[uuid.UUID], lease: timedelta
+    ) -> set[int]:
+        """Push the leases of the jobs (seq, lease token) forward; returns the seqs still held."""
+        if not seqs:
             return set()
         now = self.clock.now()
         query = _q("heartbeat_many")
-        values = {
-            "lease_until": now + lease,
-            "now": now,
-            "seqs": [c.item.seq for c in batch],
-            "tokens": [c.lease_token for c in batch],
-        }
+        values = {"lease_until": now + lease, "now": now, "seqs": seqs, "tokens": tokens}
         async with wrapped("heartbeat"):
             rows = await self.pool.fetch(query.numbered, *query.args(values))
         return {int(r["seq"]) for r in rows}
+
+    async def heartbeat_many(self, batch: Sequence[Claimed], lease: timedelta) -> set[int]:
+        """Push the leases of ``batch`` forward; returns the seqs still held."""
+        return await self.heartbeat_leases(
+            [c.item.seq for c in batch], [c.lease_token for c in batch], lease
+        )
 
     async def complete(self, claimed: Claimed, result: Any = None, *, conn: Any = None) -> None:
         """Record success (and the result). On ``conn``, inside the job's own transaction, so
@@ -451,6 +488,7 @@ __all__ = [
     "CANCELLED",
     "JOBS",
     "RECOVERED",
+    "ClaimedRow",
     "HeldKey",
     "JobRef",
     "JobStore",

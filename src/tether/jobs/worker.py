@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import pydantic
 
+from tether.core import jsonutil
 from tether.core.errors import ConfigError, LeaseLostError, StoreError, TetherError
 from tether.jobs.alerts import RecoveryAlerts
 from tether.jobs.client import Jobs
@@ -31,11 +33,12 @@ from tether.jobs.metrics import JOBS_FINISHED, JOBS_RECOVERED, JOBS_RECOVERY_ALE
 from tether.jobs.registry import DEFAULT_MAX_ATTEMPTS, Job, JobContext, result_json
 from tether.jobs.runner import JobTimeoutError, Runner
 from tether.jobs.schedules import Scheduler
-from tether.jobs.store import Recovered
+from tether.jobs.store import ClaimedRow, JobStore, Recovered
 from tether.ops.alerts import AlertChannel
 from tether.ops.alerts_state import AlertState, PostgresAlertState
 from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.queue import Claimed
+from tether.queue.postgres import _uuid
 from tether.queue.postgres import _wrapped as wrapped
 from tether.queue.worker import Defer, default_worker_name
 from tether.tenancy import tenant_scope
@@ -47,16 +50,35 @@ ALERT_RETRY_S = 60.0  # a channel that failed is tried again this much later
 AlertHook = Callable[[date, int], Awaitable[None]]
 
 
-@dataclass(eq=False)
 class _Run:
-    claimed: Claimed
-    job: Job | None
-    ctx: JobContext
-    task: asyncio.Task[None] | None = None
-    lost: bool = False  # the heartbeat found the lease gone: recovered or cancelled elsewhere
-    stopping: bool = False  # shutdown ran past the grace period: release without an attempt
-    finishing: bool = False  # the outcome is being written; too late to abandon
-    slot: bool = False  # counts toward its queue's concurrency
+    """One claimed job in this worker, from its claim to its recorded outcome."""
+
+    __slots__ = ("_claimed", "claim", "ctx", "finishing", "job", "lost", "seq", "slot",
+                 "stopping", "task")  # fmt: skip
+
+    def __init__(self, claim: ClaimedRow, job: Job | None, ctx: JobContext) -> None:
+        self.claim = claim
+        self.seq: int = claim.row["seq"]
+        self.job = job
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.lost = False  # the heartbeat found the lease gone: recovered or cancelled elsewhere
+        self.stopping = False  # shutdown ran past the grace period: release without an attempt
+        self.finishing = False  # the outcome is being written; too late to abandon
+        self.slot = False  # counts toward its queue's concurrency
+        self._claimed: Claimed | None = None
+
+    @property
+    def token(self) -> uuid.UUID:
+        return self.claim.lease_token
+
+    def claimed(self, store: JobStore) -> Claimed:
+        """The engine's view of the claim, for its lease-checked transitions (fail, defer,
+        dead letter): made from the row on first use, since a job that succeeds needs none."""
+        if self._claimed is None:
+            c = self.claim
+            self._claimed = Claimed(store.item(c.row), c.lease_token, c.lease_expires_at)
+        return self._claimed
 
 
 @dataclass
@@ -124,29 +146,40 @@ class _Completions:
 
     def __init__(self, worker: JobWorker) -> None:
         self._worker = worker
-        self._pending: list[tuple[Claimed, Any, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[_Run, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._collecting = False  # a flush task will take the pending batch
 
-    async def submit(self, claimed: Claimed, result: Any) -> bool:
-        """True when recorded, False when the lease was lost (result discarded)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((claimed, result, future))
+    def submit(self, run: _Run, result: Any) -> None:
+        """Record ``run``'s success with the next statement. The run stays held (and
+        heartbeated) until then; ``JobWorker._settle`` counts it, or reports it discarded
+        when its lease was lost. Nothing waits per job: a future per job cost a wake-up."""
+        self._pending.append((run, result))
+        self._collect()
+
+    def _collect(self) -> None:
+        """Start a flush task unless one is collecting already or every lane is busy."""
         if not self._collecting and len(self._tasks) < self.IN_FLIGHT:
             self._collecting = True
             task = asyncio.create_task(self._flush())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let the completions of this turn join the batch
         while self._pending:
             self._collecting = False
-            batch, self._pending = self._pending, []
-            by_queue: dict[str, list[tuple[Claimed, Any, asyncio.Future[bool]]]] = {}
+            # At most half a queue's depth per statement, the rest at once on the other lane:
+            # short jobs all finish in the same turn, and one statement for all of them would
+            # leave the worker idle while it runs (nothing else is held) and PostgreSQL idle
+            # while the next batch runs. Two halves keep both busy.
+            cap = self._worker._settle_cap
+            batch, self._pending = self._pending[:cap], self._pending[cap:]
+            if self._pending:
+                self._collect()
+            by_queue: dict[str, list[tuple[_Run, Any]]] = {}
             for entry in batch:
-                by_queue.setdefault(str(entry[0].item.queue), []).append(entry)
+                by_queue.setdefault(entry[0].ctx.queue, []).append(entry)
             for queue, entries in by_queue.items():
                 await self._worker._settle(queue, entries)
                 freed = self._worker._freed.get(queue)
@@ -231,6 +264,10 @@ class JobWorker:
         self.scheduler = Scheduler(jobs) if schedules else None
         self.keep_results = keep_results
         self._completions = _Completions(self)
+        # Finished jobs recorded per statement (see _Completions._flush).
+        self._settle_cap = max(
+            1, (max(self.queues.values()) + self.prefetch) // _Completions.IN_FLIGHT
+        )
         self._lane = _Lanes(jobs.store.pool)
         self._claiming = {q: 0 for q in self.queues}  # rows being claimed right now
         self._serving = False  # run() keeps queues topped up; run_once() claims only once
@@ -274,40 +311,40 @@ class JobWorker:
             freed.set()
 
     # -- one job -------------------------------------------------------------------------
-    def _start(self, claimed: Claimed) -> _Run:
-        item = claimed.item
-        name = str(item.extra["name"])
+    def _start(self, claim: ClaimedRow) -> _Run:
+        row = claim.row
+        name = row["name"]
         job = self.jobs.registry._jobs.get(name)
         ctx = JobContext(
-            id=item.id,
+            id=_uuid(row["id"]),
             name=name,
-            queue=str(item.queue),
-            attempt=item.attempts,
-            max_attempts=item.max_attempts or DEFAULT_MAX_ATTEMPTS,
-            tenant=item.extra.get("tenant_id"),
+            queue=row["queue"],
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"] or DEFAULT_MAX_ATTEMPTS,
+            tenant=row["tenant_id"],
         )
-        run = _Run(claimed, job, ctx)
-        self._held[item.seq] = run
+        run = _Run(claim, job, ctx)
+        self._held[run.seq] = run
         return run
 
     def _launch(self, run: _Run) -> None:
         self._active[run.ctx.queue] = self._active.get(run.ctx.queue, 0) + 1
         run.slot = True
-        run.task = asyncio.create_task(self._execute(run), name=f"job {run.claimed.id}")
+        run.task = asyncio.create_task(self._execute(run), name=f"job {run.ctx.id}")
 
     def _fill(self, queue: str, limit: int) -> None:
         """Start buffered jobs while the queue has free slots."""
         buffer = self._buffer[queue]
         while buffer and self._active.get(queue, 0) < limit:
             run = buffer.popleft()
-            if self._held.get(run.claimed.item.seq) is run:  # not lost while it waited
+            if self._held.get(run.seq) is run:  # not lost while it waited
                 self._launch(run)
 
     async def _execute(self, run: _Run) -> None:
-        c = run.claimed
         queue = run.ctx.queue
+        handed = False  # to the completions, which let go of the run once it is recorded
         try:
-            await self._attempt(run)
+            handed = await self._attempt(run)
         except asyncio.CancelledError:
             if run.stopping:
                 await self._release(run)
@@ -316,7 +353,8 @@ class JobWorker:
             else:
                 raise
         finally:
-            self._held.pop(c.item.seq, None)
+            if not handed:
+                self._held.pop(run.seq, None)
             self._free_slot(run)
             self.stats.by_queue[queue] = self.stats.by_queue.get(queue, 0) + 1
 
@@ -328,50 +366,50 @@ class JobWorker:
             if freed is not None:
                 freed.set()
 
-    async def _attempt(self, run: _Run) -> None:
-        c, job = run.claimed, run.job
+    async def _attempt(self, run: _Run) -> bool:
+        """Run the job and record its outcome; True when its success was handed to the
+        completions (recorded with the next statement)."""
+        job, row = run.job, run.claim.row
         if job is None:
             known = ", ".join(self.jobs.registry.names) or "none"
             await self._outcome(run, "fail", f"this worker does not know job {run.ctx.name!r} "
                                 f"(known: {known}); deploy its code to the workers")  # fmt: skip
-            return
+            return False
         try:
-            kwargs = job.kwargs(c.item.payload)
+            payload = row["payload"]  # jsonb arrives as text
+            kwargs = job.kwargs(
+                jsonutil.loads(payload) if isinstance(payload, str | bytes) else payload
+            )
         except pydantic.ValidationError as exc:
             await self._outcome(run, "dead", f"stored arguments no longer validate: {exc}")
-            return
-        timeout = c.item.extra.get("timeout_s")
+            return False
+        timeout = row["timeout_s"]
         limit = None if timeout is None else float(timeout)
         try:
             if job.transactional:
                 await self._transactional(run, job, kwargs, limit)
-                return
+                return False
             result = await self.runner.call(job, kwargs, run.ctx, limit)
         except Defer as later:
             await self._defer(run, later)
-            return
+            return False
         except JobTimeoutError as exc:
             self.stats.timed_out += 1
             JOBS_FINISHED.labels(run.ctx.queue, "timeout").inc()
             await self._outcome(run, "fail", f"JobTimeoutError: {exc}")
-            return
+            return False
         except LeaseLostError:
             self._discarded(run, "its lease was lost; its transaction rolled back")
-            return
+            return False
         except Exception as exc:  # the job's failure is the job's, not the worker's
             await self._outcome(run, "fail", f"{type(exc).__name__}: {exc}")
-            return
+            return False
         run.finishing = True
         # The job has run: its slot goes to the next job while the completion is written
         # (with the next claim, in one statement), so jobs run during the round trip.
         self._free_slot(run)
-        try:
-            recorded = await self._completions.submit(c, result_json(result))
-        except StoreError as exc:
-            log.warning("could not record the completion of job %s: %s", c.id, exc)
-            return
-        if not recorded:  # (recorded ones are counted per batch, in _settle)
-            self._discarded(run, "it was recovered or cancelled while it ran")
+        self._completions.submit(run, result_json(result))
+        return True
 
     async def _transactional(
         self, run: _Run, job: Job, kwargs: dict[str, Any], limit: float | None
@@ -393,7 +431,9 @@ class JobWorker:
                 try:
                     result = await self.runner.call(job, kwargs, run.ctx, limit)
                     run.finishing = True
-                    await self.jobs.store.complete(run.claimed, result_json(result), conn=conn)
+                    await self.jobs.store.complete(
+                        run.claimed(self.jobs.store), result_json(result), conn=conn
+                    )
                 finally:
                     run.ctx.tx = None
             clean = True
@@ -417,12 +457,13 @@ class JobWorker:
         JOBS_FINISHED.labels(run.ctx.queue, "discarded").inc()
         log.warning(
             "job %s (%s, attempt %d): late result discarded: %s",
-            run.claimed.id, run.ctx.name, run.ctx.attempt, why,
+            run.ctx.id, run.ctx.name, run.ctx.attempt, why,
         )  # fmt: skip
 
     async def _outcome(self, run: _Run, kind: str, error: str) -> None:
         run.finishing = True
-        c, store = run.claimed, self.jobs.store
+        store = self.jobs.store
+        c = run.claimed(store)
         policy = run.job.retry if run.job is not None else None
         try:
             if kind == "dead":
@@ -450,13 +491,16 @@ class JobWorker:
         run.finishing = True
         try:
             await self.jobs.store.engine.defer(
-                run.claimed, until=later.until, delay=later.delay, reason=later.reason
+                run.claimed(self.jobs.store),
+                until=later.until,
+                delay=later.delay,
+                reason=later.reason,
             )
         except ConfigError as exc:
             await self._outcome(run, "fail", f"the job raised an invalid Defer: {exc}")
             return
         except (LeaseLostError, StoreError) as exc:
-            log.warning("could not defer job %s: %s", run.claimed.id, exc)
+            log.warning("could not defer job %s: %s", run.ctx.id, exc)
             return
         self.stats.deferred += 1
         JOBS_FINISHED.labels(run.ctx.queue, "deferred").inc()
@@ -465,13 +509,15 @@ class JobWorker:
         """Shutdown: give the job back at once with the attempt its claim counted."""
         try:
             await self.jobs.store.engine.defer(
-                run.claimed, delay=timedelta(0), reason="released: its worker shut down"
+                run.claimed(self.jobs.store),
+                delay=timedelta(0),
+                reason="released: its worker shut down",
             )
         except (LeaseLostError, StoreError) as exc:
-            log.warning("could not release job %s at shutdown: %s", run.claimed.id, exc)
+            log.warning("could not release job %s at shutdown: %s", run.ctx.id, exc)
             return
         self.stats.released += 1
-        log.info("job %s (%s) released at shutdown, no attempt spent", run.claimed.id,
+        log.info("job %s (%s) released at shutdown, no attempt spent", run.ctx.id,
                  run.ctx.name)  # fmt: skip
 
     # -- loops ---------------------------------------------------------------------------
@@ -483,41 +529,46 @@ class JobWorker:
         held = self._active.get(queue, 0) + len(self._buffer[queue])
         return max(0, depth - held - self._claiming[queue])
 
-    async def _settle(
-        self, queue: str, entries: Sequence[tuple[Claimed, Any, asyncio.Future[bool]]]
-    ) -> None:
+    async def _settle(self, queue: str, entries: Sequence[tuple[_Run, Any]]) -> None:
         """Record finished jobs and claim the queue's next ones in one statement."""
-        want = self._want(queue)
+        want = min(self._want(queue), self._settle_cap)  # a half each, so both lanes claim
         if want < max(1, self.prefetch // 2):
             want = 0  # too few to be worth it; the serve loop claims when enough are free
         self._claiming[queue] = self._claiming.get(queue, 0) + want
         try:
             async with self._lane.use() as conn:
-                lost, batch = await self.jobs.store.settle_and_claim(
-                    [(c, r) for c, r, _ in entries], queue=queue, limit=want,
-                    lease=self.stale_after, worker=self.name, keep=self.keep_results, conn=conn,
+                done, batch = await self.jobs.store.settle_and_claim_rows(
+                    [run.seq for run, _ in entries], [run.token for run, _ in entries],
+                    [result for _, result in entries] if self.keep_results else None,
+                    queue=queue, limit=want, lease=self.stale_after, worker=self.name, conn=conn,
                 )  # fmt: skip
         except Exception as exc:
-            for _, _, future in entries:
-                if not future.done():
-                    future.set_exception(exc)
+            for run, _ in entries:
+                self._let_go(run)
+                log.warning("could not record the completion of job %s: %s", run.ctx.id, exc)
             return
         finally:
             self._claiming[queue] -= want
         await self._take(batch)
-        gone = {c.item.seq for c in lost}
-        for c, _, future in entries:
-            if not future.done():
-                future.set_result(c.item.seq not in gone)
-        recorded = len(entries) - len(lost)
+        recorded = 0
+        for run, _ in entries:
+            self._let_go(run)
+            if run.seq in done:
+                recorded += 1
+            else:
+                self._discarded(run, "it was recovered or cancelled while it ran")
         if recorded:
             self.stats.completed += recorded
             self._done_metric(queue).inc(recorded)  # once per batch: a metric costs a lock
 
-    async def _take(self, batch: Sequence[Claimed]) -> None:
+    def _let_go(self, run: _Run) -> None:
+        if self._held.get(run.seq) is run:
+            del self._held[run.seq]
+
+    async def _take(self, batch: Sequence[ClaimedRow]) -> None:
         """Buffer jobs claimed with a completion; give them back at once if shutdown began
         while the statement ran (the shutdown has already emptied the buffers)."""
-        runs = [self._start(claimed) for claimed in batch]
+        runs = [self._start(claim) for claim in batch]
         if not self._stopping.is_set():
             for run in runs:
                 self._buffer[run.ctx.queue].append(run)
@@ -525,24 +576,24 @@ class JobWorker:
                 self._freed[runs[0].ctx.queue].set()
             return
         for run in runs:
-            self._held.pop(run.claimed.item.seq, None)
+            self._held.pop(run.seq, None)
         await asyncio.gather(*(self._release(r) for r in runs))
 
     async def _claim(self, queue: str, limit: int, *, launch: bool) -> int:
         self._claiming[queue] = self._claiming.get(queue, 0) + limit
         try:
             async with self._lane.use() as conn:
-                _, batch = await self.jobs.store.settle_and_claim(
-                    (), queue=queue, limit=limit, lease=self.stale_after, worker=self.name,
-                    keep=self.keep_results, conn=conn,
+                _, batch = await self.jobs.store.settle_and_claim_rows(
+                    (), (), () if self.keep_results else None, queue=queue, limit=limit,
+                    lease=self.stale_after, worker=self.name, conn=conn,
                 )  # fmt: skip
         except StoreError as exc:
             log.warning("worker %s: claim on %s failed, retrying: %s", self.name, queue, exc)
             return -1
         finally:
             self._claiming[queue] -= limit
-        for claimed in batch:
-            run = self._start(claimed)
+        for claim in batch:
+            run = self._start(claim)
             if launch:
                 self._launch(run)
             else:
@@ -590,14 +641,14 @@ class JobWorker:
     async def heartbeat_once(self) -> None:
         runs = list(self._held.values())
         try:
-            alive = await self.jobs.store.heartbeat_many(
-                [r.claimed for r in runs], self.stale_after
+            alive = await self.jobs.store.heartbeat_leases(
+                [r.seq for r in runs], [r.token for r in runs], self.stale_after
             )
         except StoreError as exc:
             log.warning("worker %s: heartbeat failed (jobs may be recovered): %s", self.name, exc)
             return
         for run in runs:
-            seq = run.claimed.item.seq
+            seq = run.seq
             if seq in alive or run.finishing or self._held.get(seq) is not run:
                 continue
             if run.task is None:  # still buffered: just forget it
@@ -606,7 +657,7 @@ class JobWorker:
             run.lost = True
             run.ctx.cancelled.set()
             log.warning("job %s (%s): lease lost (recovered or cancelled elsewhere); abandoning "
-                        "the run", run.claimed.id, run.ctx.name)  # fmt: skip
+                        "the run", run.ctx.id, run.ctx.name)  # fmt: skip
             if run.task is not None:
                 run.task.cancel()
 
@@ -703,10 +754,14 @@ class JobWorker:
 
     async def drain(self) -> None:
         """Wait for every running job to finish."""
-        while self._held:
-            tasks = [r.task for r in self._held.values() if r.task is not None]
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self._completions.close()
+        while True:
+            tasks = [r.task for r in self._held.values() if r.task and not r.task.done()]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            elif self._completions.busy:  # finished runs stay held until recorded
+                await self._completions.close()
+            else:
+                break
         await self._release_spare()
 
     async def _release_spare(self) -> None:
@@ -768,10 +823,10 @@ class JobWorker:
 
     async def _shutdown(self) -> None:
         for buffer in self._buffer.values():  # claimed ahead, never started: give back now
-            waiting = [r for r in buffer if self._held.get(r.claimed.item.seq) is r]
+            waiting = [r for r in buffer if self._held.get(r.seq) is r]
             buffer.clear()
             for run in waiting:
-                self._held.pop(run.claimed.item.seq, None)
+                self._held.pop(run.seq, None)
             await asyncio.gather(*(self._release(r) for r in waiting))
         running = [r.task for r in self._held.values() if r.task is not None]
         if running:
