@@ -17,7 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
+from tether.commands import common, heartbeat
 from tether.commands.common import bad_input, errors_handled, out
+from tether.config import Database
 
 SECRET_ENV = "TETHER_REALTIME_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
 
@@ -119,6 +121,18 @@ def realtime(  # noqa: PLR0917 (one parameter per flag)
     max_connections_per_user: Annotated[int, typer.Option(min=1)] = 100,
     max_channels: Annotated[int, typer.Option(min=1, help="Subscriptions per connection.")] = 128,
     check: Annotated[bool, typer.Option("--check", help="Check the settings and exit.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            "--db",
+            help="PostgreSQL database of the runner registry, where the gateway registers and "
+            "beats (default: $TETHER_DATABASE_URL; without one it does not register).",
+            show_default=False,
+        ),
+    ] = None,
+    runner_name: heartbeat.RunnerNameOption = None,
+    heartbeat_s: heartbeat.HeartbeatOption = 10.0,
 ) -> None:
     """Serve WebSocket channels (user:<id>, org:<id>, topic:<name>) to Centrifuge clients."""
     from tether.realtime import GatewaySettings
@@ -133,6 +147,9 @@ def realtime(  # noqa: PLR0917 (one parameter per flag)
     if topics and authz_url is None:
         bad_input("--topic needs --authz-url (or $TETHER_AUTHZ_URL): capabilities live there")
     verifier = _verifier(jwt_public_key, jwt_algorithm, org_claim, audience, issuer)
+    heartbeat_s = heartbeat.checked_heartbeat(heartbeat_s)
+    cfg = common.settings(None, {"database_url": (database_url, "--database-url")})
+    db = common.database(cfg) if cfg.database_url else None
     settings = GatewaySettings(
         ping_interval=ping_interval,
         max_channels=max_channels,
@@ -157,6 +174,9 @@ def realtime(  # noqa: PLR0917 (one parameter per flag)
                 prefix,
                 history_size,
                 history_ttl,
+                db,
+                runner_name,
+                heartbeat_s,
             )
         )
 
@@ -172,6 +192,9 @@ async def _serve(  # noqa: PLR0917
     prefix: str,
     history_size: int,
     history_ttl: int,
+    db: Database | None = None,
+    name: str | None = None,
+    heartbeat_s: float = 10.0,
 ) -> None:
     import uvicorn
 
@@ -189,11 +212,17 @@ async def _serve(  # noqa: PLR0917
             if redis_url
             else MemoryBackplane(history_size)
         )
+        runners = None
+        if db is not None:
+            runners = await stack.enter_async_context(heartbeat.runner_registry(db, heartbeat_s))
         gateway = Gateway(
             verifier,
             access=ChannelAccess(dict(topics), has=has),
             backplane=backplane,
             settings=settings,
+            registry=runners,
+            name=name,
+            registry_interval_s=heartbeat_s or 10.0,
         )
         config = uvicorn.Config(
             gateway,

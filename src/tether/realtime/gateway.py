@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from starlette.types import Receive, Scope, Send
 
+from tether.ops.runners import Heartbeat, RunnerRegistry
 from tether.realtime import protocol
 from tether.realtime.access import ChannelAccess, Verdict
 from tether.realtime.backplane import Backplane, BackplaneUnavailable, Delivery, Position
@@ -76,6 +77,7 @@ class Stats:
     recoveries: int = 0
     unrecovered: int = 0
     local_only: int = 0
+    disconnects: int = 0  # every close the gateway made, whatever the reason
 
 
 class Gateway:
@@ -87,8 +89,17 @@ class Gateway:
         backplane: Backplane | None = None,
         settings: GatewaySettings | None = None,
         version: str = "tether",
+        registry: RunnerRegistry | None = None,
+        name: str | None = None,
+        registry_interval_s: float = 10.0,
     ) -> None:
+        """``registry``: :meth:`start` registers the gateway there (as ``name``, by default
+        ``<host>:<pid>``) and it beats every ``registry_interval_s`` seconds until :meth:`stop`."""
         self.verifier = verifier
+        self.registry = registry
+        self.name = name
+        self.registry_interval_s = registry_interval_s
+        self._heartbeat: Heartbeat | None = None
         self.access = access or ChannelAccess()
         self.backplane: Backplane = backplane or MemoryBackplane()
         self.settings = settings or GatewaySettings()
@@ -112,7 +123,25 @@ class Gateway:
                 return
             await self.backplane.start(self.hub.deliver, self.hub.resync_all)
             self._loop_task = asyncio.create_task(self._housekeeping(), name="tether-rt-sweep")
+            if self.registry is not None:
+                self._heartbeat = Heartbeat(
+                    self.registry,
+                    "realtime-gateway",
+                    self.name,
+                    interval_s=self.registry_interval_s,
+                    stats=self.runner_stats,
+                )
+                await self._heartbeat.__aenter__()
             self.started = True
+
+    def runner_stats(self) -> dict[str, float]:
+        """What the gateway reports to the runner registry at each beat."""
+        return {
+            "connections": len(self.sessions),
+            "channels": len(self.hub.channels),
+            "messages_total": self.hub.fanned_out,
+            "disconnects_total": self.stats.disconnects,
+        }
 
     async def stop(self) -> None:
         for session in list(self.sessions):
@@ -123,6 +152,9 @@ class Gateway:
                 await self._loop_task
             self._loop_task = None
         await self.backplane.close()
+        if self._heartbeat is not None:
+            await self._heartbeat.__aexit__(None, None, None)
+            self._heartbeat = None
         self.started = False
 
     async def __aenter__(self) -> Gateway:

@@ -46,6 +46,8 @@ class Hub:
     def __init__(self) -> None:
         self.channels: dict[str, _Entry] = {}
         self.delivered = 0
+        # Publications written (or queued) to subscribers, for the runner registry.
+        self.fanned_out = 0
 
     def add(self, session: Session, sub: Sub) -> None:
         key = sub.channel.key
@@ -89,6 +91,7 @@ class Hub:
             else:
                 session.push_framed(frame, wire)
         self.delivered += 1
+        self.fanned_out += len(entry.subs) - len(behind)
         for session, sub in behind:
             session.resync(sub)
 

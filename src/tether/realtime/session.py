@@ -127,6 +127,7 @@ class Session:
             self.close_code = code
             self._close_reason = reason
             metrics.DISCONNECTS.labels(protocol.REASONS.get(code, str(int(code)))).inc()
+            self.gateway.stats.disconnects += 1
             if code is Disconnect.SLOW:  # what is queued would never be read in time
                 self.pending.clear()
                 self.pending_bytes = 0

@@ -38,6 +38,7 @@ import httpx
 from tether import guard
 from tether.core.clock import SYSTEM_CLOCK, Clock
 from tether.core.errors import ConfigError, LeaseLostError, StoreError
+from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.queue.ports import Claimed, ItemState
 from tether.queue.postgres import PostgresQueue
 from tether.queue.worker import default_worker_name
@@ -101,8 +102,15 @@ class Dispatcher:
         client: httpx.AsyncClient | None = None,
         breaker_store: Any = None,
         name: str | None = None,
+        registry: RunnerRegistry | None = None,
+        registry_interval_s: float = 10.0,
     ) -> None:
+        """``registry``: :meth:`run` registers the dispatcher there as ``name`` and beats its
+        counters every ``registry_interval_s`` seconds."""
         from tether import net
+
+        self.registry = registry
+        self.registry_interval_s = registry_interval_s
 
         self.config = config or DispatcherConfig()
         self.clock = clock or SYSTEM_CLOCK
@@ -182,8 +190,28 @@ class Dispatcher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.journal.flush()
 
+    def runner_stats(self) -> dict[str, float]:
+        """What the dispatcher reports to the runner registry at each beat."""
+        return {
+            "delivered_total": self.sent,
+            "failed_total": self.failed,
+            "deferred_total": self.deferred,
+            "dead_total": self.dead,
+            "in_flight": len(self._tasks),
+        }
+
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is in flight."""
+        async with maybe_heartbeat(
+            self.registry,
+            "webhook-dispatcher",
+            self.name,
+            interval_s=self.registry_interval_s,
+            stats=self.runner_stats,
+        ):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         flusher = asyncio.create_task(self.journal.run(stop))
         beat = asyncio.create_task(self._heartbeat(stop))
         idle_since: float | None = None

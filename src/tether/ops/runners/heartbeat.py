@@ -55,6 +55,7 @@ class Heartbeat:
         self._last_stats: Mapping[str, float] = {}
         self.runner_id: uuid.UUID | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._failing_since: float | None = None
         self._logged_at = 0.0
 
@@ -99,10 +100,12 @@ class Heartbeat:
             self._logged_at = 0.0
 
     async def _register(self) -> None:
-        self.runner_id = await asyncio.wait_for(
-            self.registry.register(self.kind, self.name, self.interval_s, self._read_stats()),
-            self.timeout_s,
-        )
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the call completes, and the beat task would never end.
+        async with asyncio.timeout(self.timeout_s):
+            self.runner_id = await self.registry.register(
+                self.kind, self.name, self.interval_s, self._read_stats()
+            )
 
     async def pulse(self) -> None:
         """One beat now (registering first if not yet registered); failures are logged."""
@@ -112,9 +115,8 @@ class Heartbeat:
                 await self._register()
             else:
                 try:
-                    await asyncio.wait_for(
-                        self.registry.beat(self.runner_id, self._read_stats()), self.timeout_s
-                    )
+                    async with asyncio.timeout(self.timeout_s):
+                        await self.registry.beat(self.runner_id, self._read_stats())
                 except UnknownRunner:
                     # Pruned after the registry went long without hearing from it: start over.
                     self.runner_id = None
@@ -127,11 +129,15 @@ class Heartbeat:
             self._succeeded()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            await self.pulse()
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval_s):
+                    await self._closing.wait()
+            if not self._closing.is_set():
+                await self.pulse()
 
     async def __aenter__(self) -> Heartbeat:
+        self._closing.clear()
         await self.pulse()
         self._task = asyncio.create_task(self._run(), name=f"tether-heartbeat-{self.kind}")
         return self
@@ -142,6 +148,7 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,9 +157,8 @@ class Heartbeat:
         if self.runner_id is None:
             return
         try:
-            await asyncio.wait_for(
-                self.registry.stop(self.runner_id, self._read_stats()), self.timeout_s
-            )
+            async with asyncio.timeout(self.timeout_s):
+                await self.registry.stop(self.runner_id, self._read_stats())
         except Exception as error:
             # The runner stops either way; the registry will show it lost instead of stopped.
             log.warning(
