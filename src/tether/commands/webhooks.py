@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from tether.commands import breakers, common
+from tether.commands import breakers, common, heartbeat
 from tether.commands.backends import parse_tenant, tenant_session
 from tether.commands.dlq import age, parse_when
 
@@ -344,6 +344,8 @@ def run(  # noqa: PLR0917 (one parameter per flag)
     ] = None,
     config: common.ConfigOption = None,
     database_url: common.DatabaseOption = None,
+    name: heartbeat.RunnerNameOption = None,
+    heartbeat_s: heartbeat.HeartbeatOption = 10.0,
 ) -> None:
     """Deliver webhooks until SIGTERM/SIGINT (then finish and settle what is in flight)."""
     from tether.core.errors import ConfigError
@@ -357,11 +359,13 @@ def run(  # noqa: PLR0917 (one parameter per flag)
     except ConfigError as exc:
         common.bad_input(str(exc))
     breakers.check_redis_url("--redis-url", redis_url)
+    heartbeat_s = heartbeat.checked_heartbeat(heartbeat_s)
 
     async def go() -> None:
         async with (
             _opened(config, database_url, allow) as (db, pool, _store, _log, ssrf),
             breakers.shared_breaker_store("--redis-url", redis_url, required=True) as breaker_store,
+            heartbeat.runner_registry(db, heartbeat_s) as runners,
         ):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -369,7 +373,13 @@ def run(  # noqa: PLR0917 (one parameter per flag)
                 loop.add_signal_handler(sig, stop.set)
             with common.errors_handled(db.url):
                 dispatcher = Dispatcher(
-                    pool, config=settings, ssrf=ssrf, breaker_store=breaker_store
+                    pool,
+                    config=settings,
+                    ssrf=ssrf,
+                    breaker_store=breaker_store,
+                    name=name,
+                    registry=runners,
+                    registry_interval_s=heartbeat_s or 10.0,
                 )
                 common.err.print(f"dispatching webhooks from {db.masked}")
                 try:

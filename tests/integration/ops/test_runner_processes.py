@@ -1,12 +1,13 @@
-"""Real ``tether relay`` and ``tether worker`` processes in the runner registry: they register
-at start, beat while idle, are marked stopped by SIGTERM, and once SIGKILLed turn late, then
-lost. Beats every 0.3 s keep each test to a few seconds."""
+"""Real ``tether relay``, ``webhooks run``, ``realtime`` and ``worker`` processes in the runner
+registry: they register at start, beat while idle, are marked stopped by SIGTERM, and once
+SIGKILLed turn late, then lost. Beats every 0.3 s keep each test to a few seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ async def registry(pg_dsn: str) -> AsyncIterator[PostgresRunnerRegistry]:
 def spawn(dsn: str, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env["TETHER_DATABASE_URL"] = dsn
+    env["TETHER_REALTIME_JWT_SECRET"] = "s" * 32
     command = [sys.executable, "-m", "tether.cli", *args, "--heartbeat", str(BEAT)]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -69,24 +71,40 @@ def reap(proc: subprocess.Popen[str]) -> None:
         proc.stderr.close()
 
 
-async def test_an_idle_relay_beats_and_sigterm_marks_it_stopped(
-    pg_dsn: str, registry: PostgresRunnerRegistry
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+COMMANDS = {
+    "relay": ("relay", "--log-sink"),
+    "webhook-dispatcher": ("webhooks", "run"),
+    "realtime-gateway": ("realtime", "--port", "{port}"),
+}
+
+
+@pytest.mark.parametrize("kind", list(COMMANDS))
+async def test_an_idle_runner_beats_and_sigterm_marks_it_stopped(
+    pg_dsn: str, registry: PostgresRunnerRegistry, kind: str
 ) -> None:
-    proc = spawn(pg_dsn, "relay", "--log-sink", "--name", "relay-under-test")
+    args = [a.format(port=free_port()) for a in COMMANDS[kind]]
+    proc = spawn(pg_dsn, *args, "--name", f"{kind}-under-test")
     try:
         info = await until(
             registry,
             proc,
-            # Beaten since it registered, with nothing to publish.
+            # Beaten since it registered, with nothing to do.
             lambda i, now: i.heartbeat_at > i.started_at and i.status(now) == "alive",
             "beating",
         )
-        assert (info.kind, info.name) == ("relay", "relay-under-test")
-        assert info.status(datetime.now(UTC)) == "alive"
-        assert info.stats["published_total"] == 0
-        assert {"failed_total", "dead_total", "lag_s"} <= info.stats.keys()
+        assert (info.kind, info.name) == (kind, f"{kind}-under-test")
+        assert all(value == 0 for value in info.stats.values()), info.stats
+        assert info.stats
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 20) == 0
+        # uvicorn (tether realtime) shuts down cleanly, then re-raises the signal it caught.
+        clean = (0, -signal.SIGTERM) if kind == "realtime-gateway" else (0,)
+        assert await asyncio.to_thread(proc.wait, 20) in clean
         [info] = [i for i in await registry.runners() if i.pid == proc.pid]
         assert info.status(datetime.now(UTC)) == "stopped"
     finally:
