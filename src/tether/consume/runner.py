@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from tether.consume.port import ConsumerSource, Delivery, Failure
 from tether.core.envelope import Event
 from tether.core.errors import BrokerUnavailableError, ConfigError, EventValidationError
 from tether.ops import instruments, tracing
+from tether.ops.runners import RunnerRegistry, default_name, maybe_heartbeat
 from tether.outbox.inbox import Inbox
 
 if TYPE_CHECKING:
@@ -92,7 +94,12 @@ class Consumer:
         store_pause: float = STORE_RETRY_DELAY,
         rng: random.Random | None = None,
         catalog: EventCatalog | None = None,
+        registry: RunnerRegistry | None = None,
+        name: str | None = None,
+        registry_interval_s: float = 10.0,
     ) -> None:
+        """``registry``: :meth:`run` registers the consumer there (as ``name``, by default
+        ``<source>@<host>:<pid>``) and beats its counters every ``registry_interval_s`` s."""
         if not 1 <= batch_size <= 10_000:
             raise ConfigError(f"batch_size must be 1 to 10000, got {batch_size!r}")
         if not 0 < wait <= 60:
@@ -107,10 +114,32 @@ class Consumer:
         self.store_pause = store_pause
         self._rng = rng or random.Random()
         self.catalog = catalog
+        self.registry = registry
+        self.name = name or f"{source.name}@{default_name()}"
+        self.registry_interval_s = registry_interval_s
+        self.counts: Counter[str] = Counter()  # outcomes by verdict, for the runner registry
+
+    def runner_stats(self) -> dict[str, float]:
+        """What the consumer reports to the runner registry at each beat."""
+        return {
+            "handled_total": self.counts["acked"],
+            "duplicate_total": self.counts["duplicate"],
+            "retried_total": self.counts["retried"],
+            "dead_total": self.counts["dead"],
+        }
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Receive and handle until ``stop`` is set; a broker outage only pauses the loop."""
-        stop = stop or asyncio.Event()
+        async with maybe_heartbeat(
+            self.registry,
+            "consumer",
+            self.name,
+            interval_s=self.registry_interval_s,
+            stats=self.runner_stats,
+        ):
+            await self._serve(stop or asyncio.Event())
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         pause = 0.25
         while not stop.is_set():
             try:
@@ -216,4 +245,5 @@ class Consumer:
 
     def _count(self, outcome: Outcome) -> Outcome:
         _HANDLED.labels(self.source.name, outcome.verdict).inc()
+        self.counts[outcome.verdict] += 1
         return outcome
