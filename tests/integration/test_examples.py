@@ -99,6 +99,14 @@ EXAMPLES: dict[str, list[str]] = {
         "12 payments under the strict preset: 10 made, 2 refused",
         "429 body: ['error', 'message', 'retryAfter'] Retry-After:",
     ],
+    "examples/runners.py": [
+        "billing-sync (consumer): alive",
+        "silent for 0.2 s: alive",
+        "silent for 0.5 s: late",
+        "silent for 1.0 s: lost",
+        "after the block: stopped",
+        "synced per the history: 50",
+    ],
     "examples/quickstart_outbox.py": [
         "placed o0",
         "relayed 3",
