@@ -42,6 +42,12 @@ JOBS = TableSpec(
         "tenant_id",
     ),
 )
+# What a worker needs to run a claimed job: the claim answers these columns only (its other
+# columns cost PostgreSQL and the driver time per job, and a job that succeeds never reads them).
+RUN_COLUMNS = (
+    "seq", "id", "queue", "attempts", "max_attempts", "payload", "name", "priority",
+    "timeout_s", "tenant_id",
+)  # fmt: skip
 RECOVERED = "Recovered from stale state (no worker heartbeat)"
 CANCELLED = "cancelled by an operator"
 
@@ -99,8 +105,8 @@ class Recovered:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRow:
-    """A job claimed by ``settle_and_claim_rows``: its row as the claim returned it (the
-    columns of ``JOBS``), under ``lease_token`` until ``lease_expires_at``."""
+    """A job claimed by ``settle_and_claim_rows``, held under ``lease_token`` until
+    ``lease_expires_at``: ``row`` has its ``RUN_COLUMNS`` (every column with ``full=True``)."""
 
     row: Mapping[str, Any]
     lease_token: uuid.UUID
@@ -116,11 +122,12 @@ def _q(name: str) -> Query:
 
 
 @cache
-def _render(name: str) -> Query:
+def _render(name: str, full: bool = True) -> Query:
     query = _q(name)
     if "{" not in query.sql:
         return query
-    return Query(name, query.sql.replace("{t_columns}", JOBS.columns_of("t")))
+    columns = JOBS.columns_of("t") if full else ", ".join(f"t.{c}" for c in RUN_COLUMNS)
+    return Query(name, query.sql.replace("{t_columns}", columns))
 
 
 def _affected(status: str) -> int:
@@ -277,7 +284,7 @@ class JobStore:
         results = [r for _, r in finished] if keep else None
         done, claims = await self.settle_and_claim_rows(
             [c.item.seq for c, _ in finished], [c.lease_token for c, _ in finished], results,
-            queue=queue, limit=limit, lease=lease, worker=worker, conn=conn,
+            queue=queue, limit=limit, lease=lease, worker=worker, conn=conn, full=True,
         )  # fmt: skip
         lost = [c for c, _ in finished if c.item.seq not in done]
         return lost, [Claimed(self.item(r.row), r.lease_token, r.lease_expires_at) for r in claims]
@@ -293,12 +300,13 @@ class JobStore:
         lease: timedelta,
         worker: str,
         conn: Any = None,
+        full: bool = False,
     ) -> tuple[set[int], list[ClaimedRow]]:
         """``settle_and_claim`` for the worker's hot path: the finished jobs as their seqs and
         lease tokens with their ``results`` (None: delete the rows instead of keeping them),
         answered with the seqs actually settled and the claimed rows as stored, in the order to
-        run them (priority, then seq). No engine ``Item`` is built per job here: the worker
-        makes one from the row only when a job fails or is deferred."""
+        run them (priority, then seq). The rows have ``RUN_COLUMNS`` only unless ``full``, and no
+        engine ``Item`` is built per job: ``held`` reads one when a job fails or is deferred."""
         now = self.clock.now()
         token = uuid.uuid4()
         until = now + lease
@@ -308,7 +316,8 @@ class JobStore:
         }  # fmt: skip
         if results is not None:
             values["results"] = [None if r is None else jsonutil.dumps(r).decode() for r in results]
-        query = _render("settle_and_claim" if results is not None else "settle_delete_and_claim")
+        name = "settle_and_claim" if results is not None else "settle_delete_and_claim"
+        query = _render(name, full)
         async with wrapped("settle and claim"):
             target = conn if conn is not None else self.pool
             rows = await target.fetch(query.numbered, *query.args(values))
@@ -322,6 +331,22 @@ class JobStore:
         if len(claimed) > 1:
             claimed.sort(key=_run_order)
         return done, claimed
+
+    async def held(self, claim: ClaimedRow) -> Claimed:
+        """The engine's view of a job still held under ``claim`` (its whole row, read now),
+        for the engine's lease-checked transitions. Raises ``LeaseLostError`` when the lease
+        is gone (recovered, cancelled, finished or purged meanwhile)."""
+        query = _render("held")
+        values = {"seq": claim.row["seq"], "token": claim.lease_token}
+        async with wrapped("held"):
+            row = await self.pool.fetchrow(query.numbered, *query.args(values))
+        if row is None:
+            raise LeaseLostError(
+                f"job {claim.row['id']} is no longer held under lease {claim.lease_token}: it "
+                "was recovered, cancelled, finished or purged meanwhile"
+            )
+        return Claimed(self.item(cast(Mapping[str, Any], row)), claim.lease_token,
+                       claim.lease_expires_at)  # fmt: skip
 
     async def heartbeat_leases(
         self, seqs: Sequence[int], tokens: Sequence[uuid.UUID], lease: timedelta
@@ -345,18 +370,29 @@ class JobStore:
     async def complete(self, claimed: Claimed, result: Any = None, *, conn: Any = None) -> None:
         """Record success (and the result). On ``conn``, inside the job's own transaction, so
         the job's effects and its completion commit together. Raises ``LeaseLostError``."""
+        if not await self._complete(claimed.item.seq, claimed.lease_token, result, conn):
+            raise self.engine._lost(claimed)
+
+    async def complete_claim(self, claim: ClaimedRow, result: Any = None, *, conn: Any) -> None:
+        """``complete`` for a job claimed by ``settle_and_claim_rows``."""
+        if not await self._complete(claim.row["seq"], claim.lease_token, result, conn):
+            raise LeaseLostError(
+                f"job {claim.row['id']} is no longer held under lease {claim.lease_token}: "
+                "it was recovered or cancelled meanwhile"
+            )
+
+    async def _complete(self, seq: int, token: uuid.UUID, result: Any, conn: Any) -> bool:
         query = _q("complete")
         values = {
             "now": self.clock.now(),
-            "seq": claimed.item.seq,
-            "token": claimed.lease_token,
+            "seq": seq,
+            "token": token,
             "result": None if result is None else jsonutil.dumps(result).decode(),
         }
         async with wrapped("complete"):
             target = conn if conn is not None else self.pool
             status = await target.execute(query.numbered, *query.args(values))
-        if _affected(status) == 0:
-            raise self.engine._lost(claimed)
+        return _affected(status) > 0
 
     async def complete_many(
         self, batch: Sequence[tuple[Claimed, Any]], *, keep: bool = True
@@ -488,6 +524,7 @@ __all__ = [
     "CANCELLED",
     "JOBS",
     "RECOVERED",
+    "RUN_COLUMNS",
     "ClaimedRow",
     "HeldKey",
     "JobRef",

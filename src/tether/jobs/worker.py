@@ -72,12 +72,12 @@ class _Run:
     def token(self) -> uuid.UUID:
         return self.claim.lease_token
 
-    def claimed(self, store: JobStore) -> Claimed:
+    async def claimed(self, store: JobStore) -> Claimed:
         """The engine's view of the claim, for its lease-checked transitions (fail, defer,
-        dead letter): made from the row on first use, since a job that succeeds needs none."""
+        dead letter, release): read on first use, since a job that succeeds needs none.
+        Raises ``LeaseLostError`` when the lease is gone."""
         if self._claimed is None:
-            c = self.claim
-            self._claimed = Claimed(store.item(c.row), c.lease_token, c.lease_expires_at)
+            self._claimed = await store.held(self.claim)
         return self._claimed
 
 
@@ -431,9 +431,7 @@ class JobWorker:
                 try:
                     result = await self.runner.call(job, kwargs, run.ctx, limit)
                     run.finishing = True
-                    await self.jobs.store.complete(
-                        run.claimed(self.jobs.store), result_json(result), conn=conn
-                    )
+                    await self.jobs.store.complete_claim(run.claim, result_json(result), conn=conn)
                 finally:
                     run.ctx.tx = None
             clean = True
@@ -463,9 +461,9 @@ class JobWorker:
     async def _outcome(self, run: _Run, kind: str, error: str) -> None:
         run.finishing = True
         store = self.jobs.store
-        c = run.claimed(store)
         policy = run.job.retry if run.job is not None else None
         try:
+            c = await run.claimed(store)
             if kind == "dead":
                 await store.engine.dead_letter(c, error)
                 state = "dead"
@@ -475,23 +473,23 @@ class JobWorker:
             self._discarded(run, f"it failed ({error}) after its lease was lost")
             return
         except StoreError as exc:
-            log.warning("could not record the failure of job %s: %s", c.id, exc)
+            log.warning("could not record the failure of job %s: %s", run.ctx.id, exc)
             return
         if state == "dead":
             self.stats.dead += 1
             JOBS_FINISHED.labels(run.ctx.queue, "dead").inc()
-            log.error("job %s (%s) is dead after attempt %d: %s", c.id, run.ctx.name,
+            log.error("job %s (%s) is dead after attempt %d: %s", run.ctx.id, run.ctx.name,
                       run.ctx.attempt, error)  # fmt: skip
         else:
             self.stats.failed += 1
             JOBS_FINISHED.labels(run.ctx.queue, "retry").inc()
-            log.info("job %s (%s) failed, will retry: %s", c.id, run.ctx.name, error)
+            log.info("job %s (%s) failed, will retry: %s", run.ctx.id, run.ctx.name, error)
 
     async def _defer(self, run: _Run, later: Defer) -> None:
         run.finishing = True
         try:
             await self.jobs.store.engine.defer(
-                run.claimed(self.jobs.store),
+                await run.claimed(self.jobs.store),
                 until=later.until,
                 delay=later.delay,
                 reason=later.reason,
@@ -509,7 +507,7 @@ class JobWorker:
         """Shutdown: give the job back at once with the attempt its claim counted."""
         try:
             await self.jobs.store.engine.defer(
-                run.claimed(self.jobs.store),
+                await run.claimed(self.jobs.store),
                 delay=timedelta(0),
                 reason="released: its worker shut down",
             )

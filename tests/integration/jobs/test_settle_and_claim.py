@@ -9,7 +9,11 @@ import sys
 import uuid
 from datetime import timedelta
 
+import pytest
+
+from tether.core.errors import LeaseLostError
 from tether.jobs import JobCall, JobRegistry, Jobs, JobWorker
+from tether.jobs.store import RUN_COLUMNS, ClaimedRow
 from tether.queue import Claimed, ItemState
 
 LEASE = timedelta(seconds=30)
@@ -81,3 +85,31 @@ def test_a_worker_process_does_not_import_sqlalchemy() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+async def test_worker_claims_carry_the_run_columns_and_held_reads_the_row(
+    jobs: Jobs, reg: JobRegistry
+) -> None:
+    @reg.job(name="work", max_attempts=3)
+    async def work(n: int) -> None:
+        return None
+
+    ref = await jobs.enqueue("work", {"n": 1})
+    done, [claim] = await jobs.store.settle_and_claim_rows(
+        (), (), None, queue="default", limit=5, lease=LEASE, worker="w:1"
+    )
+    assert done == set()
+    assert set(claim.row.keys()) == {"done_seqs", *RUN_COLUMNS}
+    assert (claim.row["id"], claim.row["name"], claim.row["attempts"]) == (ref.id, "work", 1)
+    held = await jobs.store.held(claim)  # the whole row, for the engine's transitions
+    assert held.id == ref.id and held.item.state is ItemState.CLAIMED
+    assert held.lease_token == claim.lease_token and held.item.max_attempts == 3
+    zombie = ClaimedRow(claim.row, uuid.uuid4(), claim.lease_expires_at)
+    with pytest.raises(LeaseLostError):
+        await jobs.store.held(zombie)
+    with pytest.raises(LeaseLostError):
+        await jobs.store.complete_claim(zombie, None, conn=jobs.store.pool)
+    await jobs.store.complete_claim(claim, 7, conn=jobs.store.pool)
+    assert await jobs.store.result(ref.id) == 7
+    with pytest.raises(LeaseLostError):  # finished: no longer held
+        await jobs.store.held(claim)

@@ -76,6 +76,12 @@ FROM unnest(CAST(:seqs AS bigint[]), CAST(:tokens AS uuid[])) AS u(seq, token)
 WHERE t.seq = u.seq AND t.lease_token = u.token AND t.state = 'claimed'
 RETURNING t.seq
 
+-- name: held
+-- The whole row of a job the caller still holds (no row: its lease is gone). The worker claims
+-- only the columns a run needs and reads the rest here when a job fails or is deferred.
+SELECT {t_columns} FROM tether_jobs t
+WHERE t.seq = :seq AND t.lease_token = :token AND t.state = 'claimed'
+
 -- name: complete
 -- Lease-checked: a zombie whose job was recovered finds no row and its result is discarded.
 UPDATE tether_jobs
