@@ -42,6 +42,7 @@ async def test_passes_on_the_reference_apps_database_with_a_relay(inst: Installa
         "NOTIFY round trip": "ok",
         "clock skew": "ok",
         "relay heartbeat": "ok",
+        "runners": "ok",
         "dead letters": "ok",
         "oldest pending": "ok",
         "sink nats": "ok",

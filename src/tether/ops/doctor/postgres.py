@@ -1,5 +1,5 @@
 """The database checks on PostgreSQL: reachable, migrated, tables, indexes, storage settings,
-NOTIFY, clock skew, relay heartbeat, dead letters and the oldest pending event."""
+NOTIFY, clock skew, relay heartbeat, runners lost, dead letters and the oldest pending event."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import asyncpg
 
 from tether.ops.doctor import expected
 from tether.ops.doctor.check import Result, fail, ok, skip, warn
+from tether.ops.runners import LATE_INTERVALS
 from tether.store.postgres.pooler import PoolerMode
 from tether.store.sqlfile import queries
 
@@ -24,6 +25,7 @@ RELAY_APPLICATION = "tether-relay"  # tether.outbox.store_pg names its sessions 
 STUCK_SECONDS = 60.0
 SKEW_WARN, SKEW_FAIL = 1.0, 30.0
 MAX_LISTED = 3  # names in a detail before "and N more"
+LOST_WITHIN_S = 3600.0  # runners lost longer ago than this are history, not news
 
 
 def query(name: str) -> str:
@@ -221,6 +223,35 @@ async def relay_heartbeat(conn: asyncpg.Connection) -> Result:
         )
     if freshest > STUCK_SECONDS:
         return warn(name, detail, "the relay's sessions are idle: is its loop running?")
+    return ok(name, detail)
+
+
+async def runners(conn: asyncpg.Connection) -> Result:
+    """Runners that stopped beating without a clean stop in the last hour (killed, hung, or
+    cut off from the database): the registry's view, next to the relay's sessions above."""
+    name = "runners"
+    if not await conn.fetchval("SELECT to_regclass('tether_runners') IS NOT NULL"):
+        return skip(name, "no runner registry (tether migrate adds it)")
+    rows = await conn.fetch(query("runners"))
+    alive: dict[str, int] = {}
+    silent: list[str] = []
+    for r in rows:
+        if r["stopped_at"] is not None:
+            continue
+        quiet = (r["now"] - r["heartbeat_at"]).total_seconds()
+        if quiet <= LATE_INTERVALS * r["interval_s"]:
+            alive[r["kind"]] = alive.get(r["kind"], 0) + 1
+        elif quiet <= LOST_WITHIN_S:
+            silent.append(f"{r['kind']} {r['name']} on {r['host']} (silent {quiet:.0f}s)")
+    beating = ", ".join(f"{n} {kind}" for kind, n in sorted(alive.items())) or "none"
+    detail = f"beating: {beating}"
+    if silent:
+        return warn(
+            name,
+            f"{detail}; lost in the last hour: {_some(silent)}",
+            "a runner died without stopping (killed, out of memory, its host gone): "
+            "read its logs, and start another if none replaced it",
+        )
     return ok(name, detail)
 
 

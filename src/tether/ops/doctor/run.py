@@ -19,7 +19,7 @@ from tether.ops.doctor.check import Result, Status, fail, skip
 
 DATABASE_CHECKS = (
     "migrations current", "tables", "indexes", "autovacuum", "NOTIFY round trip",
-    "clock skew", "relay heartbeat", "dead letters", "oldest pending",
+    "clock skew", "relay heartbeat", "runners", "dead letters", "oldest pending",
 )  # fmt: skip
 
 
@@ -109,6 +109,7 @@ async def _on(conn: Any, other: Any, cfg: Settings, db: Database, options: Optio
         ("NOTIFY round trip", postgres.notify_round_trip(other, conn, db.pooler, 2.0)),
         ("clock skew", postgres.clock_skew(conn)),
         ("relay heartbeat", postgres.relay_heartbeat(conn)),
+        ("runners", postgres.runners(conn)),
     ]
     for name, check in checks:
         results.append(await _guard(name, check, limit))
@@ -181,7 +182,7 @@ def _probe_io(conn: Any) -> tuple[sinks.Write, sinks.Fetch, sinks.Fetch]:
     return write, state, remove
 
 
-POSTGRES_ONLY = ("autovacuum", "NOTIFY round trip", "clock skew", "relay heartbeat")
+POSTGRES_ONLY = ("autovacuum", "NOTIFY round trip", "clock skew", "relay heartbeat", "runners")
 
 
 async def _sqlite(cfg: Settings, db: Database, options: Options) -> list[Result]:

@@ -41,3 +41,12 @@ SELECT state, last_error FROM tether_outbox WHERE id = :id
 
 -- name: remove_probe
 DELETE FROM tether_outbox WHERE id = :id
+
+-- name: runners
+-- The runner registry (tether.ops.runners): every runner not stopped, and those stopped in the
+-- last hour, with the database's clock.
+SELECT kind, name, host, heartbeat_at, interval_s, stopped_at, now() AS now
+FROM tether_runners
+WHERE stopped_at IS NULL OR stopped_at >= now() - interval '1 hour'
+ORDER BY heartbeat_at DESC
+LIMIT 500
