@@ -23,6 +23,7 @@ from tether.ops.runners import (
     RunnerRegistry,
     UnknownRunner,
 )
+from tether.ops.runners import postgres as runners_postgres
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -211,3 +212,16 @@ async def test_prune_drops_old_points_and_long_gone_runners(harness: Harness) ->
     harness.clock.advance(1)
     # new's registration point, and kept, now silent for over 7 days.
     assert await registry.prune(timedelta(0)) == 2
+
+
+async def test_prune_deletes_a_backlog_in_batches(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runners_postgres, "_PRUNE_BATCH", 5)
+    runner = await harness.registry.register("relay", "r", 1.0, {"published_total": 0})
+    for n in range(12):
+        harness.clock.advance(1)
+        await harness.registry.beat(runner, {"published_total": n})
+    harness.clock.advance(timedelta(hours=25))
+    assert await harness.registry.prune() == 13  # the registration's point and 12 beats
+    assert await harness.registry.history(START, 60) == []

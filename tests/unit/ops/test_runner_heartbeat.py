@@ -9,10 +9,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import pytest
 
-from tether.ops.runners import Heartbeat, MemoryRunnerRegistry, maybe_heartbeat
+from tether.ops.runners import Heartbeat, MemoryRunnerRegistry, heartbeat, maybe_heartbeat
 from tether.realtime import Gateway, JwtVerifier
 
 BEAT = 0.02
@@ -140,3 +141,21 @@ async def test_the_gateway_registers_on_start_and_stops_on_stop() -> None:
         }
     [info] = await registry.runners()
     assert info.stopped_at is not None
+
+
+async def test_a_long_lived_runner_prunes_the_registry_now_and_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heartbeat, "PRUNE_EVERY_S", 0.0)
+    pruned: list[int] = []
+
+    class Counting(MemoryRunnerRegistry):
+        async def prune(self, older_than: timedelta = timedelta(hours=24)) -> int:
+            removed = await super().prune(older_than)
+            pruned.append(removed)
+            return removed
+
+    registry = Counting()
+    async with Heartbeat(registry, "relay", "r", interval_s=BEAT):
+        # One prune at registration, then more from the beats.
+        await until(lambda: len(pruned) >= 3, "pruned")

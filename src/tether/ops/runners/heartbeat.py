@@ -23,6 +23,9 @@ from tether.ops.runners.model import RunnerRegistry, checked_runner, default_nam
 log = logging.getLogger("tether.ops.runners")
 
 _LOG_EVERY_S = 60.0
+# Registering prunes the registry; a runner that lives for days prunes again this often, so the
+# history stays bounded even when nothing restarts.
+PRUNE_EVERY_S = 3600.0
 
 
 def _no_stats() -> Mapping[str, float]:
@@ -56,6 +59,8 @@ class Heartbeat:
         self.runner_id: uuid.UUID | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._pruned_at = time.monotonic()
+        self._pruning: asyncio.Task[None] | None = None
         self._failing_since: float | None = None
         self._logged_at = 0.0
 
@@ -127,6 +132,23 @@ class Heartbeat:
             self._failed(action, error)
         else:
             self._succeeded()
+            self._maybe_prune()
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S or self._pruning is not None:
+            return
+        self._pruned_at = time.monotonic()
+        # Its own task: deleting a day of history must not delay the next beat.
+        self._pruning = asyncio.create_task(self._prune(), name="tether-heartbeat-prune")
+
+    async def _prune(self) -> None:
+        try:
+            removed = await self.registry.prune()
+            log.debug("runner %s: pruned %d rows of the runner registry", self.name, removed)
+        except Exception as error:
+            log.warning("runner %s: pruning the runner registry failed: %s", self.name, error)
+        finally:
+            self._pruning = None
 
     async def _run(self) -> None:
         while not self._closing.is_set():
@@ -154,6 +176,10 @@ class Heartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
         if self.runner_id is None:
             return
         try:

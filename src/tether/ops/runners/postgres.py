@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     import asyncpg
 
 
+_PRUNE_BATCH = 5000  # history rows deleted per statement
+
+
 class PostgresRunnerRegistry:
     def __init__(self, pool: asyncpg.Pool, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._pool = pool
@@ -115,8 +118,15 @@ class PostgresRunnerRegistry:
     async def prune(self, older_than: timedelta = KEEP_HISTORY) -> int:
         now = self._clock.now()
         async with self._pool.acquire() as conn:
-            runners = await conn.execute(
+            status = await conn.execute(
                 *self._args("runner_prune_runners", cutoff=now - KEEP_RUNNERS)
             )
-            beats = await conn.execute(*self._args("runner_prune_beats", cutoff=now - older_than))
-        return int(runners.split()[-1]) + int(beats.split()[-1])
+            removed = int(status.split()[-1])
+            while True:
+                status = await conn.execute(
+                    *self._args("runner_prune_beats", cutoff=now - older_than, batch=_PRUNE_BATCH)
+                )
+                count = int(status.split()[-1])
+                removed += count
+                if count < _PRUNE_BATCH:
+                    return removed

@@ -80,7 +80,12 @@ GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3
 
 -- name: runner_prune_beats
-DELETE FROM tether_runner_beats WHERE at < :cutoff
+-- At most :batch rows per statement (the caller loops), so pruning a backlog holds no long
+-- transaction; the rows are found on the index on at.
+DELETE FROM tether_runner_beats
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM tether_runner_beats WHERE at < :cutoff LIMIT :batch
+))
 
 -- name: runner_prune_runners
 -- Their points go with them (ON DELETE CASCADE).
