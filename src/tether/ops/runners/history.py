@@ -15,7 +15,9 @@ def history(
     series: Iterable[tuple[str, Sequence[Beat]]], since: datetime, bucket_s: int
 ) -> list[HistoryPoint]:
     """``series``: per runner, its kind and its beats in time order, starting with its last beat
-    before ``since`` (if any) so that the first increase inside the window is counted."""
+    before ``since`` (if any) so that the first increase inside the window is counted. Each
+    beat's counters are compared with the runner's previous beat (a counter that beat lacked
+    counts from here)."""
     increases: dict[tuple[datetime, str], dict[str, float]] = {}
     highs: dict[tuple[datetime, str], dict[str, float]] = {}
     for kind, beats in series:
@@ -26,7 +28,6 @@ def history(
             for name, value in stats.items():
                 if is_counter(name):
                     before = previous.get(name)
-                    previous[name] = value
                     if inside:
                         # A counter's first report counts from there; one that went down was
                         # reset by a restart, so all of its new value is new.
@@ -38,6 +39,7 @@ def history(
                 elif inside:
                     gauges = highs.setdefault(key, {})
                     gauges[name] = max(gauges.get(name, value), value)
+            previous = stats
     # A bucket shows where some runner of the kind reported a stat (as in SQL, where a beat
     # without stats yields no row).
     return [

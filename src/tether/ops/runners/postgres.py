@@ -105,7 +105,11 @@ class PostgresRunnerRegistry:
 
     async def history(self, since: datetime, bucket_s: int) -> list[HistoryPoint]:
         bucket = checked_bucket(bucket_s)
-        rows = await self._pool.fetch(*self._args("runner_history", since=since, bucket_s=bucket))
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The planner prices the jsonb expansion high enough to JIT-compile it, which costs
+            # more than it saves here (about 200 ms on a day of twenty runners' beats).
+            await conn.execute("SET LOCAL jit = off")
+            rows = await conn.fetch(*self._args("runner_history", since=since, bucket_s=bucket))
         points: dict[tuple[datetime, str], HistoryPoint] = {}
         for row in rows:
             key = (row["at"], row["kind"])

@@ -47,35 +47,28 @@ ORDER BY kind, started_at DESC
 -- Per bucket, kind and stat: for a counter (name ending in _total) the sum of its increases
 -- between each runner's consecutive beats (a counter below its previous value was reset by a
 -- restart: its whole value is the increase), per second; for a gauge its highest value. Each
--- runner's last beat before the window is read too, as the base of its first increase inside.
-WITH beats AS (
-    SELECT b.runner_id, r.kind, b.at, b.stats
+-- beat is paired with its runner's previous one (lag over the primary key's order, so no
+-- sort); the first beat inside the window with the runner's last beat before it.
+WITH paired AS (
+    SELECT r.kind, b.at, b.stats,
+           coalesce(
+               lag(b.stats) OVER (PARTITION BY b.runner_id ORDER BY b.at),
+               (SELECT p.stats FROM tether_runner_beats p
+                WHERE p.runner_id = b.runner_id AND p.at < :since
+                ORDER BY p.runner_id DESC, p.at DESC LIMIT 1)
+           ) AS before
     FROM tether_runner_beats b JOIN tether_runners r ON r.id = b.runner_id
     WHERE b.at >= :since
-    UNION ALL
-    SELECT r.id, r.kind, prior.at, prior.stats
-    FROM tether_runners r
-    CROSS JOIN LATERAL (
-        SELECT b.at, b.stats FROM tether_runner_beats b
-        WHERE b.runner_id = r.id AND b.at < :since
-        ORDER BY b.at DESC LIMIT 1
-    ) prior
-),
-points AS (
-    SELECT beats.kind, beats.at, s.key, s.value::float8 AS value,
-           lag(s.value::float8) OVER (PARTITION BY beats.runner_id, s.key ORDER BY beats.at)
-               AS before
-    FROM beats CROSS JOIN LATERAL jsonb_each_text(beats.stats) s
 )
 SELECT to_timestamp(floor(extract(epoch FROM at) / :bucket_s::int) * :bucket_s::int) AS at,
-       kind, key, right(key, 6) = '_total' AS counter,
-       CASE WHEN right(key, 6) = '_total'
-            THEN sum(CASE WHEN before IS NULL THEN 0
-                          WHEN value >= before THEN value - before
-                          ELSE value END) / :bucket_s::int
-            ELSE max(value) END AS value
-FROM points
-WHERE at >= :since
+       kind, s.key, right(s.key, 6) = '_total' AS counter,
+       CASE WHEN right(s.key, 6) = '_total'
+            THEN sum(CASE WHEN before ->> s.key IS NULL THEN 0
+                          WHEN s.value::float8 >= (before ->> s.key)::float8
+                          THEN s.value::float8 - (before ->> s.key)::float8
+                          ELSE s.value::float8 END) / :bucket_s::int
+            ELSE max(s.value::float8) END AS value
+FROM paired CROSS JOIN LATERAL jsonb_each_text(paired.stats) s
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3
 
