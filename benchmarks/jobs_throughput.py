@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import statistics
@@ -235,6 +236,9 @@ async def _worker(dsn: str, stale_s: float) -> None:
 
 async def main(jobs_n: int, stale_s: float, peer_jobs: int, rounds: int) -> None:
     print(f"{jobs_n} no-op jobs per contender; {common.load_note()}", file=sys.stderr)
+    # As `tether worker` does once its modules are loaded: full collections skip what was
+    # imported. Done once here, before any contender, so every contender runs with it.
+    gc.freeze()
     runs: dict[str, list[float]] = {}
     contenders = {
         "tether default": lambda: _drain_tether(jobs_n),

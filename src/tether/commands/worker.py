@@ -8,6 +8,7 @@ decorators register them). On SIGTERM the worker stops claiming, gives running j
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -87,6 +88,10 @@ async def serve(
     assert isinstance(registry, JobRegistry)
     if not registry.names:
         common.bad_input(f"no jobs registered by {', '.join(apps)}: decorate functions with @job")
+    # What is loaded by now (Tether, the app's modules) lives as long as the process: frozen,
+    # the collector's full passes skip it. Each pass walked all of it while jobs waited (17-45
+    # ms, about one per 20,000 short jobs run 200 at a time; under 1 ms frozen).
+    gc.freeze()
     channels = options.get("alert_channels") or []
     assert isinstance(channels, list)
     queues = options.pop("queues")
