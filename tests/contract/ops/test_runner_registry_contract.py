@@ -196,9 +196,8 @@ async def test_prune_drops_old_points_and_long_gone_runners(harness: Harness) ->
     # Over 24 hours old: gone's two points and kept's first; gone itself is kept for 7 days.
     assert await registry.prune() == 3
     assert {i.name for i in await registry.runners(gone_for=timedelta(days=30))} == {"gone", "kept"}
-    # kept's first remaining point is the base of the next: 10 -> 20 in its hour.
-    assert [p.rates for p in await registry.history(START, 3600)] == [
-        {"published_total": 0.0},
+    # kept's remaining points: 10 -> 20 in the last hour.
+    assert [p.rates for p in await registry.history(START + timedelta(hours=24), 3600)] == [
         {"published_total": pytest.approx(10 / 3600)},
     ]
     harness.clock.advance(timedelta(days=7))
@@ -225,3 +224,17 @@ async def test_prune_deletes_a_backlog_in_batches(
     harness.clock.advance(timedelta(hours=25))
     assert await harness.registry.prune() == 13  # the registration's point and 12 beats
     assert await harness.registry.history(START, 60) == []
+
+
+async def test_history_in_buckets_shorter_than_a_minute(harness: Harness) -> None:
+    registry = harness.registry
+    runner = await registry.register("relay", "r", 5.0, {"published_total": 0, "lag_s": 1})
+    for value, lag in ((10, 3), (30, 2), (35, 0)):
+        harness.clock.advance(10)
+        await registry.beat(runner, {"published_total": value, "lag_s": lag})
+    points = await registry.history(START + timedelta(seconds=5), 20)
+    # Since is taken back to its bucket's start: the registration's point is in the first one.
+    assert [(p.at - START, p.rates, p.gauges) for p in points] == [
+        (timedelta(0), {"published_total": 0.5}, {"lag_s": 3.0}),
+        (timedelta(seconds=20), {"published_total": pytest.approx(25 / 20)}, {"lag_s": 2.0}),
+    ]

@@ -19,6 +19,7 @@ from tether.ops.runners.model import (
     KEEP_RUNNERS,
     HistoryPoint,
     RunnerInfo,
+    bucket_start,
     checked_bucket,
     checked_runner,
     checked_stats,
@@ -101,6 +102,7 @@ class MemoryRunnerRegistry:
 
     async def history(self, since: datetime, bucket_s: int) -> list[HistoryPoint]:
         bucket = checked_bucket(bucket_s)
+        since = bucket_start(since, bucket)  # whole buckets, the first one included
         series = []
         for entry in self._entries.values():
             # From the last beat before ``since``: it is the base of the first increase inside.

@@ -99,7 +99,7 @@ class RunnerRegistry(Protocol):
 
     async def prune(self, older_than: timedelta = KEEP_HISTORY) -> int:
         """Delete history points older than ``older_than`` and runners gone for longer than
-        seven days; return how many rows went."""
+        seven days; return how many points and runners went."""
         ...
 
 

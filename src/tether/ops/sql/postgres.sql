@@ -24,11 +24,26 @@ INSERT INTO tether_runners (id, kind, name, host, pid, started_at, heartbeat_at,
 VALUES (:id, :kind, :name, :host, :pid, :now, :now, :interval_s, :stats::jsonb)
 
 -- name: runner_beat
-UPDATE tether_runners SET heartbeat_at = :now, stats = :stats::jsonb WHERE id = :id
+-- The previous stats come back with the kind: the increases since them go to the minutes.
+WITH old AS (SELECT id, stats FROM tether_runners WHERE id = :id FOR UPDATE)
+UPDATE tether_runners r SET heartbeat_at = :now, stats = :stats::jsonb
+FROM old WHERE r.id = old.id
+RETURNING r.kind, old.stats::text AS before
 
 -- name: runner_stop
-UPDATE tether_runners SET heartbeat_at = :now, stopped_at = :now, stats = :stats::jsonb
-WHERE id = :id
+WITH old AS (SELECT id, stats FROM tether_runners WHERE id = :id FOR UPDATE)
+UPDATE tether_runners r SET heartbeat_at = :now, stopped_at = :now, stats = :stats::jsonb
+FROM old WHERE r.id = old.id
+RETURNING r.kind, old.stats::text AS before
+
+-- name: runner_minute
+-- Keys in order, so that runners of one kind beating at once lock its rows in the same order.
+INSERT INTO tether_runner_minutes AS t (minute, kind, key, increase, high)
+SELECT :minute, :kind, u.key, u.increase, u.high
+FROM unnest(:keys::text[], :increases::float8[], :highs::float8[]) AS u (key, increase, high)
+ORDER BY u.key
+ON CONFLICT (minute, kind, key) DO UPDATE
+SET increase = t.increase + excluded.increase, high = greatest(t.high, excluded.high)
 
 -- name: runner_point
 -- Two beats in the same microsecond (a frozen clock in tests) keep the later stats.
@@ -71,6 +86,23 @@ SELECT to_timestamp(floor(extract(epoch FROM at) / :bucket_s::int) * :bucket_s::
 FROM paired CROSS JOIN LATERAL jsonb_each_text(paired.stats) s
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3
+
+-- name: runner_history_minutes
+-- The same answer as runner_history, from the per-minute rows, for buckets of whole minutes.
+SELECT to_timestamp(floor(extract(epoch FROM minute) / :bucket_s::int) * :bucket_s::int) AS at,
+       kind, key, right(key, 6) = '_total' AS counter,
+       CASE WHEN right(key, 6) = '_total' THEN sum(increase) / :bucket_s::int
+            ELSE max(high) END AS value
+FROM tether_runner_minutes
+WHERE minute >= :since
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3
+
+-- name: runner_prune_minutes
+DELETE FROM tether_runner_minutes
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM tether_runner_minutes WHERE minute < :cutoff LIMIT :batch
+))
 
 -- name: runner_prune_beats
 -- At most :batch rows per statement (the caller loops), so pruning a backlog holds no long

@@ -1,5 +1,6 @@
 """Runner registry: tether_runners, one row per relay, worker, dispatcher, gateway or consumer
-with its last heartbeat, and tether_runner_beats, the history of its counters.
+with its last heartbeat, tether_runner_beats, the history of its counters, and
+tether_runner_minutes, each kind's stats per minute.
 
 Revision ID: 0015
 Revises: 0014
@@ -22,5 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE tether_runner_minutes")
     op.execute("DROP TABLE tether_runner_beats")
     op.execute("DROP TABLE tether_runners")

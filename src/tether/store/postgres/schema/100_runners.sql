@@ -28,3 +28,16 @@ CREATE TABLE tether_runner_beats (
 );
 
 CREATE INDEX tether_runner_beats_at ON tether_runner_beats (at);
+
+-- Each kind's stats per minute, kept up by every beat in its transaction: a counter's increases
+-- summed (from the runner's previous beat; a counter that went down was reset, so its whole
+-- value counts), a gauge's highest value. History in buckets of whole minutes reads these few
+-- rows instead of every beat; pruned after 24 hours.
+CREATE TABLE tether_runner_minutes (
+    minute   timestamptz      NOT NULL,
+    kind     text             NOT NULL,
+    key      text             NOT NULL,
+    increase double precision,
+    high     double precision,
+    PRIMARY KEY (minute, kind, key)
+);
