@@ -18,7 +18,7 @@ import json
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Annotated, Any
 
 import typer
@@ -173,8 +173,32 @@ async def _run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await monitor.run(interval, stop, on_report=lambda r: _print(r, as_json))
+        gauges = None
+        if backend.pool is not None:  # the runner registry lives in PostgreSQL only
+            gauges = asyncio.create_task(_runner_gauges(backend.pool, interval, stop))
+        try:
+            await monitor.run(interval, stop, on_report=lambda r: _print(r, as_json))
+        finally:
+            if gauges is not None:
+                stop.set()
+                await gauges
     return 0
+
+
+async def _runner_gauges(pool: Any, interval: float, stop: asyncio.Event) -> None:
+    """Export tether_runners{kind,status} at every check, until stop."""
+    from tether.ops.runners import PostgresRunnerRegistry
+    from tether.ops.runners.metrics import export
+
+    registry = PostgresRunnerRegistry(pool)
+    while not stop.is_set():
+        try:
+            await export(registry)
+        except Exception as exc:  # a missing table (before 0015) or an outage: the gauge waits
+            log.warning("runner gauges not exported: %s: %s", type(exc).__name__, exc)
+        with suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await stop.wait()
 
 
 @app.command()
