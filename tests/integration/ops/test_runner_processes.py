@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -133,3 +134,11 @@ async def test_a_killed_worker_turns_late_then_lost(
         assert info.stopped_at is None
     finally:
         reap(proc)
+
+
+def test_a_bad_heartbeat_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tether.cli", "relay", "--log-sink", "--heartbeat", "-1"]
+    command += ["--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "--heartbeat must be 0 (off) or a positive number of seconds" in result.stderr

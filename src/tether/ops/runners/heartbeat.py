@@ -85,7 +85,7 @@ class Heartbeat:
         if now - self._logged_at >= _LOG_EVERY_S:
             self._logged_at = now
             log.warning(
-                "runner %s (%s): %s failed, retrying every %.0f s: %s",
+                "runner %s (%s): %s failed, retrying every %g s: %s",
                 self.name,
                 self.kind,
                 action,
