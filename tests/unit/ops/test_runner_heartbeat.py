@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,23 @@ async def test_a_long_lived_runner_prunes_the_registry_now_and_then(
     async with Heartbeat(registry, "relay", "r", interval_s=BEAT):
         # One prune at registration, then more from the beats.
         await until(lambda: len(pruned) >= 3, "pruned")
+
+
+async def test_a_bad_stat_is_left_out_instead_of_failing_the_beats(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = MemoryRunnerRegistry()
+    stats = {"done_total": 1.0, "lag_s": float("nan")}
+    with caplog.at_level(logging.WARNING, "tether.ops.runners"):
+        async with Heartbeat(registry, "job-worker", "w", interval_s=BEAT, stats=lambda: stats):
+            stats["done_total"] = 2.0
+            await until(
+                lambda: registry._entries and _only(registry).stats["done_total"] == 2.0, "beat"
+            )
+    assert _only(registry).stats == {"done_total": 2.0}
+    assert len([r for r in caplog.records if "left out" in r.message]) == 1
+
+
+def _only(registry: MemoryRunnerRegistry) -> Any:
+    [entry] = registry._entries.values()
+    return entry.info

@@ -16,9 +16,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
+from typing import Any
 
 from tether.ops.runners.errors import UnknownRunner
-from tether.ops.runners.model import RunnerRegistry, checked_runner, default_name
+from tether.ops.runners.model import (
+    RunnerRegistry,
+    checked_runner,
+    checked_stats,
+    default_name,
+)
 
 log = logging.getLogger("tether.ops.runners")
 
@@ -56,6 +62,7 @@ class Heartbeat:
         self.interval_s = float(interval_s)
         self._stats = stats
         self._last_stats: Mapping[str, float] = {}
+        self._bad_keys: set[object] = set()
         self.runner_id: uuid.UUID | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -70,13 +77,28 @@ class Heartbeat:
 
     def _read_stats(self) -> Mapping[str, float]:
         try:
-            self._last_stats = dict(self._stats())
+            read = dict(self._stats())
         except Exception:
             # A broken stats callable must not stop the beats: the runner is still alive.
             log.exception(
                 "runner %s: reading its stats failed; beating with the last ones", self.name
             )
+            return self._last_stats
+        self._last_stats = self._valid(read)
         return self._last_stats
+
+    def _valid(self, stats: dict[str, Any]) -> dict[str, float]:
+        """The stats the registry accepts; a bad one (NaN, not a number) is left out and named
+        once, rather than failing every beat and showing a live runner as lost."""
+        kept: dict[str, float] = {}
+        for key, value in stats.items():
+            try:
+                kept.update(checked_stats({key: value}))
+            except ValueError as error:
+                if key not in self._bad_keys:
+                    self._bad_keys.add(key)
+                    log.warning("runner %s: stat left out of its beats: %s", self.name, error)
+        return kept
 
     def _failed(self, action: str, error: BaseException) -> None:
         now = time.monotonic()

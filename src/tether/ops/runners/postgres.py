@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from tether.ops.runners.model import (
     this_host,
 )
 from tether.store.sqlfile import queries
+
+log = logging.getLogger("tether.ops.runners")
 
 if TYPE_CHECKING:
     import asyncpg
@@ -49,7 +52,12 @@ class PostgresRunnerRegistry:
     ) -> uuid.UUID:
         checked_runner(kind, name, interval_s)
         values = json.dumps(checked_stats(stats))
-        await self.prune()
+        try:
+            await self.prune()
+        except Exception as error:
+            # A role granted no DELETE, say: the registration matters more than the pruning
+            # (an outage fails the insert below anyway).
+            log.warning("runner registry: pruning failed: %s", error)
         runner_id = uuid.uuid4()
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
