@@ -238,3 +238,23 @@ async def test_history_in_buckets_shorter_than_a_minute(harness: Harness) -> Non
         (timedelta(0), {"published_total": 0.5}, {"lag_s": 3.0}),
         (timedelta(seconds=20), {"published_total": pytest.approx(25 / 20)}, {"lag_s": 2.0}),
     ]
+
+
+async def test_postgres_minutes_rebuilt_from_the_beats_match_the_kept_ones(
+    harness: Harness,
+) -> None:
+    registry = harness.registry
+    if not isinstance(registry, PostgresRunnerRegistry):
+        return  # the memory registry reads its beats directly: no per-minute rows
+    runner = await registry.register("relay", "r", 10.0, {"published_total": 0, "lag_s": 1})
+    for value in (40, 100, 5, 25, 70, 90):  # 100 -> 5: a reset; beats over three minutes
+        harness.clock.advance(20)
+        await registry.beat(runner, {"published_total": value, "lag_s": value / 10})
+    kept = await registry.history(START, 60)
+    assert await registry.rebuild_minutes(START) == 6  # three minutes, two stats each
+    assert await registry.history(START, 60) == kept
+    assert [p.rates for p in kept] == [
+        {"published_total": pytest.approx((40 + 60) / 60)},
+        {"published_total": pytest.approx((5 + 20 + 45) / 60)},
+        {"published_total": pytest.approx(20 / 60)},
+    ]

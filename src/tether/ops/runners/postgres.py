@@ -159,6 +159,17 @@ class PostgresRunnerRegistry:
             (point.rates if row["counter"] else point.gauges)[row["key"]] = float(row["value"])
         return list(points.values())
 
+    async def rebuild_minutes(self, since: datetime) -> int:
+        """Recompute the per-minute rows from ``since`` (taken back to its minute) out of the
+        beats, for beats written other than through :meth:`beat` (loaded for a benchmark,
+        restored from a backup); returns how many rows it wrote."""
+        since = bucket_start(since, 60)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL jit = off")
+            await conn.execute("DELETE FROM tether_runner_minutes WHERE minute >= $1", since)
+            status = await conn.execute(*self._args("runner_rebuild_minutes", since=since))
+        return int(status.split()[-1])
+
     async def prune(self, older_than: timedelta = KEEP_HISTORY) -> int:
         now = self._clock.now()
         async with self._pool.acquire() as conn:

@@ -98,6 +98,32 @@ WHERE minute >= :since
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3
 
+-- name: runner_rebuild_minutes
+-- tether_runner_minutes from :since recomputed from the beats, as beat() would have kept it
+-- (after beats were written some other way: loaded for a benchmark, restored). The caller
+-- deletes those minutes first, in the same transaction.
+WITH paired AS (
+    SELECT r.kind, b.at, b.stats,
+           coalesce(
+               lag(b.stats) OVER (PARTITION BY b.runner_id ORDER BY b.at),
+               (SELECT p.stats FROM tether_runner_beats p
+                WHERE p.runner_id = b.runner_id AND p.at < :since
+                ORDER BY p.runner_id DESC, p.at DESC LIMIT 1)
+           ) AS before
+    FROM tether_runner_beats b JOIN tether_runners r ON r.id = b.runner_id
+    WHERE b.at >= :since
+)
+INSERT INTO tether_runner_minutes (minute, kind, key, increase, high)
+SELECT to_timestamp(floor(extract(epoch FROM at) / 60) * 60), kind, s.key,
+       CASE WHEN right(s.key, 6) = '_total'
+            THEN sum(CASE WHEN before ->> s.key IS NULL THEN 0
+                          WHEN s.value::float8 >= (before ->> s.key)::float8
+                          THEN s.value::float8 - (before ->> s.key)::float8
+                          ELSE s.value::float8 END) END,
+       CASE WHEN right(s.key, 6) <> '_total' THEN max(s.value::float8) END
+FROM paired CROSS JOIN LATERAL jsonb_each_text(paired.stats) s
+GROUP BY 1, 2, 3
+
 -- name: runner_prune_minutes
 DELETE FROM tether_runner_minutes
 WHERE ctid = ANY (ARRAY(
