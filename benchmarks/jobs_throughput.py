@@ -92,7 +92,7 @@ async def _drain_tether(jobs_n: int, **options: Any) -> float:
             t0 = time.perf_counter()
             running = asyncio.create_task(worker.run(stop))
             while worker.stats.completed < jobs_n:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.001)  # a 10 ms poll added ~5 ms to a ~300 ms drain
                 if running.done():
                     running.result()
             elapsed = time.perf_counter() - t0

@@ -330,7 +330,8 @@ class JobWorker:
     def _launch(self, run: _Run) -> None:
         self._active[run.ctx.queue] = self._active.get(run.ctx.queue, 0) + 1
         run.slot = True
-        run.task = asyncio.create_task(self._execute(run), name=f"job {run.ctx.id}")
+        # Unnamed: formatting "job <id>" per task cost ~0.7 us, 5% of a short job's CPU here.
+        run.task = asyncio.create_task(self._execute(run))
 
     def _fill(self, queue: str, limit: int) -> None:
         """Start buffered jobs while the queue has free slots."""
@@ -408,7 +409,8 @@ class JobWorker:
         # The job has run: its slot goes to the next job while the completion is written
         # (with the next claim, in one statement), so jobs run during the round trip.
         self._free_slot(run)
-        self._completions.submit(run, result_json(result))
+        # Rows deleted when done (keep_results=False) keep no result: none to convert.
+        self._completions.submit(run, result_json(result) if self.keep_results else None)
         return True
 
     async def _transactional(
