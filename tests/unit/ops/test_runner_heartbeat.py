@@ -180,3 +180,21 @@ async def test_a_bad_stat_is_left_out_instead_of_failing_the_beats(
 def _only(registry: MemoryRunnerRegistry) -> Any:
     [entry] = registry._entries.values()
     return entry.info
+
+
+async def test_a_hung_registry_delays_the_start_two_seconds_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heartbeat, "START_TIMEOUT_S", 0.1)
+
+    class Hung(MemoryRunnerRegistry):
+        async def register(
+            self, kind: str, name: str, interval_s: float, stats: Mapping[str, float]
+        ) -> uuid.UUID:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+    started = asyncio.get_running_loop().time()
+    async with Heartbeat(Hung(), "relay", "r", interval_s=5.0) as beat:
+        assert beat.runner_id is None
+        assert asyncio.get_running_loop().time() - started < 1.0

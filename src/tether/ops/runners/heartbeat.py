@@ -32,6 +32,7 @@ _LOG_EVERY_S = 60.0
 # Registering prunes the registry; a runner that lives for days prunes again this often, so the
 # history stays bounded even when nothing restarts.
 PRUNE_EVERY_S = 3600.0
+START_TIMEOUT_S = 2.0
 
 
 def _no_stats() -> Mapping[str, float]:
@@ -43,7 +44,8 @@ class Heartbeat:
 
     ``stats`` is called at each beat and returns the runner's counters (names ending in
     ``_total``) and gauges. ``name`` defaults to ``<host>:<pid>``. Each call to the registry is
-    given at most one interval (at least a second), so a hung database delays no beat for long.
+    given at most one interval (at least a second), so a hung database delays no beat for long;
+    entering waits at most 2 s for the registration, then the host runs and the beats retry it.
     """
 
     def __init__(
@@ -126,28 +128,29 @@ class Heartbeat:
             self._failing_since = None
             self._logged_at = 0.0
 
-    async def _register(self) -> None:
+    async def _register(self, timeout_s: float) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
         # arrives as the call completes, and the beat task would never end.
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(timeout_s):
             self.runner_id = await self.registry.register(
                 self.kind, self.name, self.interval_s, self._read_stats()
             )
 
-    async def pulse(self) -> None:
+    async def pulse(self, timeout_s: float | None = None) -> None:
         """One beat now (registering first if not yet registered); failures are logged."""
         action = "registering" if self.runner_id is None else "beating"
+        limit = timeout_s or self.timeout_s
         try:
             if self.runner_id is None:
-                await self._register()
+                await self._register(limit)
             else:
                 try:
-                    async with asyncio.timeout(self.timeout_s):
+                    async with asyncio.timeout(limit):
                         await self.registry.beat(self.runner_id, self._read_stats())
                 except UnknownRunner:
                     # Pruned after the registry went long without hearing from it: start over.
                     self.runner_id = None
-                    await self._register()
+                    await self._register(limit)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -182,7 +185,9 @@ class Heartbeat:
 
     async def __aenter__(self) -> Heartbeat:
         self._closing.clear()
-        await self.pulse()
+        # The host waits this long at most for its registration; after that it runs, and the
+        # beat task keeps trying.
+        await self.pulse(min(self.timeout_s, START_TIMEOUT_S))
         self._task = asyncio.create_task(self._run(), name=f"tether-heartbeat-{self.kind}")
         return self
 
