@@ -126,6 +126,21 @@ class _Lanes:
         finally:
             self._free.put_nowait(conn)
 
+    async def warm(self) -> None:
+        """Connect every lane now, in parallel: otherwise the second lane connects in the
+        middle of the worker's first batch, which then waits for it. A failure is left for
+        first use to meet (and report) again."""
+        conns = [self._free.get_nowait() for _ in range(self._free.qsize())]
+
+        async def ready(conn: Any) -> Any:
+            if conn is not None and not conn.is_closed():
+                return conn
+            async with wrapped("connect"):
+                return await self._pool.acquire()
+
+        for got in await asyncio.gather(*(ready(c) for c in conns), return_exceptions=True):
+            self._free.put_nowait(None if isinstance(got, BaseException) else got)
+
     async def close(self) -> None:
         """Give the connections back (called when no statement runs)."""
         while not self._free.empty():
@@ -801,6 +816,7 @@ class JobWorker:
         ]
         if self.scheduler is not None and self.jobs.registry.schedules:
             background.append(asyncio.create_task(self.scheduler.run(self.jobs.registry.schedules)))
+        await self._lane.warm()
         serving = [asyncio.create_task(self._serve(q, n)) for q, n in self.queues.items()]
         log.info("worker %s: serving %s", self.name, self.queues)
         stopped = asyncio.ensure_future(stop.wait())
