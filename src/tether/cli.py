@@ -28,6 +28,7 @@ from tether.commands import (  # one per command
     realtime,
     relay,
     retention,
+    runners,
     status,
     worker,
 )
@@ -72,6 +73,7 @@ app.command()(doctor.doctor)
 app.command()(audit.audit)
 app.command()(lint.lint)
 app.command()(dashboard.dashboard)
+app.command()(runners.runners)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(consume.app, name="consume")
 app.add_typer(monitor.app, name="monitor")
