@@ -20,6 +20,7 @@ import typer
 from tether.commands import common, heartbeat
 from tether.config import Database, Settings
 from tether.core.errors import SinkUnavailableError
+from tether.core.waiting import wait_set
 from tether.ops import instruments
 from tether.ops.runners import RunnerRegistry
 from tether.outbox.ports import OutboxStore
@@ -59,8 +60,7 @@ async def _patiently(
             failures += 1
             delay = min(10.0, 0.5 * 2 ** (failures - 1))
             log.warning("%s not reachable (%s); retrying in %.1fs", what, exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            if await wait_set(stop, delay):
                 return None
 
 

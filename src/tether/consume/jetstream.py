@@ -126,7 +126,8 @@ class _Link:
         }
         options.update(self.options)
         try:
-            await asyncio.wait_for(nc.connect(self.url, **options), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                await nc.connect(self.url, **options)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             await close_quietly(nc)
             raise BrokerUnavailableError(

@@ -8,7 +8,6 @@ as a broker does when its consumer died.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from tether.consume import deadletter
 from tether.consume.port import DeadLetter, Delivery, Failure
 from tether.core.envelope import Event
+from tether.core.waiting import wait_set
 
 
 @dataclass
@@ -79,8 +79,7 @@ class MemorySource:
                 break
             self._arrived.clear()
             soonest = min((m.due for m in self._messages.values()), default=deadline)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), max(0.0, min(deadline, soonest) - now))
+            await wait_set(self._arrived, max(0.0, min(deadline, soonest) - now))
         out = []
         for message in ready:
             message.deliveries += 1

@@ -698,4 +698,5 @@ async def _shut(session: _Session) -> None:
 
 async def _quietly_close(connection: AbstractConnection) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(connection.close(), 5.0)
+        async with asyncio.timeout(5.0):
+            await connection.close()

@@ -20,7 +20,6 @@ received; different keys run concurrently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import Counter
@@ -35,6 +34,7 @@ from tether.consume.policy import RedeliveryPolicy
 from tether.consume.port import ConsumerSource, Delivery, Failure
 from tether.core.envelope import Event
 from tether.core.errors import BrokerUnavailableError, ConfigError, EventValidationError
+from tether.core.waiting import wait_set
 from tether.ops import instruments, tracing
 from tether.ops.runners import RunnerRegistry, default_name, maybe_heartbeat
 from tether.outbox.inbox import Inbox
@@ -152,8 +152,7 @@ class Consumer:
                     exc,
                     pause,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
+                await wait_set(stop, pause)
                 pause = min(pause * 2, 5.0)
 
     async def run_once(self) -> list[Outcome]:

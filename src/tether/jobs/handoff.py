@@ -37,7 +37,6 @@ queue must not be served by both, or a worker would run jobs meant for the broke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from tether.core.errors import (
     SinkUnavailableError,
     StoreError,
 )
+from tether.core.waiting import wait_set
 from tether.jobs.client import Jobs
 from tether.jobs.held import HeldJobs, heartbeat_period
 from tether.queue import Claimed
@@ -345,8 +345,7 @@ class HandoffRunner:
                 log.warning("hand-off %s: claim failed, retrying: %s", self.name, exc)
                 wait = max(self.poll_interval, 1.0)
             if wait:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
+                await wait_set(stop, wait)
 
 
 __all__ = ["HandoffRunner", "HandoffStats", "job_event", "rounds"]

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 
 from tether.core.errors import ConfigError, StoreError
+from tether.core.waiting import wait_set
 from tether.jobs.store import JobStore
 from tether.queue import Claimed
 
@@ -83,9 +84,7 @@ class HeldJobs:
 
     async def _beating(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.every.total_seconds())
-            if self._stop.is_set():
+            if await wait_set(self._stop, self.every.total_seconds()):
                 return
             await self.beat()
 

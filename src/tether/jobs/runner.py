@@ -97,7 +97,8 @@ class Runner:
     ) -> Any:
         future = in_thread(lambda: job.fn(**kwargs))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
         except TimeoutError:
             if future.done() and future.exception() is None:
                 return future.result()
@@ -106,7 +107,8 @@ class Runner:
             raise
         ctx.cancelled.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE_S)
+            async with asyncio.timeout(CANCEL_GRACE_S):
+                await asyncio.shield(future)
         except TimeoutError:
             self.stuck += 1
             JOBS_STUCK_THREADS.inc()

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from tether.core.envelope import Event
 from tether.core.lifecycle import Transition
+from tether.core.waiting import wait_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,7 @@ class Wakeup:
 
     async def wait(self, timeout: float) -> bool:
         """True if woken before ``timeout`` seconds, False on timeout."""
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
+        if not await wait_set(self._event, timeout):
             return False
         self._event.clear()
         return True

@@ -24,7 +24,6 @@ rolls back with the settling of the same rows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -37,6 +36,7 @@ from tether.core import lifecycle
 from tether.core.backoff import RetryPolicy
 from tether.core.clock import utcnow
 from tether.core.errors import ConfigError, SinkUnavailableError
+from tether.core.waiting import wait_set
 from tether.ops import metrics, tracing
 from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.outbox.ports import ClaimedEvent, OutboxStore, Retry
@@ -419,8 +419,7 @@ def _from_outcome(outcome: Outcome) -> _Result:
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    await wait_set(stop, seconds)
 
 
 async def _wait_for_work(stop: asyncio.Event, store: OutboxStore, timeout: float) -> None:

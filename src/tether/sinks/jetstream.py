@@ -145,7 +145,8 @@ class JetStreamSink:
         }
         options.update(nats_options)
         try:
-            await asyncio.wait_for(nc.connect(servers, **options), connect_timeout)
+            async with asyncio.timeout(connect_timeout):
+                await nc.connect(servers, **options)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             await close_quietly(nc)
             raise SinkUnavailableError(

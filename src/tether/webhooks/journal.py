@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from tether.core.errors import StoreError
+from tether.core.waiting import wait_set
 from tether.queue.ports import Claimed
 from tether.queue.postgres import PostgresQueue
 from tether.store.sqlfile import queries
@@ -98,8 +99,7 @@ class Journal:
     async def run(self, stop: asyncio.Event) -> None:
         """Flush while the dispatcher runs; the last flush happens after ``stop``."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.25)
+            await wait_set(self._wake, 0.25)
             self._wake.clear()
             if len(self._rows) < FLUSH_AT:
                 await asyncio.sleep(FLUSH_EVERY)

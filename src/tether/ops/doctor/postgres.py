@@ -161,7 +161,8 @@ async def notify_round_trip(
         started = time.perf_counter()
         await sender.execute("SELECT pg_notify($1, 'ping')", channel)
         try:
-            await asyncio.wait_for(heard.get(), timeout)
+            async with asyncio.timeout(timeout):
+                await heard.get()
         except TimeoutError:
             fix = (
                 "a transaction-mode pooler drops LISTEN: give relays a direct URL to listen on"
