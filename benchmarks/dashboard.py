@@ -10,12 +10,14 @@ is the plan tests' one, tests/integration/dashboard/rows.py): ``--dead`` dead ou
 ``--done`` finished jobs, and ``--other`` dead jobs, webhook deliveries (a quarter dead) and
 delivery attempts; a runner registry of ``--runners`` runners of every kind (one in ten lost, one
 in ten stopped) that beat every ``--beat`` seconds for ``--runner-hours`` hours (20 x 24 h x 10 s:
-171,000 beats); VACUUM ANALYZE and CHECKPOINT. Each page is then requested ``--requests``
-times in this process through the ASGI app (routing, capability check, queries, template),
-one request at a time, after two warm-up requests. The deep page is the dead-letter page that
-starts 90% of the way down the list (a keyset cursor there). The chart data of each range is
-timed warm (the dashboard keeps the closed buckets it has read and rereads the last few) and
-cold: a fresh cache each request, as after a restart, ``--cold`` requests.
+171,000 beats), with the per-minute rows the 6 h and 24 h charts read rebuilt from those beats
+(``rebuild_minutes``, as beat() would have kept them); VACUUM ANALYZE and CHECKPOINT. Each page
+is then requested ``--requests`` times in this process through the ASGI app (routing,
+capability check, queries, template), one request at a time, after two warm-up requests. The
+deep page is the dead-letter page that starts 90% of the way down the list (a keyset cursor
+there). The chart data of each range is timed warm (the dashboard keeps the closed buckets it
+has read and rereads the last few) and cold: a fresh cache each request, as after a restart,
+``--cold`` requests.
 
 Peer: the same three reads an admin page usually makes instead, timed as SQL only (no HTML,
 so the peer is favoured): the deep page by ``OFFSET``, the list's total by ``count(*)``, and

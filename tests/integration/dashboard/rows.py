@@ -3,7 +3,12 @@ kind, written with generate_series (test data; the parts' own writes are tested 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tether.ops.runners import PostgresRunnerRegistry
 
 ENDPOINT = "00000000-0000-4000-8000-00000000e001"
 
@@ -120,9 +125,23 @@ WHERE now() - make_interval(secs => b * $2::int) <= r.heartbeat_at
 
 
 async def load_runners(conn: Any, *, runners: int, hours: int, every_s: int) -> int:
-    """The registry of ``runners`` runners with ``hours`` of beats every ``every_s`` seconds;
-    then ANALYZE. Returns how many beats were written."""
+    """The registry of ``runners`` runners with ``hours`` of beats every ``every_s`` seconds,
+    and the per-minute rows the 6 h and 24 h charts read (which beat() keeps up, and these
+    beats went around); then ANALYZE. Returns how many beats were written."""
     await conn.execute(RUNNERS, runners, hours, every_s)
     await conn.execute(BEATS, hours, every_s)
-    await conn.execute("ANALYZE tether_runners, tether_runner_beats")
+    since = datetime.now(UTC) - timedelta(hours=hours, minutes=1)
+    await PostgresRunnerRegistry(_OneConnection(conn)).rebuild_minutes(since)
+    await conn.execute("ANALYZE tether_runners, tether_runner_beats, tether_runner_minutes")
     return int(await conn.fetchval("SELECT count(*) FROM tether_runner_beats"))
+
+
+class _OneConnection:
+    """A pool of the one connection the loader holds, as the registry asks for a pool."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        yield self._conn

@@ -125,13 +125,17 @@ async def test_every_page_statement_reads_through_an_index(explaining: Explainin
     assert jobs.dead.exact and jobs.dead.value == 6_000
     assert not jobs.done.exact and 10_000 < jobs.done.value < 20_000
     assert outbox.oldest_pending is not None and outbox.last_seq is not None
-    # The runners table, the chart's last hour (the dashboard reads longer ranges once, then
-    # their last buckets: history_cache.py) and the realtime page's last two beats of each.
+    # The runners table, the chart's ranges (the last hour from the beats, 6 h and 24 h from
+    # the per-minute rows the loader rebuilt) and the realtime page's last two beats of each.
     registry = PostgresRunnerRegistry(db)
     runners = await registry.runners()
     assert len(runners) == 20
     assert await registry.history(now - timedelta(hours=1), 30)
     assert await registry.history(now - timedelta(minutes=2), 30)
+    day = await registry.history(now - timedelta(hours=24), 600)
+    published = [p.at for p in day if p.rates.get("published_total")]
+    assert published and max(published) - min(published) >= timedelta(hours=5, minutes=40)
+    assert await registry.history(now - timedelta(hours=6), 180)
     beats = await queries.last_beats(db, [r.id for r in runners if r.kind == "realtime-gateway"])
     assert len(beats) == 4 and all(len(b) == 2 for b in beats.values())
     rows, nxt = await queries.endpoints(db, None, 20)

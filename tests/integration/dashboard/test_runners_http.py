@@ -112,6 +112,8 @@ async def chart_data_comes_from_the_stored_history(c: Any) -> None:
     assert again["series"]["events published/s"] == data["series"]["events published/s"]
     day = (await c.get("/api/series", params={"range": "24h"})).json()
     assert day["bucket_s"] == 600 and sum(v or 0 for v in day["series"]["deliveries/s"]) == 0
+    day_published = [v for v in day["series"]["events published/s"] if v is not None]
+    assert day_published and sum(day_published) * 600 == pytest.approx(1000, abs=1)
     bad = await c.get("/api/series", params={"range": "7d"})
     assert bad.status_code == 400 and "range: use one of 1h, 6h, 24h" in bad.text
 
