@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ import yaml
 from prometheus_client import REGISTRY
 
 from tests.support.scripted_sink import ScriptedSink
+from tether.core.clock import FrozenClock
 from tether.ops.alerts_state import MemoryAlertState
 from tether.ops.deadletters import DeadLetterMonitor, OutboxDeadLetters
+from tether.ops.runners import MemoryRunnerRegistry
+from tether.ops.runners.metrics import export
 from tether.outbox import add_event
 from tether.outbox.relay import Relay
 from tether.outbox.store_pg import PostgresOutboxStore
@@ -249,6 +253,60 @@ def test_workers_dispatchers_rescues_and_429s_fire(tmp_path: Path) -> None:
         ],
     }  # fmt: skip
     path = tmp_path / "tether-alerts-parts.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def lost_relay_readings(minutes: int) -> list[int]:
+    """tether_runners{kind="relay",status="lost"} as the monitor exports it after each minute:
+    two relays beat every 10 s; after 5 minutes one is killed (no more beats, never stopped)."""
+    clock = FrozenClock(datetime(2026, 12, 2, 10, 0, tzinfo=UTC))
+    registry = MemoryRunnerRegistry(clock=clock)
+    killed = await registry.register("relay", "relay-a", 10.0, {"published_total": 0.0})
+    kept = await registry.register("relay", "relay-b", 10.0, {"published_total": 0.0})
+    readings = []
+    for minute in range(minutes):
+        for step in range(6):
+            clock.advance(10)
+            published = {"published_total": (minute * 6 + step) * 10.0}
+            await registry.beat(kept, published)
+            if minute < 5:
+                await registry.beat(killed, published)
+        counts = await export(registry, clock.now())
+        readings.append(counts["relay", "lost"])
+    return readings
+
+
+async def test_a_lost_runner_fires_for_the_hour_after(tmp_path: Path) -> None:
+    lost = await lost_relay_readings(80)
+    # Silent for 60 s at 6m is late (6 intervals); lost from 7m.
+    assert lost[:6] == [0] * 6 and lost[6:] == [1] * 74
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # Minute i's reading at i + 1 minutes (the export after the minute).
+                    {"series": 'tether_runners{kind="relay",status="lost"}',
+                     "values": "0 " + " ".join(str(v) for v in lost)},
+                    {"series": 'tether_runners{kind="job-worker",status="lost"}',
+                     "values": f"0x{len(lost)}"},
+                ],
+                "alert_rule_test": [
+                    quiet("TetherRunnerLost", "6m"),
+                    quiet("TetherRunnerLost", "75m"),  # an hour after: resolved
+                ],
+                "promql_expr_test": [
+                    firing("TetherRunnerLost", "7m", severity="warning", kind="relay"),
+                    firing("TetherRunnerLost", "60m", severity="warning", kind="relay"),
+                ],
+            }
+        ],
+    }  # fmt: skip
+    path = tmp_path / "tether-alerts-runners.test.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,8 @@ import tether.guard.metrics
 import tether.http.ratelimit.metrics
 import tether.jobs.metrics
 import tether.ops.deadletters
-import tether.ops.metrics  # noqa: F401 (each import registers its metrics)
+import tether.ops.metrics
+import tether.ops.runners.metrics  # noqa: F401 (each import registers its metrics)
 
 BOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "tether.json"
 PROMETHEUS_OWN = {"up"}
@@ -69,4 +70,5 @@ def test_every_query_reads_metrics_tether_exports(title: str, expr: str) -> None
 def test_the_parts_the_issue_names_are_on_the_board() -> None:
     read = {n for _, e in targets() for n in metric_names(e)}
     assert {"tether_dead_letters", "tether_oldest_pending_age_seconds", "tether_relay_events_total",
-            "tether_jobs_recovered_total", "tether_ratelimit_rejected_total", "up"} <= read  # fmt: skip
+            "tether_jobs_recovered_total", "tether_ratelimit_rejected_total", "tether_runners",
+            "up"} <= read  # fmt: skip

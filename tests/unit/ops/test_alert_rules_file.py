@@ -16,6 +16,7 @@ import tether.http.status_metrics  # responses by status class (tether-http rule
 import tether.jobs.metrics  # the jobs' counters (tether-workers rules)
 import tether.ops.deadletters
 import tether.ops.metrics  # registers the relay's metrics
+import tether.ops.runners.metrics  # the runner registry's gauge (tether-runners rules)
 import tether.realtime.metrics  # the gateway's disconnects (tether-realtime rules)
 from tether.ops.alerts import DEFAULT_THRESHOLD
 
@@ -58,7 +59,9 @@ def test_every_expression_is_promql_over_metrics_tether_exports(rule: dict[str, 
     names = metric_names(rule["expr"])
     assert names, rule["expr"]
     for name in names:
-        assert name in exported or name in PROMETHEUS_OWN, f"{rule['alert']}: {name} is not exported"
+        assert name in exported or name in PROMETHEUS_OWN, (
+            f"{rule['alert']}: {name} is not exported"
+        )
 
 
 def test_the_conditions_the_issue_asks_for_are_covered() -> None:
