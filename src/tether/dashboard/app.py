@@ -349,6 +349,12 @@ class Dashboard:
 
     # --- webhooks, jobs, realtime --------------------------------------------------------
     async def webhooks(self, request: Request) -> Response:
+        return self.page(request, "webhooks.html", await self._webhooks(request))
+
+    async def webhooks_part(self, request: Request) -> Response:
+        return self.page(request, "_webhooks.html", await self._webhooks(request))
+
+    async def _webhooks(self, request: Request) -> dict[str, Any]:
         after = None
         text = request.query_params.get("after_cursor")
         if text:
@@ -364,9 +370,17 @@ class Dashboard:
         if nxt is not None:
             cursor = urlencode({"after_cursor": f"{nxt[0]}|{nxt[1].isoformat()}|{nxt[2]}"})
         live = await circuits.for_page(self, [r.id for r in rows])
-        return self.page(request, "webhooks.html", {"endpoints": rows, "next": cursor, **live})
+        # The page's own cursor, so the live part refreshes this page and not the first.
+        here = urlencode({"after_cursor": text}) if text else ""
+        return {"endpoints": rows, "next": cursor, "here": here, **live}
 
     async def endpoint(self, request: Request) -> Response:
+        return self.page(request, "endpoint.html", await self._endpoint(request))
+
+    async def endpoint_part(self, request: Request) -> Response:
+        return self.page(request, "_endpoint.html", await self._endpoint(request))
+
+    async def _endpoint(self, request: Request) -> dict[str, Any]:
         id = parse_uuid("id", request.path_params["id"])
         before = None
         text = request.query_params.get("before")
@@ -384,7 +398,8 @@ class Dashboard:
         log, nxt = await queries.endpoint_attempts(pool, id, before, self.settings.page_size)
         more = None if nxt is None else urlencode({"before": nxt.isoformat()})
         live = await circuits.for_page(self, [ep.id])
-        return self.page(request, "endpoint.html", {"ep": ep, "log": log, "next": more, **live})
+        here = urlencode({"before": text}) if text else ""
+        return {"ep": ep, "log": log, "next": more, "here": here, **live}
 
     async def jobs(self, request: Request) -> Response:
         pool = await self.db.get()
@@ -427,6 +442,8 @@ class Dashboard:
             Route("/actions/run", v(self.act), methods=["POST"], name="act"),
             Route("/webhooks", v(self.webhooks), name="webhooks"),
             Route("/webhooks/{id}", v(self.endpoint), name="endpoint"),
+            Route("/partials/webhooks", v(self.webhooks_part), name="webhooks_part"),
+            Route("/partials/webhooks/{id}", v(self.endpoint_part), name="endpoint_part"),
             Route("/jobs", v(self.jobs), name="jobs"),
             Route("/realtime", v(self.realtime), name="realtime"),
             *circuits.routes(self),

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from tether.dashboard.app import Dashboard
 
 MAX_LIMIT = 500
+POLL_AT_LEAST_S = 15.0
+"""The live list refreshes no more often than this, whatever the dashboard's refresh: each
+refresh connects to every consumer's broker, and RabbitMQ's listing takes the dead letters it
+shows and puts them back (a replay running meanwhile elsewhere skips those)."""
 MAX_IDS = 500
 MAX_ID_LENGTH = 200
 
@@ -38,11 +42,21 @@ def _limit(request: Request, default: int) -> int:
     return int(text)
 
 
-async def page(dash: Dashboard, request: Request) -> Response:
+async def _listings(dash: Dashboard, request: Request) -> dict[str, Any]:
     limit = _limit(request, dash.settings.page_size)
-    dlqs = dash.settings.consumer_dlqs
-    listings = await broker_dlq.listings(dlqs, limit)
-    return dash.page(request, "consumers.html", {"listings": listings, "limit": limit})
+    listings = await broker_dlq.listings(dash.settings.consumer_dlqs, limit)
+    here = f"limit={limit}" if request.query_params.get("limit") else ""
+    every = max(dash.settings.refresh_seconds, POLL_AT_LEAST_S)
+    return {"listings": listings, "limit": limit, "here": here, "every": every}
+
+
+async def page(dash: Dashboard, request: Request) -> Response:
+    return dash.page(request, "consumers.html", await _listings(dash, request))
+
+
+async def part(dash: Dashboard, request: Request) -> Response:
+    """The listings alone, which the page polls."""
+    return dash.page(request, "_consumers.html", await _listings(dash, request))
 
 
 class _Action:
@@ -136,6 +150,9 @@ def routes(dash: Dashboard) -> list[Route]:
     async def show(request: Request) -> Response:
         return await page(dash, request)
 
+    async def show_part(request: Request) -> Response:
+        return await part(dash, request)
+
     async def confirm_endpoint(request: Request) -> Response:
         return await confirm(dash, request)
 
@@ -145,6 +162,7 @@ def routes(dash: Dashboard) -> list[Route]:
     v = dash.viewer
     return [
         Route("/consumers", v(show), name="consumers"),
+        Route("/partials/consumers", v(show_part), name="consumers_part"),
         Route("/consumers/confirm", v(confirm_endpoint), methods=["POST"], name="consumer_confirm"),
         Route("/consumers/run", v(run_endpoint), methods=["POST"], name="consumer_run"),
     ]

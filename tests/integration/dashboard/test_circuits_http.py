@@ -4,6 +4,7 @@ the table's state, said so, without a store or while Redis is down."""
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import uuid
@@ -152,3 +153,76 @@ def test_a_store_that_cannot_be_read_from_outside_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="breaker_store: object cannot be read from outside"):
         DashboardSettings("postgresql://x", "s" * 40, breaker_store=object())
+
+
+def polled(page: str, box: str) -> str:
+    """The URL the page's live part ``box`` polls (every refresh_seconds, 1 s here)."""
+    found = re.search(rf'<div id="{box}" hx-get="([^"]+)" hx-trigger="every 1(?:\.0)?s"', page)
+    assert found, page[:3000]
+    return html.unescape(found.group(1))
+
+
+def older(page: str) -> str:
+    found = re.search(r'<a href="([^"]+)">(?:Next|Older) →</a>', page)
+    assert found, page[-2000:]
+    return html.unescape(found.group(1))
+
+
+async def test_webhook_pages_refresh_their_circuits_and_log_on_their_keyset_page(
+    pg_dsn: str, shared: RedisBreakerStore
+) -> None:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    dispatcher = Dispatcher(pool, breaker_store=shared)
+    try:
+        ids = await endpoints(pool, 3)
+        # Three attempts a minute apart on the first endpoint: two log pages of two.
+        await pool.executemany(
+            "INSERT INTO tether_webhook_attempts (delivery_id, endpoint_id, tenant_id, event_id, "
+            "attempt, at, outcome, status_code, latency_ms) VALUES (gen_random_uuid(), $1, "
+            "'acme', gen_random_uuid(), 1, now() - make_interval(mins => $2), 'ok', $3, 12)",
+            [(ids[0], n, 200 + n) for n in range(3)],
+        )
+        async with capabilities(pg_dsn) as (authz, _):
+            app = dashboard(pg_dsn, authz, breaker_store=shared, page_size=2)
+            async with client(app) as c:
+                unlogged = await c.get("/partials/webhooks", headers={"hx-request": "true"})
+                assert unlogged.status_code == 401  # htmx polls after the session ended
+                await login(c, VIEWER)
+                first = (await c.get("/webhooks")).text
+                assert polled(first, "endpoints-live").endswith("/partials/webhooks")
+                # The next page polls its own cursor: its rows, not the first page's.
+                second = (await c.get(older(first))).text
+                url = polled(second, "endpoints-live")
+                assert "after_cursor=" in url
+                part = await c.get(url, headers={"hx-request": "true"})
+                assert part.status_code == 200 and "<html" not in part.text
+                on_first = {i for i in ids if f"/webhooks/{i}" in first}
+                (target,) = [i for i in ids if f"/webhooks/{i}" in part.text]
+                assert len(on_first) == 2 and target not in on_first
+                # A circuit that opens after the page loaded shows at the next poll.
+                assert "circuit-open" not in cell(part.text, target)
+                for _ in range(5):
+                    await dispatcher._guard(target).record_failure()
+                again = (await c.get(url, headers={"hx-request": "true"})).text
+                assert cell(again, target).startswith('<span class="badge circuit-open"')
+
+                # The endpoint's page: its circuit and log refresh, on the log page shown.
+                page = (await c.get(f"/webhooks/{ids[0]}")).text
+                assert polled(page, "endpoint-live").endswith(f"/partials/webhooks/{ids[0]}")
+                assert "circuit-open" not in page
+                for _ in range(5):
+                    await dispatcher._guard(ids[0]).record_failure()
+                live = (await c.get(polled(page, "endpoint-live"))).text
+                assert "<html" not in live and 'id="circuit"' in live and "circuit-open" in live
+                assert (
+                    "<td>200</td>" in live and "<td>201</td>" in live and "<td>202</td>" not in live
+                )
+                log_page = (await c.get(older(page))).text
+                url = polled(log_page, "endpoint-live")
+                assert "before=" in url
+                older_part = (await c.get(url)).text
+                assert "<td>202</td>" in older_part and "<td>200</td>" not in older_part
+            await app.state.dashboard.db.close()
+    finally:
+        await dispatcher.close()
+        await pool.close()

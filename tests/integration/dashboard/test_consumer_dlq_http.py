@@ -65,6 +65,15 @@ def section(page: str, index: int) -> str:
     return found.group(1)
 
 
+def polled(page: str) -> str:
+    """The URL the page polls for its listings, checked to be every 15 s."""
+    found = re.search(
+        r'<div id="consumers-live" hx-get="([^"]+)" hx-trigger="every 15(?:\.0)?s"', page
+    )
+    assert found, page[:3000]
+    return html.unescape(found.group(1))
+
+
 @pytest.fixture
 async def origins() -> AsyncIterator[dict[str, tuple[str, ConsumerSource]]]:
     """Per broker: a fresh origin with two events dead-lettered by its consumer."""
@@ -121,12 +130,20 @@ async def test_consumer_dead_letters_listed_replayed_and_refused_to_a_viewer(
             token = await login(c, OPERATOR)
             capped = await c.get("/consumers?limit=1")
             assert 'id="capped-0"' in capped.text and "the first 1 dead letters" in capped.text
+            # The page refreshes its listings in place, with its limit; no faster than 15 s.
+            assert polled(capped.text).endswith("/partials/consumers?limit=1")
+            part = await c.get(polled(capped.text), headers={"hx-request": "true"})
+            assert part.status_code == 200 and "<html" not in part.text
+            assert 'id="capped-0"' in part.text and 'id="replay-all-0"' in part.text
+            live = polled((await c.get("/consumers")).text)  # loaded before the replays
             assert (await c.get("/consumers?limit=0")).status_code == 400
             assert (await c.post("/consumers/confirm", data={"source": "0"})).status_code == 403
 
             # One dead letter of each broker, by id, through the confirmation.
+            replayed = []
             for i, dlq in enumerate(dlqs):
                 first = (await letters(dlq))[0]
+                replayed.append(first)
                 form = {"csrf": token, "source": str(i), "label": dlq.label, "scope": "selected"}
                 shown = await c.post("/consumers/confirm", data={**form, "id": first})
                 assert shown.status_code == 200 and '<strong id="count">1</strong>' in shown.text
@@ -135,6 +152,12 @@ async def test_consumer_dead_letters_listed_replayed_and_refused_to_a_viewer(
                 assert first not in await letters(dlq)
             page = await c.get("/consumers")
             assert "Replayed 1 dead letter of" in page.text
+            # The page loaded before the replays shows them gone at its next refresh.
+            now = (await c.get(live, headers={"hx-request": "true"})).text
+            for i, dlq in enumerate(dlqs):
+                shown = re.findall(r'<td class="dlq-id">([^<]*)</td>', section(now, i))
+                assert [html.unescape(x) for x in shown] == await letters(dlq), dlq.broker
+                assert replayed[i] not in shown
 
             # Replay all of the Redis consumer: the count, then every one back on its origin.
             form = {"csrf": token, "source": "0", "label": dlqs[0].label, "scope": "all"}

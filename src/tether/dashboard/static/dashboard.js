@@ -1,12 +1,13 @@
 // Tether dashboard: the throughput/lag chart (uPlot; lines whose name ends " s" go on the
-// seconds axis) and a guard that keeps htmx from replacing the dead-letter rows while some
-// are selected. No inline scripts (the pages send a Content-Security-Policy without
-// 'unsafe-inline').
+// seconds axis) and a guard that keeps htmx from replacing the dead-letter rows (or the
+// consumers' dead letters) while some are selected or their headers are open. No inline
+// scripts (the pages send a Content-Security-Policy without 'unsafe-inline').
 "use strict";
 
 document.addEventListener("htmx:beforeRequest", function (evt) {
   var target = evt.detail && evt.detail.elt;
-  if (target && target.id === "rows" && target.querySelector("input:checked")) {
+  var held = target && (target.id === "rows" || target.id === "consumers-live");
+  if (held && target.querySelector("input:checked, details[open]")) {
     evt.preventDefault();
   }
 });
