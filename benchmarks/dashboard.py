@@ -146,7 +146,11 @@ async def run(
             data={"csrf": csrf, "do": "replay:filter", "kind": "outbox", "tenant": "tenant-7"},
         ),
         "webhook endpoints": lambda: c.get("/webhooks"),
+        "webhook endpoints (live part)": lambda: c.get("/partials/webhooks"),
         "endpoint delivery log": lambda: c.get(f"/webhooks/{ENDPOINT.replace('e001', 'e002')}"),
+        "endpoint delivery log (live part)": lambda: c.get(
+            f"/partials/webhooks/{ENDPOINT.replace('e001', 'e002')}"
+        ),
         "jobs (rescues)": lambda: c.get("/jobs"),
         "realtime (gateways)": lambda: c.get("/realtime"),
         "chart data 1h": lambda: c.get("/api/series?range=1h"),

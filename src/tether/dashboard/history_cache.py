@@ -10,8 +10,8 @@ boundary gives the same points as the whole range would.
 Why keep it now that 6 h and 24 h come from the per-minute rows: every open overview asks for
 its range every ``refresh_seconds`` (5 s by default), and the default range, the last hour in
 30 s buckets, still aggregates every beat (7,200 with 20 runners beating every 10 s). Measured
-with ``benchmarks/dashboard.py`` (20 runners, 24 h of beats; p50 on 2 busy cores), a whole
-read takes about 75 ms for the hour and 17-45 ms for 6 h or 24 h; the last few buckets take
+with ``benchmarks/dashboard.py`` (20 runners, 24 h of beats; p50 on 2 shared cores), a whole
+read takes 70-75 ms for the hour and 15-45 ms for 6 h or 24 h; the last few buckets take
 3-4 ms. So an open tab costs the database a tenth to a twentieth of what it would, and the
 viewers of one dashboard process share the cache.
 """
