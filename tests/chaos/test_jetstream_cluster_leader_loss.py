@@ -29,7 +29,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from tests.support.nats_cluster import NatsCluster, running_cluster
+from tests.support.nats_cluster import NatsCluster, add_stream, running_cluster
 from tether.core.envelope import Event
 from tether.core.errors import SinkUnavailableError
 from tether.outbox import add_event
@@ -185,11 +185,13 @@ async def test_relay_follows_a_new_stream_leader_without_a_restart(
     # Setup and checks only: a cluster that has just elected its meta leader can take more
     # than 2 s to create a stream on a loaded machine (CI saw it time out).
     js = admin.jetstream(timeout=10.0)
-    await js.add_stream(
+    await add_stream(
+        js,
         StreamConfig(
             name=stream, subjects=[f"{prefix}.>"], num_replicas=3,
             duplicate_window=DUPLICATE_WINDOW,
-        )
+        ),
+        cluster,
     )  # fmt: skip
     leader = await stream_leader(js, stream, timeout=30)
     # The sink tries the servers in this order: the first one is the node it lands on.

@@ -209,3 +209,27 @@ def running_cluster(size: int = 3, ready_timeout: float = 60.0) -> Iterator[Nats
             cluster.stop_all()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+async def add_stream(js: Any, config: Any, cluster: NatsCluster, within: float = 30.0) -> Any:
+    """``js.add_stream(config)``, asked again while a just-formed cluster does not answer.
+
+    A cluster that agrees on a meta leader can still leave the first JetStream API request
+    unanswered for a while on a loaded machine (its reply interest is still crossing the
+    routes, or the leader is catching up): CI saw one time out after 10 s. Creating the same
+    stream again is idempotent, so the request is repeated until ``within`` seconds pass; then
+    the last error is raised with the nodes' logs.
+    """
+    import nats.errors
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await js.add_stream(config)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n.name}\n{n.log_tail(30)}" for n in cluster.nodes)
+                raise AssertionError(
+                    f"JetStream did not create stream {config.name} within {within}s "
+                    f"({exc!r}); node logs:\n{logs}"
+                ) from exc

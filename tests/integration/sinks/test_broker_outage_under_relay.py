@@ -63,7 +63,7 @@ async def rabbitmq(amqp_url: str) -> AsyncIterator[Target]:
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()
     sink = await RabbitMQSink.connect(
-        f"amqp://guest:guest@127.0.0.1:{proxy.port}/", exchange=exchange, confirm_timeout=2.0
+        f"amqp://guest:guest@127.0.0.1:{proxy.port}/", exchange=exchange, confirm_timeout=10.0
     )
     admin = await aio_pika.connect(amqp_url)
     channel = await admin.channel()
@@ -91,7 +91,7 @@ async def redis_streams(redis_url: str) -> AsyncIterator[Target]:
     proxy = TcpProxy("127.0.0.1", 6379)
     await proxy.start()
     sink = await RedisStreamsSink.connect(
-        f"redis://127.0.0.1:{proxy.port}/0", stream=f"{prefix}:{{topic}}", timeout=2.0
+        f"redis://127.0.0.1:{proxy.port}/0", stream=f"{prefix}:{{topic}}", timeout=10.0
     )
     admin = aioredis.Redis.from_url(redis_url)
 
@@ -110,10 +110,15 @@ async def redis_streams(redis_url: str) -> AsyncIterator[Target]:
         await admin.aclose()
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float, relay: Relay
+) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout}s; relay {relay.stats}") from None
 
 
 async def drain_through_an_outage(dsn: str, target: Target) -> tuple[set[str], list[str]]:
@@ -137,11 +142,11 @@ async def drain_through_an_outage(dsn: str, target: Target) -> tuple[set[str], l
         return await outbox_rows() == 0
 
     try:
-        await wait_for(delivered_some, "first deliveries", 30)
+        await wait_for(delivered_some, "first deliveries", 30, relay)
         await target.proxy.cut()  # batches in flight lose their connection
-        await wait_for(deferred_some, "the relay to defer for the outage", 30)
+        await wait_for(deferred_some, "the relay to defer for the outage", 30, relay)
         await target.proxy.start()
-        await wait_for(drained, "the outbox to drain after the outage", 60)
+        await wait_for(drained, "the outbox to drain after the outage", 60, relay)
     finally:
         stop.set()
         await asyncio.wait_for(runner, 30)

@@ -26,7 +26,7 @@ import nats
 import pytest
 from nats.js.api import StreamConfig
 
-from tests.support.nats_cluster import NatsCluster, free_ports, running_cluster
+from tests.support.nats_cluster import NatsCluster, add_stream, free_ports, running_cluster
 from tether.core.envelope import Event, make_event
 from tether.core.errors import SinkUnavailableError
 from tether.sinks.builtin import NATS, NatsSettings
@@ -77,7 +77,9 @@ async def test_leaderless_stream_is_unavailable_and_missing_stream_fails_each_ev
     js = admin.jetstream(timeout=10.0)
     # One replica, placed on n3: killing n3 leaves the stream without any leader while the
     # other two nodes keep the meta group (and so the stream's definition) answering.
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"], num_replicas=1))
+    await add_stream(
+        js, StreamConfig(name=stream, subjects=[f"{prefix}.>"], num_replicas=1), cluster
+    )
     info = await js.stream_info(stream)
     assert info.cluster is not None
     holder = info.cluster.leader
