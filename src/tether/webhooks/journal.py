@@ -45,6 +45,8 @@ class Journal:
         self.engine = engine  # any queue of the deliveries table: completions go by seq
         self._rows: list[_Row] = []
         self._done: list[Claimed] = []
+        # Successes a flush is completing right now: still ours until it returns.
+        self._completing: list[Claimed] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -58,15 +60,23 @@ class Journal:
         self._wake.set()
 
     def pending(self) -> list[Claimed]:
-        """The successes queued and not yet completed (the dispatcher renews their leases)."""
-        return list(self._done)
+        """The successes queued or being completed (the dispatcher renews their leases).
+
+        Those a flush is completing count until it returns: a completion that waits on a busy
+        pool for longer than the lease's remainder would otherwise let the lease lapse, and the
+        delivery would be claimed and sent again by a live dispatcher."""
+        return [*self._done, *self._completing]
 
     async def flush(self) -> None:
         async with self._lock:
             rows, self._rows = self._rows, []
             done, self._done = self._done, []
             if done:
-                lost = await self.engine.complete_many(done)
+                self._completing = done
+                try:
+                    lost = await self.engine.complete_many(done)
+                finally:
+                    self._completing = []
                 if lost:
                     log.warning(
                         "%d deliveries were reclaimed before their success was settled", len(lost)
