@@ -46,12 +46,11 @@ KILLS = 4
 MAX_IN_FLIGHT = 32  # as tests/chaos/webhooks_dispatcher_process.py configures it
 
 
-def spawn(dsn: str, key: str) -> subprocess.Popen[str]:
+def spawn(dsn: str, key: str, log: Path) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "tests.chaos.webhooks_dispatcher_process", dsn, "127.0.0.1"]
     env = {**os.environ, "TETHER_SECRET_KEY": key}
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
+    with log.open("a") as stderr:  # every dispatcher's warnings, for a failure's message
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
 
 
 class Arrivals:
@@ -89,6 +88,7 @@ async def test_sigkilled_dispatchers_lose_nothing_and_repeat_only_in_flight(pg_d
     workdir = tempfile.TemporaryDirectory()
     log_path = Path(workdir.name) / "arrivals.jsonl"
     log_path.touch()
+    warnings = Path(workdir.name) / "dispatchers.log"
     arrivals = Arrivals(log_path)
     receiver = subprocess.Popen(
         [sys.executable, "-m", "tests.chaos.webhooks_receiver_process", str(log_path)],
@@ -104,11 +104,11 @@ async def test_sigkilled_dispatchers_lose_nothing_and_repeat_only_in_flight(pg_d
         await fan_out(pool)
         started = time.monotonic()
         deadline = started + 240  # generous: the shared machine is often loaded
-        proc = spawn(pg_dsn, key)
+        proc = spawn(pg_dsn, key, warnings)
         procs.append(proc)
         await read_line(proc, "dispatcher ready", timeout=30)
         for _ in range(KILLS):
-            successor = spawn(pg_dsn, key)  # starts while this one delivers
+            successor = spawn(pg_dsn, key, warnings)  # starts while this one delivers
             procs.append(successor)
             target = len(arrivals) + 400
             while len(arrivals) < target:
@@ -152,7 +152,10 @@ async def test_sigkilled_dispatchers_lose_nothing_and_repeat_only_in_flight(pg_d
             # In flight at a kill: sent before it, though the receiver may log it a little after
             # (the bytes were already in its socket); sent again only after it.
             explained = any(first - IN_FLIGHT_S < k < again for k in kills)
-            assert explained, f"a repeat that no kill explains: {times}, kills {kills}"
+            assert explained, (
+                f"a repeat that no kill explains: {times}, kills {kills}; the dispatchers "
+                f"warned:\n{warnings.read_text()[-4000:]}"
+            )
         assert sum(len(t) - 1 for t in repeats.values()) <= KILLS * (MAX_IN_FLIGHT + FLUSH_AT)
         print(
             f"{elapsed:.1f} s, {len(arrivals.records)} requests, {len(repeats)} repeated ids "

@@ -11,6 +11,7 @@ repeat must then come from a kill alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from datetime import timedelta
 
@@ -29,6 +30,9 @@ CONFIG = DispatcherConfig(
 
 
 async def main(dsn: str, allow: str) -> None:
+    # Warnings (a lease lost, a renewal or a flush that failed) go to stderr, which the test
+    # keeps, so a repeat no kill explains can be traced to its cause.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
     dispatcher = Dispatcher(pool, config=CONFIG, ssrf=SsrfPolicy(allow=[allow]))
     print("dispatcher ready", flush=True)
