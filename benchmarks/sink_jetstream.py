@@ -34,11 +34,22 @@ Runner = Callable[[Sequence[Event], int, str], Awaitable[tuple[float, float]]]
 
 
 def build_events(n: int) -> list[Event]:
-    payload = {"partner_id": "p-000123", "location": {"lat": 52.52, "lon": 13.405},
-               "note": "x" * 180, "qty": 12, "currency": "EUR"}
+    payload = {
+        "partner_id": "p-000123",
+        "location": {"lat": 52.52, "lon": 13.405},
+        "note": "x" * 180,
+        "qty": 12,
+        "currency": "EUR",
+    }
     return [
-        make_event("PartnerLocationAdded", {**payload, "n": i}, aggregate_type="partner",
-                   aggregate_id=f"p-{i % 1000}", tenant_id="acme", correlation_id=f"c-{i}")
+        make_event(
+            "PartnerLocationAdded",
+            {**payload, "n": i},
+            aggregate_type="partner",
+            aggregate_id=f"p-{i % 1000}",
+            tenant_id="acme",
+            correlation_id=f"c-{i}",
+        )
         for i in range(n)
     ]
 
@@ -133,8 +144,9 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-variants", action="store_true",
-                        help="only tether's default path and the peer")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="only tether's default path and the peer"
+    )
     args = parser.parse_args()
     events = build_events(args.n)
     size = statistics.mean(len(e.data) for e in events[:1000])
@@ -159,12 +171,22 @@ async def main() -> None:
         print(f"{name:50} {med:10.0f} {lo:10.0f} {hi:10.0f} {cpu:11.1f}")
     tether = statistics.median(rates["tether JetStreamSink"])
     peer = statistics.median(rates["nats-py publish_async"])
-    print(json.dumps({"bench": "sink_jetstream", "tether_per_s": round(tether),
-                      "peer": "nats-py publish_async", "peer_per_s": round(peer),
-                      "ratio": round(tether / peer, 2), "n": args.n, "batch": args.batch,
-                      "runs": args.runs,
-                      "tether_cpu_us": round(statistics.median(cpus["tether JetStreamSink"]), 1),
-                      "peer_cpu_us": round(statistics.median(cpus["nats-py publish_async"]), 1)}))
+    print(
+        json.dumps(
+            {
+                "bench": "sink_jetstream",
+                "tether_per_s": round(tether),
+                "peer": "nats-py publish_async",
+                "peer_per_s": round(peer),
+                "ratio": round(tether / peer, 2),
+                "n": args.n,
+                "batch": args.batch,
+                "runs": args.runs,
+                "tether_cpu_us": round(statistics.median(cpus["tether JetStreamSink"]), 1),
+                "peer_cpu_us": round(statistics.median(cpus["nats-py publish_async"]), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -135,7 +135,12 @@ async def test_deferred_event_waits_the_sinks_wait_and_spends_no_attempt(h: Harn
         assert (report.published, report.deferred, report.retried) == (1, 1, 0)
         assert not relay.pauses.paused(sink.name)  # one event's wait does not pause the sink
         [row] = await h.rows()
-        assert (row["id"], row["attempts"], row["state"], row["errors"]) == (first, 0, "pending", [])
+        assert (row["id"], row["attempts"], row["state"], row["errors"]) == (
+            first,
+            0,
+            "pending",
+            [],
+        )
         assert "Retry-After" in row["last_error"]
         assert (await relay.run_once()).claimed == 0  # not due for another ~30 s
         await h.make_due()

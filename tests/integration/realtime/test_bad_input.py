@@ -210,9 +210,10 @@ async def test_a_client_that_never_reads_is_cut_off_as_slow(gateway) -> None:
         # bound is measured on the transport's write buffer.
         assert all(session.transport is not None for session in gw.sessions)
         blob = b'{"pad":"' + b"x" * 30_000 + b'"}'
-        slow_before = REGISTRY.get_sample_value(
-            "tether_realtime_disconnects_total", {"reason": "slow"}
-        ) or 0.0
+        slow_before = (
+            REGISTRY.get_sample_value("tether_realtime_disconnects_total", {"reason": "slow"})
+            or 0.0
+        )
         async with asyncio.timeout(20):
             while gw.stats.slow == 0:
                 await gw.publish(Channel(Kind.ORG, "acme"), blob)

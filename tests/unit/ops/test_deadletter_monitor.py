@@ -80,7 +80,9 @@ def monitor(
     sources: list[DeadLetterSource], channels: list[Inbox], state: MemoryAlertState | None = None
 ) -> DeadLetterMonitor:
     clock = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
-    return DeadLetterMonitor(sources, channels, state or MemoryAlertState(), rule=Rule(100), clock=clock)
+    return DeadLetterMonitor(
+        sources, channels, state or MemoryAlertState(), rule=Rule(100), clock=clock
+    )
 
 
 async def test_alerts_once_per_level_and_reset_at_zero() -> None:
@@ -96,7 +98,9 @@ async def test_alerts_once_per_level_and_reset_at_zero() -> None:
     assert len({a.id for a in inbox.alerts}) == 5
 
 
-async def test_a_channel_down_gets_the_alert_at_the_next_check_and_the_other_is_not_repeated() -> None:
+async def test_a_channel_down_gets_the_alert_at_the_next_check_and_the_other_is_not_repeated() -> (
+    None
+):
     source, slack, hook = Counts(count=10), Inbox("slack"), Inbox("webhook")
     hook.down = True
     m = monitor([source], [slack, hook])
