@@ -77,8 +77,7 @@ class PostgresAlertState:
 
     def _args(self, name: str, **values: Any) -> tuple[Any, ...]:
         """The statement and its arguments, to splat into an asyncpg call."""
-        query = self._sql[name]
-        return (query.numbered, *query.args(values))
+        return self._sql[name].bound(values)
 
     async def level(self, source: str, channel: str) -> int:
         sql = "SELECT level FROM tether_alert_state WHERE source = $1 AND channel = $2"

@@ -48,6 +48,11 @@ class Query:
         """Positional arguments for the numbered form, in order."""
         return [values[name] for name in self.params]
 
+    def bound(self, values: dict[str, object]) -> tuple[object, ...]:
+        """The numbered statement followed by its arguments, to splat into an asyncpg call:
+        ``await conn.fetch(*query.bound(values))``."""
+        return (self.numbered, *self.args(values))
+
 
 def parse(text: str) -> dict[str, Query]:
     headers = list(_HEADER.finditer(text))

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from tether.core.waiting import wait_set
 from tether.ops.runners.errors import UnknownRunner
 from tether.ops.runners.model import (
     RunnerRegistry,
@@ -176,12 +177,8 @@ class Heartbeat:
             self._pruning = None
 
     async def _run(self) -> None:
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval_s):
-                    await self._closing.wait()
-            if not self._closing.is_set():
-                await self.pulse()
+        while not await wait_set(self._closing, self.interval_s):
+            await self.pulse()
 
     async def __aenter__(self) -> Heartbeat:
         self._closing.clear()

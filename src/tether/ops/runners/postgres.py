@@ -44,14 +44,14 @@ class PostgresRunnerRegistry:
 
     def _args(self, statement: str, /, **values: Any) -> tuple[Any, ...]:
         """The statement and its arguments, to splat into an asyncpg call."""
-        query = self._sql[statement]
-        return (query.numbered, *query.args(values))
+        return self._sql[statement].bound(values)
 
     async def register(
         self, kind: str, name: str, interval_s: float, stats: Mapping[str, float]
     ) -> uuid.UUID:
         checked_runner(kind, name, interval_s)
-        values = json.dumps(checked_stats(stats))
+        checked = checked_stats(stats)
+        values = json.dumps(checked)
         try:
             await self.prune()
         except Exception as error:
@@ -75,7 +75,7 @@ class PostgresRunnerRegistry:
                 )
             )
             await conn.execute(*self._args("runner_point", id=runner_id, now=now, stats=values))
-            await self._add_minute(conn, kind, now, None, json.loads(values))
+            await self._add_minute(conn, kind, now, None, checked)
         return runner_id
 
     async def _add_minute(
@@ -104,7 +104,8 @@ class PostgresRunnerRegistry:
     async def _update(
         self, statement: str, runner_id: uuid.UUID, stats: Mapping[str, float]
     ) -> None:
-        values = json.dumps(checked_stats(stats))
+        checked = checked_stats(stats)
+        values = json.dumps(checked)
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(*self._args(statement, id=runner_id, now=now, stats=values))
@@ -112,7 +113,7 @@ class PostgresRunnerRegistry:
                 raise UnknownRunner(runner_id)
             await conn.execute(*self._args("runner_point", id=runner_id, now=now, stats=values))
             before = {k: float(v) for k, v in json.loads(row["before"]).items()}
-            await self._add_minute(conn, row["kind"], now, before, json.loads(values))
+            await self._add_minute(conn, row["kind"], now, before, checked)
 
     async def beat(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
         await self._update("runner_beat", runner_id, stats)
