@@ -74,19 +74,21 @@ class MemoryRunnerRegistry:
         except KeyError:
             raise UnknownRunner(runner_id) from None
 
-    async def beat(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
+    def _update(self, runner_id: uuid.UUID, stats: Mapping[str, float], *, stop: bool) -> None:
         values = checked_stats(stats)
         entry = self._entry(runner_id)
         now = self._clock.now()
-        entry.info = dataclasses.replace(entry.info, heartbeat_at=now, stats=values)
+        stopped_at = now if stop else entry.info.stopped_at
+        entry.info = dataclasses.replace(
+            entry.info, heartbeat_at=now, stopped_at=stopped_at, stats=values
+        )
         entry.add(now, values)
 
+    async def beat(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
+        self._update(runner_id, stats, stop=False)
+
     async def stop(self, runner_id: uuid.UUID, stats: Mapping[str, float]) -> None:
-        values = checked_stats(stats)
-        entry = self._entry(runner_id)
-        now = self._clock.now()
-        entry.info = dataclasses.replace(entry.info, heartbeat_at=now, stopped_at=now, stats=values)
-        entry.add(now, values)
+        self._update(runner_id, stats, stop=True)
 
     async def runners(self, *, gone_for: timedelta = timedelta(hours=24)) -> list[RunnerInfo]:
         now = self._clock.now()
