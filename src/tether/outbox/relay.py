@@ -209,7 +209,7 @@ class Relay:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 metrics.RELAY_ERRORS.inc()
                 log.warning("relay batch failed (%s); retrying", self.stats.last_error)
-                await _sleep_unless(stop, _OUTAGE.delay(failures, self._rng).total_seconds())
+                await wait_set(stop, _OUTAGE.delay(failures, self._rng).total_seconds())
                 continue
             if report.claimed >= self.config.batch_size:
                 continue
@@ -416,10 +416,6 @@ def _from_outcome(outcome: Outcome) -> _Result:
     if outcome.defer_s is not None:
         return _Result(False, outcome.error or "deferred", deferred=True, wait_s=outcome.defer_s)
     return _Result(False, outcome.error or "failed", outcome.retryable)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    await wait_set(stop, seconds)
 
 
 async def _wait_for_work(stop: asyncio.Event, store: OutboxStore, timeout: float) -> None:
