@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tether.commands import common
+from tether.core import redact
 
 REDIS_URL_ENV = "TETHER_WEBHOOKS_REDIS_URL"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -20,7 +21,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def check_redis_url(flag: str, url: str | None) -> None:
     """Exit 2 naming ``flag`` when ``url`` is not a Redis URL (password masked)."""
     if url is not None and urlsplit(url).scheme not in REDIS_SCHEMES:
-        shown = common.mask_secrets(url)
+        shown = redact.mask_secrets(url)
         common.bad_input(f"{flag} {shown!r}: use redis://, rediss:// or unix://")
 
 
@@ -42,7 +43,7 @@ async def shared_breaker_store(
         from tether.guard import RedisBreakerStore
     except ImportError:
         common.bad_input(f"{flag} needs the redis extra: pip install 'tether[redis]'")
-    shown = common.mask_secrets(redis_url)
+    shown = redact.mask_secrets(redis_url)
     client = aioredis.from_url(redis_url)
     try:
         try:

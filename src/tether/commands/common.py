@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ from typer.exceptions import TyperException
 
 from tether.config import Database, Settings, load_settings
 from tether.core.errors import ConfigError, TetherError
-from tether.core.redact import mask_url
+from tether.core.redact import mask_secrets, mask_url
 
 T = TypeVar("T")
 
@@ -124,12 +123,6 @@ def database(cfg: Settings) -> Database:
 # Errors that are a command-line problem, already reported by Click or Typer as usage errors.
 _PASS_THROUGH = (typer.Exit, typer.Abort, TyperException)
 _DRIVERS = ("asyncpg", "psycopg", "sqlite3", "aiosqlite", "sqlalchemy", "alembic")
-_SECRET_IN_URL = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@")
-
-
-def mask_secrets(text: str) -> str:
-    """Every ``scheme://user:secret@`` in ``text`` shown as ``scheme://user:***@``."""
-    return _SECRET_IN_URL.sub(r"\1***@", text)
 
 
 def describe_failure(exc: BaseException, dsn: str | None = None) -> tuple[int, str]:

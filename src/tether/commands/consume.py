@@ -20,6 +20,7 @@ from tether.commands import common
 from tether.consume import boxes
 from tether.consume.boxes import Broker
 from tether.consume.port import DeadLetter, DeadLetterBox
+from tether.core import redact
 
 app = typer.Typer(help="Consumers' dead letters on the broker.", no_args_is_help=True)
 dlq = typer.Typer(help="List and replay a consumer's dead letters.", no_args_is_help=True)
@@ -54,7 +55,7 @@ def _run(broker: Broker, url: str, work: Callable[[], Coroutine[Any, Any, Any]])
         try:
             return common.run(work())
         except (OSError, TimeoutError) as exc:
-            common.fail(f"cannot reach {broker.value} at {common.mask_secrets(url)}: {exc}")
+            common.fail(f"cannot reach {broker.value} at {redact.mask_secrets(url)}: {exc}")
 
 
 @dlq.command("list")

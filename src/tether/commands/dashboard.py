@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from tether.commands import breakers, common
+from tether.core import redact
 
 SECRET_ENV = "TETHER_DASHBOARD_SECRET"  # noqa: S105 (a variable name, not a secret)
 
@@ -119,7 +120,7 @@ def dashboard(
     if check:
         circuits = "as the delivery table records them"
         if webhooks_redis_url:
-            circuits = f"live from Redis at {common.mask_secrets(webhooks_redis_url)}"
+            circuits = f"live from Redis at {redact.mask_secrets(webhooks_redis_url)}"
         common.out.print(
             f"dashboard settings are valid: http://{host}:{port}/ on {db.masked}, "
             f"{len(tokens) if tokens else 0} login token(s), {len(consumers)} consumer(s), "

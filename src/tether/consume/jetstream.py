@@ -48,7 +48,7 @@ from tether.consume import deadletter
 from tether.consume.port import DeadLetter, Delivery, Failure
 from tether.core.errors import BrokerUnavailableError, ConfigError
 from tether.sinks import _nats_wire as wire
-from tether.sinks._nats_conn import close_quietly, log_error
+from tether.sinks._nats_conn import close_quietly, log_error, shown_servers
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class _Link:
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             await close_quietly(nc)
             raise BrokerUnavailableError(
-                f"cannot reach NATS at {self.url} within {self.connect_timeout}s: {exc!r}; "
+                f"cannot reach NATS at {shown_servers(self.url)} within {self.connect_timeout}s: "
+                f"{exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
             ) from exc
         self._nc = nc
@@ -146,7 +147,9 @@ class _Link:
         if nc is None or nc.is_closed:
             nc = await self.open()
         if not nc.is_connected:
-            raise BrokerUnavailableError(f"NATS at {self.url} is not connected (reconnecting)")
+            raise BrokerUnavailableError(
+                f"NATS at {shown_servers(self.url)} is not connected (reconnecting)"
+            )
         return nc
 
     async def close(self) -> None:

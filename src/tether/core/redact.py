@@ -25,3 +25,12 @@ def mask_url(url: str) -> str:
     if parts.scheme.split("+", 1)[0] in ("postgresql", "postgres", "sqlite"):
         return url
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+_SECRET_IN_URL = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """Every ``scheme://user:secret@`` inside ``text`` (a message, not one URL) shown as
+    ``scheme://user:***@``."""
+    return _SECRET_IN_URL.sub(r"\1***@", text)

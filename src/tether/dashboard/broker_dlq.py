@@ -19,7 +19,7 @@ from typing import TypeVar
 from tether.consume.boxes import Broker, broker_of, dead_letter_box
 from tether.consume.port import DeadLetter
 from tether.core.errors import ConfigError
-from tether.core.redact import mask_url
+from tether.core.redact import mask_secrets, mask_url
 
 log = logging.getLogger("tether.dashboard")
 T = TypeVar("T")
@@ -125,7 +125,7 @@ async def _run(
         raise BrokerFailed(message + f"within {timeout:g} s") from None
     except Exception as exc:  # any adapter or driver error: shown, never a 500
         log.warning("dashboard: %s %s failed: %r", dlq.label, what, exc)
-        text = mask_url(f"{type(exc).__name__}: {exc}")
+        text = mask_secrets(f"{type(exc).__name__}: {exc}")
         message = f"{dlq.label}: {dlq.broker.value} at {dlq.shown_url} failed {what}: {text}"
         raise BrokerFailed(message) from None
 

@@ -27,7 +27,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tether.core.errors import ConfigError
-from tether.core.redact import mask_url
+from tether.core.redact import mask_secrets
 from tether.dashboard.auth import OpsCap, csrf_ok
 from tether.dashboard.kinds import parse_uuid
 from tether.guard import BreakerInspector, BreakerPolicy, CircuitView, view_of
@@ -117,7 +117,7 @@ async def read(
     except _unreadable() as exc:
         log.warning("dashboard: breaker store %s unreadable: %r", where, exc)
         message = f"The breaker store ({where}) did not answer: {type(exc).__name__}: {exc}"
-        return Circuits(configured=True, error=mask_url(message), where=where)
+        return Circuits(configured=True, error=mask_secrets(message), where=where)
     now = clock()
     live = {names[n]: LiveCircuit(view_of(r, policy, now)) for n, r in records.items()}
     return Circuits(configured=True, live=live, where=where)
@@ -150,7 +150,7 @@ async def reset(dash: Dashboard, request: Request) -> Response:
         found = await store.reset(breaker_name(endpoint_id))
     except _unreadable() as exc:
         message = f"The breaker store ({_where(store)}) did not answer: {exc}; nothing was reset."
-        raise Refused(503, mask_url(message)) from None
+        raise Refused(503, mask_secrets(message)) from None
     dash.guard.done(user, OpsCap.REPLAY, detail, int(found))
     request.session["flash"] = (
         "Circuit reset: closed, no failures counted."

@@ -7,6 +7,8 @@ import logging
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from tether.core.redact import mask_url
+
 log = logging.getLogger("tether.nats")
 
 
@@ -21,3 +23,8 @@ async def close_quietly(nc: NATS) -> None:
         await nc.close()
     except (TimeoutError, nats.errors.Error, OSError):  # pragma: no cover - best effort
         log.debug("error while closing NATS connection", exc_info=True)
+
+
+def shown_servers(servers: str | list[str]) -> str:
+    """The server URLs for a message, tokens and passwords masked."""
+    return mask_url(servers if isinstance(servers, str) else ",".join(servers))

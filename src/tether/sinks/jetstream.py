@@ -40,10 +40,9 @@ from nats.js.api import StreamConfig
 
 from tether.core.envelope import Event
 from tether.core.errors import ConfigError, SinkError, SinkUnavailableError
-from tether.core.redact import mask_url
 from tether.sinks import _nats_private as private
 from tether.sinks import _nats_wire as wire
-from tether.sinks._nats_conn import close_quietly, log_error
+from tether.sinks._nats_conn import close_quietly, log_error, shown_servers
 from tether.sinks.base import OK, Outcome, SinkFeatures
 
 log = logging.getLogger(__name__)
@@ -150,7 +149,8 @@ class JetStreamSink:
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             await close_quietly(nc)
             raise SinkUnavailableError(
-                f"cannot reach NATS at {_shown(servers)} within {connect_timeout}s: {exc!r}; "
+                f"cannot reach NATS at {shown_servers(servers)} within {connect_timeout}s: "
+                f"{exc!r}; "
                 "check that nats-server is running with JetStream (-js)"
             ) from exc
         sink._raw = raw_frames and private.can_write_frames(nc)
@@ -447,8 +447,3 @@ def _subject_fn(subject: str | Callable[[Event], str], prefix: str) -> Callable[
         return wire.check_subject(subject(event))
 
     return checked
-
-
-def _shown(servers: str | list[str]) -> str:
-    """The server URLs for a message, tokens and passwords masked."""
-    return mask_url(servers if isinstance(servers, str) else ",".join(servers))
