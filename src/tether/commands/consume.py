@@ -27,16 +27,15 @@ dlq = typer.Typer(help="List and replay a consumer's dead letters.", no_args_is_
 app.add_typer(dlq, name="dlq")
 
 
-_SOURCE_HELP = boxes.SOURCE_HELP
-_CONSUMER_HELP = boxes.CONSUMER_HELP
-
 BrokerOpt = Annotated[Broker, typer.Option("--broker", help="Which broker.", show_default=False)]
 UrlOpt = Annotated[
     str,
     typer.Option("--url", envvar="TETHER_CONSUME_URL", help="Broker URL.", show_default=False),
 ]
-SourceOpt = Annotated[str, typer.Option("--source", help=_SOURCE_HELP, show_default=False)]
-ConsumerOpt = Annotated[str, typer.Option("--consumer", help=_CONSUMER_HELP, show_default=False)]
+SourceOpt = Annotated[str, typer.Option("--source", help=boxes.SOURCE_HELP, show_default=False)]
+ConsumerOpt = Annotated[
+    str, typer.Option("--consumer", help=boxes.CONSUMER_HELP, show_default=False)
+]
 
 
 async def _with_box(

@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from tether.commands import breakers, common
 from tether.core import redact
+from tether.core.errors import ConfigError
 
 SECRET_ENV = "TETHER_DASHBOARD_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+T = TypeVar("T")
+
+
+def _parsed(flag: str, path: Path, parse: Callable[[str, str], T]) -> T:
+    """The file behind ``flag`` read and parsed; unreadable or malformed exits 2 naming it."""
+    try:
+        return parse(path.read_text(), str(path))
+    except OSError as exc:
+        common.bad_input(f"{flag} {path}: {exc.strerror or exc}")
+    except ConfigError as exc:
+        common.bad_input(str(exc))
 
 
 def dashboard(
@@ -82,7 +97,6 @@ def dashboard(
     check: Annotated[bool, typer.Option("--check", help="Check the settings and exit.")] = False,
 ) -> None:
     """Serve the admin dashboard: dead letters, replay and purge, health, webhooks, jobs."""
-    from tether.core.errors import ConfigError
     from tether.dashboard import DashboardSettings, TokenUsers
     from tether.dashboard.broker_dlq import parse_consumer_dlqs
 
@@ -93,23 +107,12 @@ def dashboard(
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < 32:
         common.bad_input(f"${SECRET_ENV} must hold at least 32 characters (it signs sessions)")
-    tokens = None
-    if users is not None:
-        try:
-            tokens = TokenUsers.parse(users.read_text(), str(users))
-        except OSError as exc:
-            common.bad_input(f"--users {users}: {exc.strerror or exc}")
-        except ConfigError as exc:
-            common.bad_input(str(exc))
+    tokens = None if users is None else _parsed("--users", users, TokenUsers.parse)
     breakers.check_redis_url("--webhooks-redis-url", webhooks_redis_url)
-    consumers = []
-    if consumer_dlqs is not None:
-        try:
-            consumers = parse_consumer_dlqs(consumer_dlqs.read_text(), str(consumer_dlqs))
-        except OSError as exc:
-            common.bad_input(f"--consumer-dlqs {consumer_dlqs}: {exc.strerror or exc}")
-        except ConfigError as exc:
-            common.bad_input(str(exc))
+    consumers = (
+        [] if consumer_dlqs is None
+        else _parsed("--consumer-dlqs", consumer_dlqs, parse_consumer_dlqs)
+    )  # fmt: skip
     try:
         settings = DashboardSettings(
             db.url, secret, users=tokens, org=org, refresh_seconds=refresh,

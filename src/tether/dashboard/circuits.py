@@ -14,6 +14,7 @@ decided and audit-logged like the dead-letter actions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -92,6 +93,7 @@ def _where(store: Any) -> str:
     return str(getattr(store, "where", None) or type(store).__name__)
 
 
+@functools.cache  # asked on every page refresh; the answer never changes in a process
 def _unreadable() -> tuple[type[BaseException], ...]:
     """What a store that cannot be read raises (Redis down or slow): shown, never a 500."""
     try:

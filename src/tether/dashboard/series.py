@@ -10,6 +10,7 @@ the default 5 s refresh).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 
@@ -38,4 +39,9 @@ class PendingAges:
             self.samples.append((at, max(ages, default=0.0)))
 
     def since(self, start: float) -> list[tuple[float, float]]:
-        return [s for s in self.samples if s[0] >= start]
+        """The samples from ``start`` on, oldest first. Samples are appended in time order
+        (``add`` drops one earlier than the last), so the walk stops at the first older one
+        instead of reading the whole day on every chart poll."""
+        recent = list(itertools.takewhile(lambda s: s[0] >= start, reversed(self.samples)))
+        recent.reverse()
+        return recent
