@@ -23,14 +23,17 @@ from tether.queue import Claimed
 log = logging.getLogger("tether.jobs.held")
 
 
-def heartbeat_period(lease: timedelta, every: timedelta | None) -> timedelta:
+def heartbeat_period(
+    lease: timedelta, every: timedelta | None, *, lease_name: str = "the lease"
+) -> timedelta:
     """``every``, or by default a third of the lease (at most 5 s); checked to be positive and
-    shorter than the lease, or held jobs would be recovered between two heartbeats."""
+    shorter than the lease, or held jobs would be recovered between two heartbeats. The job
+    worker (whose lease is ``stale_after``) and the hand-off runner both take it from here."""
     period = every if every is not None else min(timedelta(seconds=5), lease / 3)
     if not timedelta(0) < period < lease:
         raise ConfigError(
-            f"heartbeat_every ({period}) must be positive and shorter than the lease ({lease}), "
-            "or held jobs would be recovered"
+            f"heartbeat_every ({period}) must be positive and shorter than {lease_name} "
+            f"({lease}), or held jobs would be recovered"
         )
     return period
 

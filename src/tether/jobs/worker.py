@@ -25,10 +25,10 @@ from typing import Any
 
 import pydantic
 
-from tether.core import jsonutil
 from tether.core.errors import ConfigError, LeaseLostError, StoreError, TetherError
 from tether.jobs.alerts import RecoveryAlerts
 from tether.jobs.client import Jobs
+from tether.jobs.held import heartbeat_period
 from tether.jobs.metrics import JOBS_FINISHED, JOBS_RECOVERED, JOBS_RECOVERY_ALERTS
 from tether.jobs.registry import DEFAULT_MAX_ATTEMPTS, Job, JobContext, result_json
 from tether.jobs.runner import JobTimeoutError, Runner
@@ -38,6 +38,7 @@ from tether.ops.alerts import AlertChannel
 from tether.ops.alerts_state import AlertState, PostgresAlertState
 from tether.ops.runners import RunnerRegistry, maybe_heartbeat
 from tether.queue import Claimed
+from tether.queue.codec import json_value
 from tether.queue.postgres import _uuid
 from tether.queue.postgres import _wrapped as wrapped
 from tether.queue.worker import Defer, default_worker_name
@@ -255,12 +256,10 @@ class JobWorker:
         self.prefetch = prefetch if prefetch is not None else max(self.queues.values())
         if self.prefetch < 0:
             raise ConfigError(f"prefetch must not be negative, got {prefetch}")
-        self.heartbeat_every = heartbeat_every or min(timedelta(seconds=5), stale_after / 3)
-        if not timedelta(0) < self.heartbeat_every < stale_after:
-            raise ConfigError(
-                f"heartbeat_every ({self.heartbeat_every}) must be positive and shorter than "
-                f"stale_after ({stale_after}), or live jobs would be recovered"
-            )
+        # timedelta(0) asks for the default too, as None does.
+        self.heartbeat_every = heartbeat_period(
+            stale_after, heartbeat_every or None, lease_name="stale_after"
+        )
         self.name = name or default_worker_name()
         self.grace = grace
         self.poll_interval = poll_interval
@@ -394,10 +393,7 @@ class JobWorker:
                                 f"(known: {known}); deploy its code to the workers")  # fmt: skip
             return False
         try:
-            payload = row["payload"]  # jsonb arrives as text
-            kwargs = job.kwargs(
-                jsonutil.loads(payload) if isinstance(payload, str | bytes) else payload
-            )
+            kwargs = job.kwargs(json_value(row["payload"]))
         except pydantic.ValidationError as exc:
             await self._outcome(run, "dead", f"stored arguments no longer validate: {exc}")
             return False

@@ -18,7 +18,8 @@ def encode_payload(payload: object) -> str:
     return jsonutil.encode_payload(payload).decode()
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A JSON column as Python: drivers hand jsonb over as text, SQLite as text or bytes."""
     return jsonutil.loads(value) if isinstance(value, str | bytes) else value
 
 
@@ -30,7 +31,7 @@ def _errors(value: Any, to_dt: Callable[[Any], datetime]) -> tuple[ErrorRecord, 
         return ()
     return tuple(
         ErrorRecord(at=to_dt(e.get("at")), attempt=int(e.get("attempt", 0)), error=str(e["error"]))
-        for e in _json(value) or ()
+        for e in json_value(value) or ()
     )
 
 
@@ -59,7 +60,7 @@ def item_from_row(
         errors=_errors(row["errors"], to_dt),
         created_at=to_dt(row["created_at"]),
         finished_at=opt_dt(row["finished_at"]),
-        payload=_json(row["payload"]),
+        payload=json_value(row["payload"]),
         extra={name: row[name] for name in spec.extra_columns} if spec.extra_columns else {},
     )
 
