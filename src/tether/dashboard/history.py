@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tether.dashboard.kinds import BadFilter
+from tether.ops.runners.model import bucket_start
 
 if TYPE_CHECKING:
     from tether.ops.runners import HistoryPoint
@@ -59,9 +60,9 @@ OLDEST = "oldest pending s"
 
 
 def bucket_of(at: datetime, bucket_s: int) -> int:
-    """A time's bucket start, unix seconds (buckets aligned on the epoch, as the registry's)."""
-    t = int(at.timestamp())
-    return t - t % bucket_s
+    """A time's bucket start, unix seconds: the registry's own bucket, so the chart's x values
+    are exactly the buckets its history reports."""
+    return int(bucket_start(at, bucket_s).timestamp())
 
 
 def chart(
