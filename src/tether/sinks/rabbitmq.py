@@ -169,6 +169,11 @@ class RabbitMQSink:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _connection_up(self) -> bool:
+        # The connection, not the channel: the broker closes a channel for the event's own
+        # fault (no such exchange), which stays a charged failure.
+        return self._connection.connected.is_set()
+
     async def _usable_channel(self) -> aiormq.abc.AbstractChannel:
         if self._closed:
             raise SinkError(f"sink {self.name!r} is closed; create a new one to publish")
@@ -258,7 +263,10 @@ class RabbitMQSink:
                 )
                 continue
             exc = asyncio.CancelledError() if future.cancelled() else future.exception()
-            if exc is not None and _connection_lost(exc):
+            # Whatever a publish raised while the connection is down (aio-pika's robust channel
+            # can fail it with a bare RuntimeError "closed") says nothing of the event: the
+            # batch goes back unspent, as for a lost connection, never charged an attempt.
+            if exc is not None and (_connection_lost(exc) or not self._connection_up()):
                 lost = exc
                 continue
             outcomes[i] = self._outcome(future.result() if exc is None else exc)

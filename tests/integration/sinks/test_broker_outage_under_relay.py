@@ -147,6 +147,11 @@ async def drain_through_an_outage(dsn: str, target: Target) -> tuple[set[str], l
         await wait_for(deferred_some, "the relay to defer for the outage", 30, relay)
         await target.proxy.start()
         await wait_for(drained, "the outbox to drain after the outage", 60, relay)
+    except AssertionError as failure:
+        why = await conn.fetch(
+            "SELECT state, last_error, count(*) AS n FROM tether_outbox GROUP BY 1, 2 LIMIT 10"
+        )
+        raise AssertionError(f"{failure}; rows left: {[tuple(r) for r in why]}") from None
     finally:
         stop.set()
         await asyncio.wait_for(runner, 30)
